@@ -1,0 +1,1 @@
+"""JSON APIs: the native one shaped like Mailpit's API v1, and MailHog's for compatibility."""

@@ -1,0 +1,358 @@
+"""Raw bytes in, a parsed message out: parsed once on arrival, never raising.
+
+The raw bytes are the source of truth. Everything here is derived from them and can be
+rebuilt; when a message is malformed the fields do their best and the raw bytes stay intact.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import policy
+from email.headerregistry import AddressHeader
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from html.parser import HTMLParser
+
+__all__ = [
+    "Address",
+    "ParsedMessage",
+    "Part",
+    "html_to_text",
+    "parse",
+    "part_content",
+]
+
+SNIPPET_LENGTH = 250
+
+
+@dataclass(frozen=True)
+class Address:
+    """A display name and an address, as in ``Barry Gibbs <bg@example.com>``."""
+
+    name: str
+    address: str
+
+    def as_json(self) -> dict[str, str]:
+        """The Mailpit ``Address`` shape."""
+        return {"Name": self.name, "Address": self.address}
+
+
+@dataclass(frozen=True)
+class Part:
+    """An attachment or inline part, without its bytes."""
+
+    part_id: str
+    filename: str
+    content_type: str
+    content_id: str
+    size: int
+    inline: bool
+
+
+@dataclass
+class ParsedMessage:
+    """What mailsink reads out of one message's bytes."""
+
+    subject: str = ""
+    sender: Address | None = None
+    to: list[Address] = field(default_factory=list)
+    cc: list[Address] = field(default_factory=list)
+    bcc: list[Address] = field(default_factory=list)
+    reply_to: list[Address] = field(default_factory=list)
+    message_id: str = ""
+    date: datetime | None = None
+    return_path: str = ""
+    text: str = ""
+    html: str = ""
+    snippet: str = ""
+    attachments: list[Part] = field(default_factory=list)
+    inline: list[Part] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of one header, in order; the name is matched case-insensitively."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+
+_parser = BytesParser(policy=policy.default)
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    """Parse a message; never raises, whatever the bytes."""
+    result = ParsedMessage()
+    try:
+        msg = _parser.parsebytes(raw)
+    except (RecursionError, MemoryError, ValueError, LookupError) as exc:
+        result.defects.append(f"unparseable: {exc.__class__.__name__}")
+        return result
+    result.headers = _headers(msg)
+    result.subject = _header_text(msg, "subject")
+    from_ = _addresses(msg, "from")
+    result.sender = from_[0] if from_ else None
+    result.to = _addresses(msg, "to")
+    result.cc = _addresses(msg, "cc")
+    result.bcc = _addresses(msg, "bcc")
+    result.reply_to = _addresses(msg, "reply-to")
+    result.message_id = _header_text(msg, "message-id").strip().strip("<>").strip()
+    result.return_path = _header_text(msg, "return-path").strip().strip("<>").strip()
+    result.date = _date(msg)
+    try:
+        _walk_body(msg, result)
+    except (RecursionError, MemoryError, ValueError, LookupError, AttributeError) as exc:
+        result.defects.append(f"body: {exc.__class__.__name__}")
+    result.defects.extend(type(d).__name__ for d in msg.defects)
+    source = result.text or html_to_text(result.html)
+    result.snippet = _snippet(source)
+    return result
+
+
+def part_content(raw: bytes, part_id: str) -> tuple[Part, bytes] | None:
+    """The decoded bytes of one part, found by its ``part_id``; None if there is no such part."""
+    try:
+        msg = _parser.parsebytes(raw)
+        for pid, part in _leaves(msg):
+            if pid == part_id:
+                return _describe(pid, part), _payload_bytes(part)
+    except (RecursionError, MemoryError, ValueError, LookupError):
+        return None
+    return None
+
+
+def html_to_text(html: str) -> str:
+    """The visible text of an HTML document, whitespace collapsed; for snippets and search."""
+    if not html:
+        return ""
+    stripper = _TextExtractor()
+    try:
+        stripper.feed(html)
+        stripper.close()
+    except (AssertionError, ValueError, RecursionError):
+        pass
+    return " ".join("".join(stripper.chunks).split())
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _clean(value: object) -> str:
+    """A printable ``str``: undecodable bytes kept as UTF-8 where they are UTF-8, else U+FFFD."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
+def _headers(msg: Message) -> list[tuple[str, str]]:
+    out = []
+    for name, value in msg.raw_items():
+        try:
+            decoded = str(msg.policy.header_fetch_parse(name, value))
+        except Exception:
+            decoded = str(value)
+        out.append((_clean(name), _clean(decoded)))
+    return out
+
+
+def _header_text(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = None
+    if value is None:
+        raw = _raw_header(msg, name)
+        return _clean(raw) if raw is not None else ""
+    return _clean(" ".join(str(value).split()) if name == "subject" else str(value))
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            return str(value)
+    return None
+
+
+def _addresses(msg: Message, name: str) -> list[Address]:
+    found: list[Address] = []
+    try:
+        headers = msg.get_all(name) or []
+        for header in headers:
+            if isinstance(header, AddressHeader):
+                for addr in header.addresses:
+                    found.append(Address(_clean(addr.display_name), _clean(addr.addr_spec)))
+            else:
+                found.extend(_fallback_addresses(str(header)))
+    except Exception:
+        raw = [v for k, v in msg.raw_items() if k.lower() == name]
+        for value in raw:
+            found.extend(_fallback_addresses(str(value)))
+    return [a for a in found if a.address or a.name]
+
+
+def _fallback_addresses(value: str) -> list[Address]:
+    return [Address(_clean(n), _clean(a)) for n, a in email.utils.getaddresses([value]) if a or n]
+
+
+def _date(msg: Message) -> datetime | None:
+    try:
+        header = msg.get("date")
+        if header is None:
+            return None
+        value = getattr(header, "datetime", None)
+        if value is None:
+            value = email.utils.parsedate_to_datetime(str(header))
+    except Exception:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _leaves(msg: Message, prefix: str = "") -> Iterator[tuple[str, Message]]:
+    """Every leaf part with its id: ``1``, ``2``, ``2.1`` ...; attached messages are leaves."""
+    if not msg.is_multipart() or (msg.get_content_type() == "message/rfc822" and prefix):
+        yield (prefix or "1"), msg
+        return
+    payload = msg.get_payload()
+    if not isinstance(payload, list):
+        yield (prefix or "1"), msg
+        return
+    for index, child in enumerate(payload, start=1):
+        if isinstance(child, Message):
+            yield from _leaves(child, f"{prefix}.{index}" if prefix else str(index))
+
+
+def _walk_body(msg: Message, result: ParsedMessage) -> None:
+    for part_id, part in _leaves(msg):
+        content_type = part.get_content_type()
+        disposition = _disposition(part)
+        if disposition != "attachment" and not _filename(part):
+            if content_type == "text/plain" and not result.text:
+                result.text = _text_payload(part)
+                continue
+            if content_type == "text/html" and not result.html:
+                result.html = _text_payload(part)
+                continue
+        described = _describe(part_id, part)
+        if described.inline:
+            result.inline.append(described)
+        elif (
+            disposition == "attachment"
+            or described.filename
+            or not (content_type.startswith("text/") or content_type.startswith("multipart/"))
+        ):
+            result.attachments.append(described)
+
+
+def _disposition(part: Message) -> str:
+    try:
+        return (part.get_content_disposition() or "").lower()
+    except Exception:
+        return ""
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or ""
+    except Exception:
+        name = ""
+    if not name and part.get_content_type() == "message/rfc822":
+        name = ""
+    return _clean(name)
+
+
+def _describe(part_id: str, part: Message) -> Part:
+    content_type = part.get_content_type()
+    content_id = _header_text(part, "content-id").strip().strip("<>").strip()
+    disposition = _disposition(part)
+    filename = _filename(part)
+    if not filename and content_type == "message/rfc822":
+        filename = "message.eml"
+    inline = (disposition != "attachment" and bool(content_id)) or (
+        disposition == "inline" and not content_type.startswith("text/") and not filename
+    )
+    return Part(
+        part_id=part_id,
+        filename=filename,
+        content_type=content_type,
+        content_id=content_id,
+        size=len(_payload_bytes(part)),
+        inline=inline,
+    )
+
+
+def _payload_bytes(part: Message) -> bytes:
+    if part.get_content_type() == "message/rfc822" or part.is_multipart():
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(inner, Message):
+            return inner.as_bytes(policy=policy.default.clone(linesep="\r\n"))
+        return b""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _text_payload(part: Message) -> str:
+    if isinstance(part, EmailMessage):
+        try:
+            content = part.get_content()
+            if isinstance(content, str):
+                return _clean(content)
+        except Exception:
+            pass
+    data = _payload_bytes(part)
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return _clean(data.decode(charset, "replace"))
+    except LookupError:
+        return _clean(data.decode("utf-8", "replace"))
+
+
+def _snippet(text: str) -> str:
+    collapsed = " ".join(text.split())
+    if len(collapsed) <= SNIPPET_LENGTH:
+        return collapsed
+    return collapsed[:SNIPPET_LENGTH].rstrip() + "…"
+
+
+class _TextExtractor(HTMLParser):
+    _skip = frozenset({"script", "style", "head", "title", "template"})
+    _breaks = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._skip:
+            self._skipping += 1
+        elif tag in self._breaks:
+            self.chunks.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._skip and self._skipping:
+            self._skipping -= 1
+        elif tag in self._breaks:
+            self.chunks.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.chunks.append(data)
+
+
+_WS = re.compile(r"\s+")

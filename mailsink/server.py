@@ -1,0 +1,286 @@
+"""Wires the store, SMTP and HTTP together on one event loop; runs in the foreground or a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from .config import Settings
+from .events import Hub
+from .smtp import start_smtp
+from .store import Store
+
+__all__ = ["Server", "Sink", "serve"]
+
+log = logging.getLogger("mailsink")
+
+
+class Sink:
+    """The running core: store, event hub and SMTP listener (HTTP, if any, wraps it)."""
+
+    def __init__(
+        self, settings: Settings | None = None, smtp_socket: socket.socket | None = None
+    ) -> None:
+        self.settings = settings or Settings()
+        self._smtp_socket = smtp_socket
+        self.hub = Hub()
+        self.store = Store(self.settings.db, on_event=self.hub.publish_threadsafe)
+        self._smtp: asyncio.Server | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        """Open the store and start listening for SMTP on the running loop."""
+        if self.started:
+            return
+        self.hub.bind(asyncio.get_running_loop())
+        self.store.open()
+        try:
+            self._smtp = await start_smtp(self.settings, self.store, self._smtp_socket)
+        except BaseException:
+            self.store.close()
+            raise
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop taking mail, finish every write already accepted, close the store."""
+        if not self.started:
+            return
+        self.started = False
+        if self._smtp is not None:
+            self._smtp.close()
+            closer = getattr(self._smtp, "close_clients", None)
+            if closer is not None:  # Python 3.13+: do not wait on idle clients
+                closer()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
+        # close() drains the writer's queue: nothing already handed to the store is lost.
+        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    @property
+    def smtp_address(self) -> tuple[str, int]:
+        """The host and port the SMTP listener is bound to."""
+        if self._smtp is None or not self._smtp.sockets:
+            raise RuntimeError("the SMTP listener is not running")
+        host, port = self._smtp.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP,
+    # and without it every keep-alive response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn's server, telling us when it is up (after the lifespan has started the sink)."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_ready: Callable[[], None], handle_signals: bool
+    ) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+        self._handle_signals = handle_signals
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn's own handlers re-raise the signal after shutdown, which turns a clean
+        # Ctrl-C into a KeyboardInterrupt traceback; a signal here just means "shut down".
+        if not self._handle_signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self._exit)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    def _exit(self) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._on_ready()
+
+
+async def serve(
+    settings: Settings,
+    *,
+    on_ready: Callable[[Sink, tuple[str, int] | None], None] | None = None,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run mailsink until ``stop`` is set or SIGINT/SIGTERM arrives.
+
+    ``on_ready`` is called with the sink and the bound HTTP address (None when HTTP is off)
+    once both listeners accept connections.
+    """
+    from .app import create_app  # the web layer is imported only where it is served
+
+    # Bind both listeners before anything starts, so "address in use" is a plain error.
+    http = settings.http_address
+    smtp_sock = _bind(*settings.smtp_address)
+    try:
+        sock = _bind(*http) if http else None
+    except OSError:
+        smtp_sock.close()
+        raise
+    sink = Sink(settings, smtp_sock)
+    stop = stop or asyncio.Event()
+    if sock is None:
+        await sink.start()
+        try:
+            if handle_signals:
+                _on_signals(stop)
+            if on_ready:
+                on_ready(sink, None)
+            await stop.wait()
+        finally:
+            await sink.stop()
+        return
+
+    bound = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        create_app(sink),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        ws="none",
+    )
+    http_address = (str(bound[0]), int(bound[1]))
+    server = _UvicornServer(
+        config,
+        lambda: on_ready(sink, http_address) if on_ready else None,
+        handle_signals,
+    )
+
+    async def watch() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+        sock.close()
+    if not server.started:
+        raise RuntimeError("mailsink failed to start; see the log above")
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+class Server:
+    """mailsink running in a background thread, for tests, scripts and notebooks.
+
+    >>> with Server(http="127.0.0.1:0", smtp="127.0.0.1:0") as sink:  # doctest: +SKIP
+    ...     smtplib.SMTP(*sink.smtp_address).sendmail(...)
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        base = settings or Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")
+        self.settings = base.replace(**overrides) if overrides else base
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.sink: Sink | None = None
+        self.http_address: tuple[str, int] | None = None
+
+    def start(self, timeout: float = 10.0) -> Server:
+        """Start and wait until both listeners accept connections."""
+        self._thread = threading.Thread(target=self._run, name="mailsink-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"mailsink did not start within {timeout} s")
+        if self._error is not None:
+            raise RuntimeError(f"mailsink failed to start: {self._error}") from self._error
+        return self
+
+    def stop(self) -> None:
+        """Stop gracefully: every message already acknowledged is committed first."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def store(self) -> Store:
+        """The running server's store."""
+        if self.sink is None:
+            raise RuntimeError("the server is not running")
+        return self.sink.store
+
+    @property
+    def smtp_address(self) -> tuple[str, int]:
+        """Host and port to send mail to."""
+        if self.sink is None:
+            raise RuntimeError("the server is not running")
+        return self.sink.smtp_address
+
+    @property
+    def url(self) -> str:
+        """Base URL of the web UI and API."""
+        if self.http_address is None:
+            raise RuntimeError("HTTP is off or the server is not running")
+        host, port = self.http_address
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def ready(sink: Sink, http: tuple[str, int] | None) -> None:
+            self.sink = sink
+            self.http_address = http
+            self._ready.set()
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await serve(self.settings, on_ready=ready, stop=self._stop, handle_signals=False)
+
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+            loop.close()

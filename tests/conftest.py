@@ -1,0 +1,78 @@
+"""Shared fixtures: real servers on OS-assigned ports, real SMTP clients, real HTTP."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mailsink import Server, Settings
+
+CORPUS = Path(__file__).parent / "corpus"
+CORPUS_FILES = sorted(CORPUS.glob("*/*.eml"))
+
+
+def crlf(data: bytes) -> bytes:
+    """Line endings as SMTP carries them: every bare LF made CRLF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, the loop mailsink itself runs on."""
+    return "asyncio"
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., Server]]:
+    """Start servers with chosen settings (SMTP and HTTP on free ports); all stopped after."""
+    started: list[Server] = []
+
+    def make(**settings: Any) -> Server:
+        base = Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")
+        server = Server(base.replace(**settings)).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Server]) -> Server:
+    """A running server with default settings and an empty in-memory store."""
+    return make_server()
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client for the server's API."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+Send = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def send(server: Server) -> Send:
+    """Send one message with smtplib; returns the responses smtplib got for refused recipients."""
+
+    def send_message(
+        data: bytes,
+        *,
+        sender: str = "sender@example.test",
+        to: Sequence[str] = ("rcpt@example.test",),
+        mail_options: Sequence[str] = (),
+        target: Server | None = None,
+    ) -> dict[str, Any]:
+        host, port = (target or server).smtp_address
+        with smtplib.SMTP(host, port, local_hostname="client.test", timeout=30) as client:
+            return client.sendmail(sender, list(to), data, mail_options=list(mail_options))
+
+    return send_message

@@ -1,0 +1,146 @@
+"""The ``mailsink`` command as a user runs it: a real process, real signals, a real file."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mailsink.config import Settings
+
+LISTEN = re.compile(r"mailsink: (SMTP|HTTP) listening on (?:http://)?([\d.]+):(\d+)")
+
+
+@contextmanager
+def mailsink_process(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, tuple[str, int]]]]:
+    """Run ``python -m mailsink`` and read the addresses it prints."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailsink", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    bound: dict[str, tuple[str, int]] = {}
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            match = LISTEN.search(line)
+            if match:
+                bound[match[1]] = (match[2], int(match[3]))
+            if "messages kept" in line:
+                break
+        else:
+            pytest.fail(f"mailsink exited early with {proc.wait()}")
+        yield proc, bound
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def send(address: tuple[str, int], subject: str) -> str:
+    with smtplib.SMTP(*address, local_hostname="client.test") as client:
+        client.sendmail(
+            "a@example.test", ["b@example.test"], f"Subject: {subject}\r\n\r\nx\r\n".encode()
+        )
+        return client.noop()[1].decode()
+
+
+def subjects(http: tuple[str, int]) -> list[str]:
+    listing = httpx.get(f"http://{http[0]}:{http[1]}/api/v1/messages").json()
+    return [m["Subject"] for m in listing["messages"]]
+
+
+def test_persistence_across_a_restart_and_graceful_sigterm(tmp_path: Path) -> None:
+    db = tmp_path / "mail.db"
+    args = ("--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", str(db))
+    with mailsink_process(*args) as (proc, bound):
+        for i in range(5):
+            send(bound["SMTP"], f"kept {i}")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        output = proc.stdout.read() if proc.stdout else ""
+        assert "Traceback" not in output
+    with mailsink_process(*args) as (proc, bound):
+        assert subjects(bound["HTTP"]) == [f"kept {i}" for i in reversed(range(5))]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_in_memory_default_forgets_on_restart_and_env_vars_configure() -> None:
+    env = {"MAILSINK_SMTP": "127.0.0.1:0", "MAILSINK_HTTP": "127.0.0.1:0"}
+    with mailsink_process(env=env) as (proc, bound):
+        send(bound["SMTP"], "ephemeral")
+        assert subjects(bound["HTTP"]) == ["ephemeral"]
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    with mailsink_process(env=env) as (_, bound):
+        assert subjects(bound["HTTP"]) == []
+
+
+def test_http_can_be_turned_off() -> None:
+    with mailsink_process("--smtp", "127.0.0.1:0", "--http", "") as (proc, bound):
+        assert "HTTP" not in bound
+        send(bound["SMTP"], "no web")
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_help_documents_every_setting_and_its_variable() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mailsink", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for name in Settings.field_names():
+        assert "--" + name.replace("_", "-") in out
+        assert Settings.env_name(name) in out.replace("\n", " ").replace("  ", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--smtp", "nonsense"], "expected HOST:PORT"),
+        (["--http", "127.0.0.1:99999"], "between 0 and 65535"),
+        (["--max-message-size", "big"], "invalid int value"),
+    ],
+)
+def test_bad_options_are_refused_with_a_reason(args: list[str], complaint: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mailsink", *args], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert complaint in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with mailsink_process("--smtp", "127.0.0.1:0", "--http", "") as (_, bound):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mailsink",
+                "--smtp",
+                f"127.0.0.1:{bound['SMTP'][1]}",
+                "--http",
+                "",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert result.returncode == 1
+    assert "cannot start" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,41 @@
+"""Every real-world message in the corpus works end to end over a real SMTP connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import CORPUS, CORPUS_FILES, Send, crlf
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: str(p.relative_to(CORPUS)))
+def test_corpus_message_end_to_end(send: Send, api: httpx.Client, path: Path) -> None:
+    raw = crlf(path.read_bytes())
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    send(raw)
+
+    listing = api.get("/api/v1/messages").json()
+    assert listing["total"] == 1
+    summary = listing["messages"][0]
+    uid = summary["ID"]
+    assert summary["Size"] == len(raw)
+
+    # Returned byte for byte.
+    assert api.get(f"/api/v1/message/{uid}/raw").content == raw
+
+    detail = api.get(f"/api/v1/message/{uid}")
+    assert detail.status_code == 200
+    message = detail.json()
+    assert message["Subject"] == summary["Subject"]
+
+    # Every attachment and inline part downloads, with the size the message view reports.
+    for part in message["Attachments"] + message["Inline"]:
+        got = api.get(f"/api/v1/message/{uid}/part/{part['PartID']}")
+        assert got.status_code == 200, part
+        assert len(got.content) == part["Size"]
+
+    headers = api.get(f"/api/v1/message/{uid}/headers").json()
+    assert isinstance(headers, dict)

@@ -1,0 +1,52 @@
+"""Documentation that cannot rot: the README names every option and the CI runs its command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mailsink.app import create_app
+from mailsink.config import Settings
+from mailsink.server import Sink
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def readme_commands() -> list[str]:
+    setup = README.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", setup)
+
+
+def test_readme_has_exactly_two_setup_commands() -> None:
+    run, test = readme_commands()
+    assert run.startswith("python3 -m venv .venv") and run.endswith("mailsink")
+    assert "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    _, test = readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test in ci.splitlines()
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    table = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name in Settings.field_names():
+        flag = "--" + name.replace("_", "-")
+        assert f"`{flag}" in table, f"{flag} is not documented in the README"
+        assert f"`{Settings.env_name(name)}`" in table
+
+
+def test_every_api_path_is_in_the_readme() -> None:
+    app = create_app(Sink())
+    paths = {
+        getattr(route, "path", "")
+        for route in app.routes
+        if getattr(route, "include_in_schema", False)
+        or getattr(route, "path", "") in ("/livez", "/readyz")
+    }
+    undocumented = [
+        p for p in sorted(paths) if p.startswith(("/api", "/livez", "/readyz")) and p not in README
+    ]
+    assert not undocumented, f"API paths missing from the README: {undocumented}"

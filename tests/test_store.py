@@ -1,0 +1,103 @@
+"""The SQLite store on its own: schema versions, WAL, batched commits, concurrent writers."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from mailsink.migrations import MIGRATIONS
+from mailsink.store import Envelope, Event, Store
+
+
+def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with Store(str(path)) as store:
+        store.add(b"Subject: one\r\n\r\nx\r\n").result()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"addresses_address", "messages_unread", "tags_tag"} <= indexes
+    db.close()
+
+
+def test_reopening_does_not_migrate_twice_and_keeps_data(tmp_path: Path) -> None:
+    path = str(tmp_path / "m.db")
+    with Store(path) as store:
+        uid = store.add(b"Subject: kept\r\n\r\nx\r\n").result()
+    with Store(path) as store:
+        message = store.get(uid)
+        assert message is not None and message.subject == "kept"
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer than this mailsink knows"):
+        Store(str(path)).open()
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_concurrent_writers_all_land_and_events_follow_commits(tmp_path: Path, where: str) -> None:
+    events: list[Event] = []
+    path = str(tmp_path / "m.db") if where == "file" else ""
+    with Store(path, on_event=events.append) as store:
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def writer(n: int) -> None:
+            for i in range(50):
+                uid = store.add(
+                    f"Subject: {n}-{i}\r\n\r\nx\r\n".encode(), Envelope("a@x", [f"r{n}@y"])
+                ).result()
+                with lock:
+                    ids.append(uid)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(ids)) == 400
+        assert store.count() == (400, 400)
+        assert sorted(e.ids[0] for e in events if e.kind == "new") == sorted(ids)
+
+
+def test_a_failing_job_does_not_sink_its_batch() -> None:
+    with Store() as store:
+        gate = threading.Event()
+        blocker = store.submit(lambda db: gate.wait(5))
+        good = store.add(b"Subject: good\r\n\r\nx\r\n")
+
+        def boom(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO messages (uid) VALUES (NULL)")  # violates NOT NULL
+
+        bad = store.submit(boom)
+        gate.set()
+        blocker.result()
+        assert store.get(good.result()) is not None
+        with pytest.raises(sqlite3.IntegrityError):
+            bad.result()
+        assert store.count() == (1, 1)
+
+
+def test_closing_finishes_every_queued_write(tmp_path: Path) -> None:
+    path = str(tmp_path / "m.db")
+    store = Store(path).open()
+    futures = [store.add(f"Subject: {i}\r\n\r\nx\r\n".encode()) for i in range(200)]
+    store.close()
+    assert all(f.done() and f.exception() is None for f in futures)
+    with Store(path) as again:
+        assert again.count()[0] == 200
+
+
+def test_writes_after_close_are_refused() -> None:
+    store = Store().open()
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        store.add(b"x")
