@@ -16,6 +16,7 @@ import uvicorn
 from .config import Settings
 from .events import Hub
 from .smtp import start_smtp
+from .stats import Stats
 from .store import Store
 
 __all__ = ["Server", "Sink", "serve"]
@@ -32,6 +33,7 @@ class Sink:
         self.settings = settings or Settings()
         self._smtp_socket = smtp_socket
         self.hub = Hub()
+        self.stats = Stats()
         self.store = Store(self.settings.db, on_event=self.hub.publish_threadsafe)
         self._smtp: asyncio.Server | None = None
         self.started = False
@@ -43,7 +45,7 @@ class Sink:
         self.hub.bind(asyncio.get_running_loop())
         self.store.open()
         try:
-            self._smtp = await start_smtp(self.settings, self.store, self._smtp_socket)
+            self._smtp = await start_smtp(self.settings, self.store, self.stats, self._smtp_socket)
         except BaseException:
             self.store.close()
             raise

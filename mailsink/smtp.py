@@ -11,6 +11,7 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from .config import Settings
+from .stats import Stats
 from .store import Envelope, Store
 
 __all__ = ["SinkHandler", "start_smtp"]
@@ -21,8 +22,9 @@ log = logging.getLogger("mailsink.smtp")
 class SinkHandler:
     """Accepts every recipient (aiosmtpd's default) and keeps each message in the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, stats: Stats) -> None:
         self.store = store
+        self.stats = stats
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SMTPEnvelope) -> str:
         raw: bytes = envelope.original_content or b""
@@ -39,8 +41,11 @@ class SinkHandler:
             # 250 only once the message is committed: the future resolves after COMMIT.
             uid = await asyncio.wrap_future(self.store.add(raw, env))
         except Exception:
+            self.stats.add("smtp_rejected")
             log.exception("could not store a message of %d bytes", len(raw))
             return "451 4.3.0 Message not stored; try again later"
+        self.stats.add("smtp_accepted")
+        self.stats.add("smtp_accepted_bytes", len(raw))
         log.info(
             "accepted %s from %s for %d recipient(s), %d bytes",
             uid,
@@ -60,14 +65,15 @@ def _username(session: Session) -> str | None:
 
 
 async def start_smtp(
-    settings: Settings, store: Store, sock: socket.socket | None = None
+    settings: Settings, store: Store, stats: Stats, sock: socket.socket | None = None
 ) -> asyncio.Server:
     """Serve SMTP on the running loop, on ``sock`` if given, else on ``settings.smtp``."""
     loop = asyncio.get_running_loop()
-    handler = SinkHandler(store)
+    handler = SinkHandler(store, stats)
     host, port = settings.smtp_address
 
     def factory() -> SMTP:
+        stats.add("smtp_sessions")
         return SMTP(
             handler,
             hostname=settings.hostname,
