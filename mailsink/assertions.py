@@ -173,7 +173,6 @@ def _cell(value: Any) -> str:
         text = ", ".join(_plain(v) for v in value) if value else "(none)"
     else:
         text = _plain(value)
-    text = " ".join(text.split())
     return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 1] + "…"
 
 
@@ -181,14 +180,18 @@ def _plain(value: Any) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str):
-        return repr(str.__str__(value))
+        # Line breaks and runs of spaces would break the table; a cell shows the words.
+        text = " ".join(str.__str__(value).split())
+        if len(text) > _CELL_WIDTH:
+            text = text[: _CELL_WIDTH - 3] + "…"
+        return repr(text)
     if isinstance(value, re.Pattern):
         return f"/{value.pattern}/"
     if isinstance(value, Attachment):
         return value.filename
     if callable(value):
         return getattr(value, "__name__", "predicate")
-    return str(value)
+    return " ".join(str(value).split())
 
 
 def _show(value: Any) -> str:

@@ -265,7 +265,7 @@ class Mail:
                 return match.group(1) if regex.groups else match.group()
         preview = " ".join(self.body.split())[:200]
         raise LookupError(
-            f"no match for {regex.pattern!r} in message {self.subject!r}; its text: {preview!r}"
+            f"no match for /{regex.pattern}/ in message {self.subject!r}; its text: {preview!r}"
         )
 
     def as_email(self) -> EmailMessage:
