@@ -235,3 +235,32 @@ async def test_async_client(server: Server) -> None:
         assert await client.messages() == []
         with pytest.raises(MailsinkError, match="404"):
             await client.get("nope")
+
+
+def test_wait_endpoint_searches(server: Server, client: Client) -> None:
+    send(server, "Welcome", to="ann@example.test")
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(
+            httpx.get,
+            f"{server.url}/api/v1/wait",
+            params={"query": "to:bob@example.test subject:welcome", "timeout": 60},
+            timeout=90,
+        )
+        send(server, "Invoice", to="bob@example.test")
+        send(server, "Welcome", to="bob@example.test")
+        response = waiting.result()
+    assert response.status_code == 200
+    body = response.json()
+    assert (
+        body["messages_count"] == 1
+        and body["messages"][0]["To"][0]["Address"] == "bob@example.test"
+    )
+    assert [m.subject for m in client.search("subject:welcome")] == ["Welcome", "Welcome"]
+    [mail] = client.wait_for(query="to:bob@example.test", subject="Invoice", timeout=30)
+    assert mail.subject == "Invoice"
+
+
+def test_wait_endpoint_refuses_a_malformed_query(server: Server) -> None:
+    response = httpx.get(f"{server.url}/api/v1/wait", params={"query": 'subject:"never'})
+    assert response.status_code == 400
+    assert "unclosed quote" in response.json()["Error"]

@@ -184,3 +184,20 @@ def test_server_alone_has_the_same_conveniences() -> None:
         sink.assert_sent(subject="from a script")
         sink.clear()
         assert sink.messages == []
+
+
+def test_search_and_wait_with_the_query_language(mailsink: MailsinkFixture) -> None:
+    send(mailsink, "Welcome aboard", to="bob@example.test")
+    send(mailsink, "Your invoice", to="ann@example.test")
+    assert [m.subject for m in mailsink.search("subject:welcome")] == ["Welcome aboard"]
+    assert [m.subject for m in mailsink.search("to:ann@example.test")] == ["Your invoice"]
+    [mail] = mailsink.wait_for(query="invoice", to="ann@example.test", timeout=30)
+    assert mail.subject == "Your invoice"
+    mailsink.assert_sent(query="-subject:invoice", subject="Welcome aboard")
+    with pytest.raises(
+        AssertionError,
+        match=r"no message was sent with query='subject:welcome', to='ann@example.test'",
+    ):
+        mailsink.assert_sent(query="subject:welcome", to="ann@example.test")
+    with pytest.raises(ValueError, match="unclosed quote"):
+        mailsink.search('subject:"never closed')

@@ -6,6 +6,9 @@ where xdist starts its workers.
 
 from __future__ import annotations
 
+import smtplib
+
+import httpx
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
@@ -132,3 +135,65 @@ def test_xdist_workers_each_have_a_server_and_see_only_their_tests_mail(
     ports = {port for _, port in servers}
     assert workers == {"gw0", "gw1"}, result.stdout.str()
     assert len(ports) == 2  # one server per worker, each on its own free port
+
+
+def test_remote_mode_keeps_parallel_tests_apart_by_address(pytester: pytest.Pytester) -> None:
+    from .test_cli import mailsink_process
+
+    args = ("--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0")
+    with mailsink_process(*args) as (_, bound):
+        smtp_host, smtp_port = bound["SMTP"]
+        url = "http://{}:{}".format(*bound["HTTP"])
+        with smtplib.SMTP(smtp_host, smtp_port) as smtp:
+            smtp.sendmail("x@acme.test", ["bob@example.test"], b"Subject: outsider\r\n\r\nx\r\n")
+        pytester.makepyfile(helpers=HELPERS)
+        pytester.makepyfile(
+            test_remote=f"""
+            import threading
+            import pytest
+            from helpers import send
+
+            @pytest.mark.parametrize("n", range(6))
+            def test_sees_only_its_own_mail(mailsink, n):
+                assert mailsink.server is None and mailsink.url == {url!r}
+                assert mailsink.messages == []
+                me = mailsink.address("bob")
+                send(mailsink, f"mine {{n}}", to=me)
+                send(mailsink, "to a stranger", to="bob@example.test")
+                later = threading.Thread(target=send, args=(mailsink, f"later {{n}}", me))
+                later.start()
+                found = mailsink.wait_for(2, timeout=30)
+                later.join()
+                assert [m.subject for m in found] == [f"mine {{n}}", f"later {{n}}"]
+                mailsink.assert_sent(to=me, subject=f"later {{n}}")
+                mailsink.assert_not_sent(subject="to a stranger")
+                if n % 2:
+                    mailsink.clear()
+                    assert mailsink.messages == []
+
+            @pytest.mark.mailsink(hostname="own.test")
+            def test_marked_test_gets_an_in_process_server(mailsink):
+                assert mailsink.server is not None
+            """
+        )
+        result = pytester.runpytest(
+            *STRICT,
+            "-n",
+            "2",
+            f"--mailsink-url={url}",
+            f"--mailsink-smtp-url=smtp://{smtp_host}:{smtp_port}",
+        )
+        result.assert_outcomes(passed=7)
+        listing = httpx.get(f"{url}/api/v1/messages", params={"limit": 100}).json()
+    subjects = sorted(m["Subject"] for m in listing["messages"])
+    # The server was never emptied: the outsider and every stranger's mail are still there,
+    # and the mail of the three tests that did not clear.
+    assert subjects.count("outsider") == 1 and subjects.count("to a stranger") == 6
+    assert sorted(s for s in subjects if s.startswith(("mine", "later"))) == [
+        "later 0",
+        "later 2",
+        "later 4",
+        "mine 0",
+        "mine 2",
+        "mine 4",
+    ]
