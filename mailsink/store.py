@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .message import Address, ParsedMessage, html_to_text, parse
-from .migrations import migrate
+from .migrations import migrate, register_functions
+from .search import fold
 
 __all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
 
@@ -239,7 +240,8 @@ class Store:
         cur = db.execute(
             "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
             "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-            "snippet, attachments, inline) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "snippet, attachments, inline, subject_folded) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 uid,
                 received,
@@ -261,6 +263,7 @@ class Store:
                 parsed.snippet,
                 len(parsed.attachments),
                 len(parsed.inline),
+                fold(parsed.subject),
             ),
         )
         rowid = cur.lastrowid
@@ -273,11 +276,14 @@ class Store:
             ("bcc", parsed.bcc),
             ("reply-to", parsed.reply_to),
         ):
-            addresses += [(rowid, field_name, a.name, a.address.lower()) for a in values]
-        addresses.append((rowid, "mailfrom", "", env.mail_from.lower()))
-        addresses += [(rowid, "rcpt", "", r.lower()) for r in env.rcpt_to]
+            addresses += [
+                (rowid, field_name, a.name, a.address.lower(), fold(a.name)) for a in values
+            ]
+        addresses.append((rowid, "mailfrom", "", env.mail_from.lower(), ""))
+        addresses += [(rowid, "rcpt", "", r.lower(), "") for r in env.rcpt_to]
         db.executemany(
-            "INSERT INTO addresses (message, field, name, address) VALUES (?,?,?,?)", addresses
+            "INSERT INTO addresses (message, field, name, address, name_folded) VALUES (?,?,?,?,?)",
+            addresses,
         )
         db.executemany(
             "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
@@ -498,6 +504,7 @@ class Store:
             self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
         )
         db.execute("PRAGMA foreign_keys = ON")
+        register_functions(db)
         if self.path:
             # In WAL mode NORMAL survives a crash of the process (what a test double meets);
             # only a power cut can lose the newest commits.
