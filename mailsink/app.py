@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .api import v1
+from .api import search, v1
 from .api import wait as wait_api
 from .server import Sink
 
@@ -41,6 +41,7 @@ def create_app(sink: Sink) -> FastAPI:
     app.state.sink = sink
     app.include_router(v1.router)
     app.include_router(wait_api.router)
+    app.include_router(search.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
