@@ -139,7 +139,7 @@ def _collect(pages: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
 
 
 class Client(Inbox):
-    """A running mailsink (or Mailpit-shaped server) at ``url``; blocking calls.
+    """A running mailsink at ``url``; blocking calls.
 
     An :class:`~mailsink.inbox.Inbox`: ``messages``, ``last``, ``search``, ``wait_for``,
     ``assert_sent``, ``assert_not_sent`` and ``clear`` as on the fixture.

@@ -321,7 +321,7 @@ class LocalInbox(Inbox):
         return self.store.count()[0] == 0
 
 
-def _compile(query: str) -> tuple[str, list[Any]]:
-    from .search import compile_search
+def _compile(query: str) -> tuple[str, list[object]]:
+    from .search import compile_search  # the query language is imported only when used
 
     return compile_search(query)

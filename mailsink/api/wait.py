@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..events import Subscription
 from ..store import Page
+from .search import SearchQuery, TimeZone, compiled
 from .shapes import page_json
 from .v1 import sink_of
 
@@ -46,7 +47,7 @@ MAX_WAIT = 300.0
 )
 async def wait(
     request: Request,
-    query: Annotated[str, Query(description="Search query; empty: every message")] = "",
+    query: SearchQuery = "",
     count: Annotated[int, Query(ge=1, le=1_000_000, description="Messages to wait for")] = 1,
     timeout: Annotated[
         float, Query(ge=0, le=MAX_WAIT, description="Seconds to wait at most")
@@ -55,9 +56,10 @@ async def wait(
     limit: Annotated[
         int, Query(ge=1, le=5000, description="Messages in the answer, newest first")
     ] = 50,
+    tz: TimeZone = "",
 ) -> Any:
     sink = sink_of(request)
-    where, params = _compile(query)
+    where, params = compiled(query, tz) if query.strip() else ("", [])
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
 
@@ -87,20 +89,6 @@ async def wait(
         },
         status_code=408,
     )
-
-
-def _compile(query: str) -> tuple[str, list[Any]]:
-    if not query.strip():
-        return "", []
-    from fastapi import HTTPException
-
-    from ..search import compile_search
-
-    try:
-        where, params = compile_search(query)
-    except ValueError as exc:
-        raise HTTPException(400, f"query: {exc}") from None
-    return where, list(params)
 
 
 async def _next_change(
