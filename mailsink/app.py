@@ -45,7 +45,7 @@ def create_app(sink: Sink) -> FastAPI:
     app.include_router(info.router)
     app.include_router(checks.router)
     app.include_router(mailhog.router)
-    app.add_middleware(forms.FormBodies)
+    app.add_middleware(forms.JSONBodies)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,9 +1,13 @@
-"""Form-encoded bodies on ``PUT``/``DELETE /api/v1/messages``, read as the JSON they stand for.
+"""JSON request bodies read as JSON whatever Content-Type they arrive with, as Mailpit reads them.
 
-Some Mailpit clients send ``ids=...&Read=true`` as a form instead of JSON. Mailpit itself
-refuses the form on PUT and, on DELETE, cannot read it and deletes every message. mailsink
-does what the client meant: the form becomes ``{"IDs": [...], "Read": ...}`` before the
-JSON endpoint sees it. Any other request passes through untouched.
+Mailpit decodes a request body as JSON without looking at its Content-Type, and clients
+rely on it: ``curl -d '{...}'`` labels JSON as a form, and some clients send ``text/plain``.
+So, on the API's paths, a form or text body that is JSON is passed on labelled as JSON.
+
+A real form (``ids=a&ids=b&Read=true``) on ``PUT``/``DELETE /api/v1/messages``, which one
+Mailpit client sends, becomes the ``{"IDs": [...], "Read": ...}`` it stands for. (Mailpit
+itself refuses that form on PUT and, on DELETE, fails to read it and deletes everything.)
+Every other request passes through untouched.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["FormBodies", "form_to_json"]
+__all__ = ["JSONBodies", "form_to_json"]
 
-_PATH = "/api/v1/messages"
-_METHODS = ("PUT", "DELETE")
-_FORM = b"application/x-www-form-urlencoded"
-# The two endpoints take a list of IDs; a form larger than this is not one of those clients.
-_MAX_FORM = 10 * 1024 * 1024
+_MESSAGES = "/api/v1/messages"
+_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_RELABELLED = frozenset({b"application/x-www-form-urlencoded", b"text/plain"})
+# Larger bodies are passed on as they came (the endpoint then says what is wrong), so that
+# a huge upload is never held in memory twice here.
+_MAX_BODY = 64 * 1024 * 1024
 
 
 def form_to_json(form: bytes) -> bytes:
@@ -35,8 +40,8 @@ def form_to_json(form: bytes) -> bytes:
     return json.dumps(body).encode() if body else b""
 
 
-class FormBodies:
-    """ASGI middleware that turns form bodies on the messages endpoint into JSON."""
+class JSONBodies:
+    """ASGI middleware: JSON bodies labelled as forms or text are relabelled as JSON."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,37 +50,50 @@ class FormBodies:
         if (
             scope["type"] != "http"
             or scope["method"] not in _METHODS
-            or not scope["path"].rstrip("/").endswith(_PATH)
+            or "/api/" not in scope["path"]
         ):
             await self.app(scope, receive, send)
             return
         headers = list(scope.get("headers", []))
         content_type = next((v for k, v in headers if k == b"content-type"), b"")
-        if content_type.split(b";")[0].strip().lower() != _FORM:
+        label = content_type.split(b";")[0].strip().lower()
+        if label not in _RELABELLED:
             await self.app(scope, receive, send)
             return
-        form = b""
+        chunks: list[bytes] = []
+        size = 0
         more = True
-        while more:
+        while more and size <= _MAX_BODY:
             message = await receive()
             if message["type"] != "http.request":
                 break
-            form += message.get("body", b"")
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
             more = message.get("more_body", False)
-            if len(form) > _MAX_FORM:
-                break
-        body = form_to_json(form[:_MAX_FORM])
-        kept = [(k, v) for k, v in headers if k not in (b"content-type", b"content-length")]
-        if body:
-            kept += [(b"content-type", b"application/json")]
-        kept += [(b"content-length", str(len(body)).encode())]
-        sent = False
+        body = b"".join(chunks)
+        label_as = label
+        if not more:
+            if body.lstrip()[:1] in (b"{", b"["):
+                label_as = b"application/json"
+            elif (
+                label == b"application/x-www-form-urlencoded"
+                and scope["method"] in ("PUT", "DELETE")
+                and scope["path"].rstrip("/").endswith(_MESSAGES)
+            ):
+                body = form_to_json(body)
+                label_as = b"application/json" if body else b""
+        if label_as != label:
+            headers = [(k, v) for k, v in headers if k not in (b"content-type", b"content-length")]
+            if label_as:
+                headers.append((b"content-type", label_as))
+            headers.append((b"content-length", str(len(body)).encode()))
+        replayed = False
 
         async def replay() -> Message:
-            nonlocal sent
-            if sent:
+            nonlocal replayed
+            if replayed:
                 return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": more}
 
-        await self.app({**scope, "headers": kept}, replay, send)
+        await self.app({**scope, "headers": headers}, replay, send)
