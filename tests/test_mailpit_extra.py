@@ -58,6 +58,12 @@ COVERED = {
     ("GET", "/api/v1/message/{ID}/link-check"),
     ("GET", "/api/v1/message/{ID}/html-check"),
     ("GET", "/api/v1/message/{ID}/sa-check"),
+    ("GET", "/api/v1/search"),
+    ("DELETE", "/api/v1/search"),
+    ("GET", "/api/v1/tags"),
+    ("PUT", "/api/v1/tags"),
+    ("PUT", "/api/v1/tags/{Tag}"),
+    ("DELETE", "/api/v1/tags/{Tag}"),
 }
 
 
@@ -85,6 +91,17 @@ def test_listing_and_message_match_the_document(send: Send, api: httpx.Client) -
     check_mailpit(listing, "/api/v1/messages")
     message = api.get(f"/api/v1/message/{listing['messages'][0]['ID']}").json()
     check_mailpit(message, "/api/v1/message/{ID}")
+
+
+def test_search_and_tags_match_the_document(send: Send, api: httpx.Client) -> None:
+    send(b"From: a@example.test\r\nSubject: tagged\r\nX-Tags: alpha, beta\r\n\r\nneedle\r\n")
+    send(b"From: b@example.test\r\nSubject: other\r\n\r\nhay\r\n")
+    found = api.get("/api/v1/search", params={"query": "needle"}).json()
+    check_mailpit(found, "/api/v1/search")
+    assert [m["Subject"] for m in found["messages"]] == ["tagged"]
+    tags = api.get("/api/v1/tags").json()
+    check_mailpit(tags, "/api/v1/tags")
+    assert tags == ["alpha", "beta"]
 
 
 def test_attachments_carry_checksums_of_their_bytes(send: Send, api: httpx.Client) -> None:
