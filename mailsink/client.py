@@ -61,6 +61,8 @@ class _Protocol:
     def __init__(self, scope: str | None, cache: MailCache) -> None:
         self.scope = scope.lower() if scope else None
         self.cache = cache
+        # The last wait's answer: it is the listing the next snapshot needs, one request saved.
+        self._answer: tuple[str, dict[str, Any]] | None = None
 
     def server_query(self, query: str | None) -> str:
         terms = [f'rcpt:"{self.scope}"'] if self.scope else []
@@ -86,7 +88,23 @@ class _Protocol:
 
     def wait_params(self, mark: tuple[str, int], timeout: float) -> dict[str, Any]:
         query, known = mark
-        return {"query": query, "count": known + 1, "timeout": round(timeout, 3), "limit": 1}
+        return {"query": query, "count": known + 1, "timeout": round(timeout, 3), "limit": _PAGE}
+
+    def waited(self, mark: tuple[str, int], response: httpx.Response) -> None:
+        """Read a wait's response: keep a 200's listing for the next snapshot."""
+        if response.status_code == 200:
+            self._answer = (mark[0], response.json())
+        elif response.status_code != 408:
+            raise MailsinkError(response)
+
+    def answer(self, query: str) -> dict[str, Any] | None:
+        """The kept listing for ``query``, if it holds every match (taken once)."""
+        answer, self._answer = self._answer, None
+        if answer is None or answer[0] != query:
+            return None
+        page = answer[1]
+        complete = len(page.get("messages") or []) >= int(page.get("messages_count", 0))
+        return page if complete else None
 
     def mail(self, summary: dict[str, Any], raw: bytes) -> Mail:
         envelope = summary.get("Envelope") or {}
@@ -207,6 +225,10 @@ class Client(Inbox):
         self._proto.cache.clear()
 
     def _summaries(self, query: str) -> tuple[list[dict[str, Any]], int]:
+        answer = self._proto.answer(query)
+        if answer is not None:
+            return _collect(iter([answer]))
+
         def pages() -> Iterator[dict[str, Any]]:
             start = 0
             while True:
@@ -246,8 +268,7 @@ class Client(Inbox):
             params=self._proto.wait_params(mark, timeout),
             timeout=timeout + _GRACE,
         )
-        if response.status_code not in (200, 408):
-            raise MailsinkError(response)
+        self._proto.waited(mark, response)
 
     def _scope_note(self) -> str:
         return self._proto.scope_note()
@@ -402,9 +423,10 @@ class AsyncClient:
 
     async def _snapshot(self, query: str | None) -> tuple[list[Mail], tuple[str, int]]:
         server_query = self._proto.server_query(query)
-        pages = []
+        answer = self._proto.answer(server_query)
+        pages = [answer] if answer is not None else []
         start = 0
-        while True:
+        while answer is None:
             path, params = self._proto.list_request(server_query, start)
             page = _check(await self._http.get(path, params=params)).json()
             pages.append(page)
@@ -436,5 +458,4 @@ class AsyncClient:
             params=self._proto.wait_params(mark, timeout),
             timeout=timeout + _GRACE,
         )
-        if response.status_code not in (200, 408):
-            raise MailsinkError(response)
+        self._proto.waited(mark, response)
