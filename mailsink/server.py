@@ -9,7 +9,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -18,6 +18,9 @@ from .events import Hub
 from .smtp import start_smtp
 from .stats import Stats
 from .store import Store
+
+if TYPE_CHECKING:
+    from .webhook import WebhookSender
 
 __all__ = ["Server", "Sink", "serve"]
 
@@ -37,6 +40,11 @@ class Sink:
         self.store = Store(self.settings.db, on_event=self.hub.publish_threadsafe)
         self._smtp: asyncio.Server | None = None
         self.started = False
+        self.webhook: WebhookSender | None = None
+        if self.settings.webhook_url:
+            from .webhook import WebhookSender  # httpx is imported only when it is needed
+
+            self.webhook = WebhookSender.from_settings(self.settings, self.store, self.hub)
 
     async def start(self) -> None:
         """Open the store and start listening for SMTP on the running loop."""
@@ -49,6 +57,8 @@ class Sink:
         except BaseException:
             self.store.close()
             raise
+        if self.webhook is not None:
+            await self.webhook.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -63,6 +73,8 @@ class Sink:
                 closer()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
+        if self.webhook is not None:  # while the store is open: it reads what it sends
+            await self.webhook.stop()
         # close() drains the writer's queue: nothing already handed to the store is lost.
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
@@ -165,8 +177,14 @@ async def serve(
         return
 
     bound = sock.getsockname()[:2]
+    try:
+        app = create_app(sink)  # may refuse its settings (an unreadable htpasswd file)
+    except BaseException:
+        smtp_sock.close()
+        sock.close()
+        raise
     config = uvicorn.Config(
-        create_app(sink),
+        app,
         log_level="warning",
         access_log=False,
         lifespan="on",
