@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, metrics
 from .api import v1
+from .auth import BasicAuth, load_htpasswd
+from .basepath import BasePath
 from .server import Sink
 
 __all__ = ["create_app"]
@@ -39,9 +41,13 @@ def create_app(sink: Sink) -> FastAPI:
     )
     app.state.sink = sink
     app.include_router(v1.router)
-    # -- Running in a stack: metrics --
+    # -- Running in a stack: metrics, login, base path --
     app.state.metrics_registry = metrics.registry_for(sink)
     app.include_router(metrics.router)
+    if sink.settings.ui_auth_file:
+        app.add_middleware(BasicAuth, credentials=load_htpasswd(sink.settings.ui_auth_file))
+    if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
+        app.add_middleware(BasePath, base=sink.settings.base_path)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
