@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, metrics
-from .api import v1
+from .api import mbox, v1
 from .auth import BasicAuth, load_htpasswd
 from .basepath import BasePath
 from .server import Sink
@@ -41,9 +41,10 @@ def create_app(sink: Sink) -> FastAPI:
     )
     app.state.sink = sink
     app.include_router(v1.router)
-    # -- Running in a stack: metrics, login, base path --
+    # -- Running in a stack: metrics, mbox export, login, base path --
     app.state.metrics_registry = metrics.registry_for(sink)
     app.include_router(metrics.router)
+    app.include_router(mbox.router)
     if sink.settings.ui_auth_file:
         app.add_middleware(BasicAuth, credentials=load_htpasswd(sink.settings.ui_auth_file))
     if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
