@@ -255,7 +255,7 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
             url = args.url or _default_url()
             try:
-                export_from_url(url, args.query, out)
+                export_from_url(url, args.query, out, tz=args.tz)
                 done = True
             except (ValueError, httpx.HTTPError) as exc:
                 print(f"mailsink: cannot export from {redact(url)}: {exc}", file=sys.stderr)

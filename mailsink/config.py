@@ -51,6 +51,16 @@ class Settings:
     max_message_size: int = _setting(
         50 * 1024 * 1024, "largest message accepted, in bytes; larger ones get 552 (0: no limit)"
     )
+    # -- Search, tags, retention --
+    plus_address_tags: bool = _setting(
+        True, "tag a message sent to user+TAG@example.com with TAG (To, Cc, Bcc and envelope)"
+    )
+    max_messages: int = _setting(
+        5000, "keep at most this many messages, deleting the oldest in the background (0: no limit)"
+    )
+    max_age: str = _setting(
+        "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
+    )
     # -- Running in a stack --
     ui_auth_file: str = _setting(
         "",
@@ -75,6 +85,7 @@ class Settings:
             parse_hostport(self.http, name="http")
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
+        _check_search_settings(self)
         _check_stack_settings(self)
 
     @property
@@ -155,3 +166,12 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
             return False
         raise ConfigError(f"{Settings.env_name(name)}: expected true or false, got {raw!r}")
     return raw
+
+
+def _check_search_settings(settings: Settings) -> None:
+    """Refuse retention limits that make no sense."""
+    from .retention import parse_age  # imported here: it pulls in the store
+
+    if settings.max_messages < 0:
+        raise ConfigError("max-messages must not be negative (0: no limit)")
+    parse_age(settings.max_age)

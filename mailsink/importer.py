@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import collections
 import email.utils
-import importlib
 import smtplib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from email import policy
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .mbox import mbox_entry, read_mbox
+from .search import compile_search
 from .store import Envelope, Store
 
 __all__ = [
@@ -287,16 +287,11 @@ def import_messages(
 def search_condition(query: str, tz: str | None = None) -> tuple[str, list[Any]]:
     """The SQL condition on ``messages m`` for a search query; empty finds everything.
 
-    Raises ValueError with a reason when the query cannot be understood.
+    Raises ValueError (a SearchError) saying what is wrong with a query.
     """
     if not query.strip():
         return "", []
-    try:
-        search = importlib.import_module(f"{__package__}.search")
-    except ImportError:
-        raise ValueError("searching is not available in this build; export everything") from None
-    compile_search: Callable[..., tuple[str, list[Any]]] = search.compile_search
-    return compile_search(query, tz=tz)
+    return compile_search(query, tz=tz or None)
 
 
 def mbox_chunks(store: Store, where: str = "", params: Sequence[Any] = ()) -> Iterator[bytes]:
@@ -315,7 +310,9 @@ def mbox_chunks(store: Store, where: str = "", params: Sequence[Any] = ()) -> It
             yield mbox_entry(raw, sender, created)
 
 
-def export_from_url(url: str, query: str, out: IO[bytes], timeout: float = 60.0) -> int:
+def export_from_url(
+    url: str, query: str, out: IO[bytes], *, tz: str | None = None, timeout: float = 60.0
+) -> int:
     """Stream a running server's search result as mbox into ``out``; returns bytes written.
 
     ``url`` is the server's base URL (with its base path, and ``user:password@`` if it asks
@@ -325,7 +322,8 @@ def export_from_url(url: str, query: str, out: IO[bytes], timeout: float = 60.0)
 
     written = 0
     endpoint = url.rstrip("/") + "/api/v1/search/mbox"
-    with httpx.stream("GET", endpoint, params={"query": query}, timeout=timeout) as response:
+    params = {"query": query, **({"tz": tz} if tz else {})}
+    with httpx.stream("GET", endpoint, params=params, timeout=timeout) as response:
         if response.status_code != 200:
             response.read()
             try:

@@ -15,9 +15,11 @@ import uvicorn
 
 from .config import Settings
 from .events import Hub
+from .retention import Pruner, parse_age
 from .smtp import start_smtp
 from .stats import Stats
 from .store import Store
+from .tags import make_tagger
 
 if TYPE_CHECKING:
     from .webhook import WebhookSender
@@ -37,7 +39,17 @@ class Sink:
         self._smtp_socket = smtp_socket
         self.hub = Hub()
         self.stats = Stats()
-        self.store = Store(self.settings.db, on_event=self.hub.publish_threadsafe)
+        self.store = Store(
+            self.settings.db,
+            on_event=self.hub.publish_threadsafe,
+            tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),
+        )
+        self.pruner = Pruner(
+            self.store,
+            self.hub,
+            max_messages=self.settings.max_messages,
+            max_age=parse_age(self.settings.max_age),
+        )
         self._smtp: asyncio.Server | None = None
         self.started = False
         self.webhook: WebhookSender | None = None
@@ -57,6 +69,7 @@ class Sink:
         except BaseException:
             self.store.close()
             raise
+        self.pruner.start()
         if self.webhook is not None:
             await self.webhook.start()
         self.started = True
@@ -73,6 +86,7 @@ class Sink:
                 closer()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
+        await self.pruner.stop()
         if self.webhook is not None:  # while the store is open: it reads what it sends
             await self.webhook.stop()
         # close() drains the writer's queue: nothing already handed to the store is lost.

@@ -251,3 +251,38 @@ def test_an_mbox_without_the_suffix_is_known_by_its_first_line(tmp_path: Path) -
     with (tmp_path / "o.mbox").open("rb") as stream:
         (raw,) = [m for m, _ in read_mbox(stream)]
     assert raw == expected_raw(CORPUS / "mailparser" / "large_text.eml")
+
+
+def test_only_what_the_search_finds_is_exported(server: Server, send: Send, tmp_path: Path) -> None:
+    send(b"Subject: invoice 1\r\nTo: alice@example.test\r\n\r\nx\r\n", to=["alice@example.test"])
+    send(b"Subject: newsletter\r\nTo: bob@example.test\r\n\r\nx\r\n", to=["bob@example.test"])
+    send(b"Subject: invoice 2\r\nTo: alice@example.test\r\n\r\nx\r\n", to=["alice@example.test"])
+    api = httpx.get(f"{server.url}/api/v1/search/mbox", params={"query": "to:alice@example.test"})
+    subjects = [raw.split(b"\r\n")[0] for raw, _ in read_mbox(io.BytesIO(api.content))]
+    assert subjects == [b"Subject: invoice 1", b"Subject: invoice 2"]
+
+    out = tmp_path / "newsletters.mbox"
+    cli = mailsink("export", "--url", server.url, "--query", "subject:newsletter", "-o", str(out))
+    assert cli.returncode == 0, cli.stderr
+    with out.open("rb") as stream:
+        assert [raw.split(b"\r\n")[0] for raw, _ in read_mbox(stream)] == [b"Subject: newsletter"]
+
+
+def test_a_search_that_cannot_be_understood_is_a_400_and_a_clear_error(
+    server: Server, tmp_path: Path
+) -> None:
+    response = httpx.get(f"{server.url}/api/v1/search/mbox", params={"query": "is:starred"})
+    assert response.status_code == 400
+    assert "is:" in response.json()["Error"]
+    cli = mailsink(
+        "export", "--url", server.url, "--query", "is:starred", "-o", str(tmp_path / "o")
+    )
+    assert cli.returncode == 1 and "400" in cli.stderr and "is:" in cli.stderr
+    db = tmp_path / "m.db"
+    (tmp_path / "m.eml").write_bytes(b"Subject: x\n\nx\n")
+    assert mailsink("import", "--db", str(db), str(tmp_path / "m.eml")).returncode == 0
+    offline = mailsink(
+        "export", "--db", str(db), "--query", 'subject:"open', "-o", str(tmp_path / "o")
+    )
+    assert offline.returncode == 2 and "unclosed quote" in offline.stderr
+    assert "Traceback" not in cli.stderr + offline.stderr

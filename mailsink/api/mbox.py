@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ..importer import mbox_chunks, search_condition
-from ..server import Sink
+from ..importer import mbox_chunks
+from .search import SearchQuery, TimeZone, compiled
+from .v1 import sink_of
 
 __all__ = ["router"]
 
@@ -17,24 +16,14 @@ router = APIRouter(prefix="/api/v1", tags=["messages"])
 
 @router.get(
     "/search/mbox",
-    summary="Download the messages a search finds as an mbox file, oldest first",
+    summary="Download the messages a search finds (all: no query) as an mbox file, oldest first",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/mbox": {}}}},
 )
-def search_mbox(
-    request: Request,
-    query: Annotated[
-        str, Query(description="Search query, as for /api/v1/search; empty: all")
-    ] = "",
-    tz: Annotated[str | None, Query(description="Time zone for before: and after:")] = None,
-) -> StreamingResponse:
-    sink: Sink = request.app.state.sink
-    try:
-        where, params = search_condition(query, tz)
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from None
+def search_mbox(request: Request, query: SearchQuery = "", tz: TimeZone = "") -> StreamingResponse:
+    where, params = compiled(query, tz) if query.strip() else ("", [])
     return StreamingResponse(
-        mbox_chunks(sink.store, where, params),
+        mbox_chunks(sink_of(request).store, where, params),
         media_type="application/mbox",
         headers={"Content-Disposition": 'attachment; filename="mailsink.mbox"'},
     )
