@@ -30,8 +30,13 @@ OPEN_PATHS = frozenset({"/livez", "/readyz"})
 _REMEMBERED = 256
 # Hashes htpasswd can write that Credentials would read as a plain password (and so never
 # match): refused when the file is loaded, rather than failing every login later.
-_UNSUPPORTED = {"$apr1$": "MD5", "{SHA}": "SHA-1", "$1$": "MD5-crypt", "$5$": "SHA-256-crypt",
-                "$6$": "SHA-512-crypt"}  # fmt: skip
+_UNSUPPORTED = {
+    "$apr1$": "MD5",
+    "{SHA}": "SHA-1",
+    "$1$": "MD5-crypt",
+    "$5$": "SHA-256-crypt",
+    "$6$": "SHA-512-crypt",
+}
 
 
 def load_htpasswd(path: str | Path) -> Credentials:

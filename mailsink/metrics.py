@@ -65,7 +65,7 @@ class SinkCollector(Collector):
                 f.name, (f"mailsink_{f.name}", f"{f.name.replace('_', ' ').capitalize()}.")
             )
             yield CounterMetricFamily(name, help_text, value=getattr(stats, f.name))
-        webhook = getattr(sink, "webhook", None)
+        webhook = sink.webhook
         if webhook is not None:
             delivered = CounterMetricFamily(
                 "mailsink_webhook_deliveries",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -59,7 +60,7 @@ class WebhookSender:
         self._queue: asyncio.Queue[str] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
-        self._unlisten: Any = None
+        self._unlisten: Callable[[], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, hub: Hub) -> WebhookSender | None:
