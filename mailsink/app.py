@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, metrics
-from .api import mbox, search, v1
+from .api import checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
 from .auth import BasicAuth, load_htpasswd
 from .basepath import BasePath
 from .server import Sink
@@ -42,6 +42,13 @@ def create_app(sink: Sink) -> FastAPI:
     app.state.sink = sink
     app.include_router(v1.router)
     app.include_router(search.router)
+    app.include_router(thumbs.router)
+    app.include_router(send.router)
+    app.include_router(release.router)
+    app.include_router(info.router)
+    app.include_router(checks.router)
+    app.include_router(mailhog.router)
+    app.add_middleware(forms.JSONBodies)
     # -- Running in a stack: metrics, mbox export, login, base path --
     app.state.metrics_registry = metrics.registry_for(sink)
     app.include_router(metrics.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,20 @@ class Settings:
     max_age: str = _setting(
         "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
     )
+    # -- Release (relay) --
+    relay: str = _setting(
+        "", "SMTP server that released messages are relayed to, HOST:PORT (empty: release is off)"
+    )
+    relay_tls: str = _setting("off", "how the relay connection is secured: off, starttls or tls")
+    relay_username: str = _setting(
+        "", "user name to AUTH with on the relay server (empty: no AUTH)"
+    )
+    relay_password_file: str = _setting(
+        "", "file holding the relay server's password (a file keeps it out of flags and logs)"
+    )
+    relay_allowed_recipients: str = _setting(
+        "", "regular expression every released message's recipient must match (empty: any)"
+    )
     # -- Running in a stack --
     ui_auth_file: str = _setting(
         "",
@@ -86,6 +101,7 @@ class Settings:
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
         _check_search_settings(self)
+        _check_relay(self)
         _check_stack_settings(self)
 
     @property
@@ -133,6 +149,17 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _check_relay(settings: Settings) -> None:
+    if settings.relay:
+        parse_hostport(settings.relay, name="relay")
+    if settings.relay_tls not in ("off", "starttls", "tls"):
+        raise ConfigError(f"relay-tls: expected off, starttls or tls, got {settings.relay_tls!r}")
+    try:
+        re.compile(settings.relay_allowed_recipients)
+    except re.error as exc:
+        raise ConfigError(f"relay-allowed-recipients: not a regular expression: {exc}") from None
 
 
 def _check_stack_settings(settings: Settings) -> None:

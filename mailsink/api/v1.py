@@ -9,11 +9,11 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..message import parse, part_content
+from ..message import parse, part_content, part_contents
 from ..search import SearchError, compile_search
 from ..server import Sink
 from ..store import StoredMessage
-from .shapes import message_json, page_json
+from .shapes import canonical_header_name, message_json, page_json
 
 __all__ = ["router", "sink_of"]
 
@@ -116,10 +116,11 @@ def delete_messages(request: Request, body: Annotated[DeleteRequest | None, Body
 def get_message(request: Request, ID: MessageID) -> dict[str, Any]:
     sink = sink_of(request)
     message = found(sink, ID)
-    parsed = parse(raw_of(sink, message))
+    raw = raw_of(sink, message)
+    parsed = parse(raw)
     if not message.read:
         sink.store.set_read([message.id], True).result()
-    return message_json(message, parsed)
+    return message_json(message, parsed, part_contents(raw))
 
 
 @router.get("/message/{ID}/headers", summary="The message's headers, each with all its values")
@@ -128,7 +129,8 @@ def get_headers(request: Request, ID: MessageID) -> dict[str, list[str]]:
     parsed = parse(raw_of(sink, found(sink, ID)))
     headers: dict[str, list[str]] = {}
     for name, value in parsed.headers:
-        headers.setdefault(name, []).append(value)
+        # Keyed as Mailpit keys them, so that headers["Message-Id"] finds what it finds there.
+        headers.setdefault(canonical_header_name(name), []).append(value)
     return headers
 
 
