@@ -7,11 +7,10 @@ Prints figures; asserts nothing. Everything runs on this machine, on free ports.
 
 from __future__ import annotations
 
-import http.server
 import smtplib
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -87,43 +86,60 @@ def main(count: int) -> None:
         again = (time.perf_counter() - started) / 100 * 1000
         print(f"login, bcrypt cost 12:   first request {first:.0f} ms, then {again:.1f} ms each")
 
-    # SMTP throughput with no webhook, one that answers at once, and one whose every call
-    # hangs. The endpoint runs in this process, so it competes for the same interpreter.
-    hold = threading.Event()
-
-    class Stuck(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            hold.wait(120)
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    hook = f"http://127.0.0.1:{httpd.server_port}/"
+    # SMTP beside a webhook: none, one that answers at once, one whose every call hangs.
+    # The endpoint runs in its own process, as a real one would.
+    endpoint = subprocess.Popen(
+        [sys.executable, "-c", _ENDPOINT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert endpoint.stdout is not None and endpoint.stdin is not None
+    hook = f"http://127.0.0.1:{endpoint.stdout.readline().strip()}/"
     sent = min(count, 1000)
     runs = (
         ("no webhook", {}, True),
-        ("stuck webhook", {"webhook_url": hook}, False),
+        ("stuck webhook", {"webhook_url": hook + "hang"}, False),
         ("fast webhook", {"webhook_url": hook}, True),
     )
-    for label, settings, answer in runs:
-        if answer:
-            hold.set()
-        else:
-            hold.clear()
+    for label, settings, answered in runs:
         with Server(http="127.0.0.1:0", smtp="127.0.0.1:0", webhook_timeout=120, **settings) as s:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             with smtplib.SMTP(*s.smtp_address) as client:
                 for n in range(sent):
                     client.sendmail("app@example.test", ["u@example.test"], message(n))
-            print(f"SMTP, {label + ':':15s}  {rate(sent, time.perf_counter() - started)}")
-            hold.set()  # let the stuck calls finish before the server stops
-    httpd.shutdown()
+            took = time.perf_counter() - started
+            webhook = s.sink.webhook if s.sink else None
+            while answered and webhook is not None and webhook.sent < sent:
+                time.sleep(0.01)  # until every call is made: its CPU counts too
+            per = (time.process_time() - cpu) / sent * 1000
+            print(f"SMTP, {label + ':':15s}  {rate(sent, took)}, {per:.2f} ms CPU/msg in-process")
+            if not answered:
+                endpoint.stdin.write("release\n")
+                endpoint.stdin.flush()
+    endpoint.stdin.close()
+    endpoint.wait()
 
+
+# A webhook endpoint: answers 204 at once, or, for /hang, once a line arrives on stdin.
+_ENDPOINT = """
+import http.server, sys, threading
+released = threading.Event()
+class Endpoint(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/hang":
+            released.wait(300)
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+server.daemon_threads = True
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(server.server_port, flush=True)
+for line in sys.stdin:
+    released.set()
+"""
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)

@@ -27,6 +27,7 @@ log = logging.getLogger("mailsink.webhook")
 
 _QUEUE_LIMIT = 10_000
 _WORKERS = 4
+_FETCH_BATCH = 200
 _MAX_BACKOFF = 60.0
 # Worth another try: the endpoint may come back. Other 4xx answers will not change.
 _RETRY_STATUS = frozenset({408, 425, 429})
@@ -57,8 +58,9 @@ class WebhookSender:
         self.sent = 0
         self.failed = 0
         self.retried = 0
-        self._queue: asyncio.Queue[str] | None = None
-        self._workers: list[asyncio.Task[None]] = []
+        self._ids: asyncio.Queue[str] | None = None
+        self._payloads: asyncio.Queue[dict[str, Any]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._unlisten: Callable[[], None] | None = None
 
@@ -77,13 +79,15 @@ class WebhookSender:
 
     async def start(self) -> None:
         """Start listening for new messages; call on the loop the hub is bound to."""
-        self._queue = asyncio.Queue(_QUEUE_LIMIT)
+        self._ids = asyncio.Queue(_QUEUE_LIMIT)
+        self._payloads = asyncio.Queue(_WORKERS * 4)
         self._client = httpx.AsyncClient(
             timeout=self.timeout,
             headers={"User-Agent": f"mailsink/{__version__}"},
             follow_redirects=False,
         )
-        self._workers = [
+        self._tasks = [asyncio.create_task(self._fetch(), name="mailsink-webhook-fetch")]
+        self._tasks += [
             asyncio.create_task(self._work(), name=f"mailsink-webhook-{n}") for n in range(_WORKERS)
         ]
         self._unlisten = self.hub.add_listener(self._on_event)
@@ -93,51 +97,77 @@ class WebhookSender:
         if self._unlisten is not None:
             self._unlisten()
             self._unlisten = None
-        if self._queue is not None and self._workers:
+        if self._ids is not None and self._payloads is not None and self._tasks:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._queue.join(), grace)
-        for task in self._workers:
+                await asyncio.wait_for(self._drained(self._ids, self._payloads), grace)
+        for task in self._tasks:
             task.cancel()
-        for task in self._workers:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._workers = []
-        if self._queue is not None and not self._queue.empty():
-            log.warning("webhook: %d notification(s) not sent at shutdown", self._queue.qsize())
+        self._tasks = []
+        left = sum(q.qsize() for q in (self._ids, self._payloads) if q is not None)
+        if left:
+            log.warning("webhook: %d notification(s) not sent at shutdown", left)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
+    @staticmethod
+    async def _drained(ids: asyncio.Queue[str], payloads: asyncio.Queue[dict[str, Any]]) -> None:
+        await ids.join()
+        await payloads.join()
+
     def _on_event(self, event: Event) -> None:
         # Runs on the loop, called by the hub: must never block or raise.
-        if event.kind != "new" or self._queue is None:
+        if event.kind != "new" or self._ids is None:
             return
         for uid in event.ids:
             try:
-                self._queue.put_nowait(uid)
+                self._ids.put_nowait(uid)
             except asyncio.QueueFull:
                 self.failed += 1
                 log.warning(
                     "webhook: %d notifications waiting; dropped one for %s", _QUEUE_LIMIT, uid
                 )
 
-    async def _work(self) -> None:
-        assert self._queue is not None
+    async def _fetch(self) -> None:
+        """Turn queued IDs into payloads, reading every waiting message in one go.
+
+        Reads run on a worker thread (SQLite may wait on a lock; the loop must not). One read
+        per batch rather than per message: under load, every hop between threads costs the
+        SMTP side a wait for the interpreter, and SMTP slowed to a fraction of its pace.
+        """
+        assert self._ids is not None and self._payloads is not None
         while True:
-            uid = await self._queue.get()
+            batch = [await self._ids.get()]
+            while len(batch) < _FETCH_BATCH and not self._ids.empty():
+                batch.append(self._ids.get_nowait())
             try:
-                await self._deliver(uid)
+                messages = await asyncio.to_thread(self.store.get_many, batch)
+            except Exception:
+                self.failed += len(batch)
+                log.exception("webhook: could not read %d new message(s)", len(batch))
+                messages = []
+            # get_many gives newest first; deliveries go out in the order mail arrived.
+            for message in reversed(messages):  # deleted ones are simply not there
+                await self._payloads.put(summary_json(message))
+            for _ in batch:
+                self._ids.task_done()
+
+    async def _work(self) -> None:
+        assert self._payloads is not None
+        while True:
+            payload = await self._payloads.get()
+            try:
+                await self._deliver(payload)
             except Exception:  # a bug here must not stop the worker
                 self.failed += 1
-                log.exception("webhook: could not notify about %s", uid)
+                log.exception("webhook: could not notify about %s", payload.get("ID"))
             finally:
-                self._queue.task_done()
+                self._payloads.task_done()
 
-    async def _deliver(self, uid: str) -> None:
-        message = await asyncio.to_thread(self.store.get, uid)
-        if message is None:
-            return  # deleted before we got to it
-        payload = summary_json(message)
+    async def _deliver(self, payload: dict[str, Any]) -> None:
         attempt = 0
         while True:
             problem = await self._post(payload)
@@ -147,7 +177,10 @@ class WebhookSender:
             if problem.startswith("refused") or attempt >= self.retries:
                 self.failed += 1
                 log.warning(
-                    "webhook: gave up on %s after %d attempt(s): %s", uid, attempt + 1, problem
+                    "webhook: gave up on %s after %d attempt(s): %s",
+                    payload["ID"],
+                    attempt + 1,
+                    problem,
                 )
                 return
             delay = min(self.backoff * 2**attempt, _MAX_BACKOFF)
