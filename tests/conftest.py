@@ -12,6 +12,9 @@ import pytest
 
 from mailsink import Server, Settings
 
+# pytester runs real pytest sessions for the tests of the pytest plugin.
+pytest_plugins = ["pytester"]
+
 CORPUS = Path(__file__).parent / "corpus"
 CORPUS_FILES = sorted(CORPUS.glob("*/*.eml"))
 
