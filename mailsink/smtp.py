@@ -19,7 +19,7 @@ from .chaos import Chaos, reply
 from .config import Settings
 from .passwords import Credentials
 from .smtp_auth import Authenticator, cram_md5, username_of
-from .smtp_protocol import SessionGate, SinkSMTP, close_after_reply
+from .smtp_protocol import SessionGate, SinkSMTP, close_after_reply, quiet_aiosmtpd_log
 from .stats import Stats
 from .store import Envelope, Store
 from .tls import server_context
@@ -46,7 +46,7 @@ class SinkHandler:
         self.settings = settings or Settings()
         self.chaos = chaos or Chaos()
         self.authenticator = authenticator or Authenticator()
-        self.auth_enabled = bool(self.settings.smtp_auth or self.settings.smtp_auth_file)
+        self.offers_auth = bool(self.settings.smtp_auth or self.settings.smtp_auth_file)
 
     async def handle_EHLO(
         self,
@@ -60,7 +60,7 @@ class SinkHandler:
         # aiosmtpd reads pipelined commands in order and answers each in turn: say so.
         kept = [responses[0], "250-PIPELINING"]
         for line in responses[1:]:
-            if line[4:].upper().startswith("AUTH") and not self.auth_enabled:
+            if line[4:].upper().startswith("AUTH") and not self.offers_auth:
                 continue
             kept.append(line)
         return kept
@@ -68,7 +68,7 @@ class SinkHandler:
     async def handle_AUTH(
         self, server: SMTP, session: Session, envelope: SMTPEnvelope, args: list[str]
     ) -> Any:
-        if not self.auth_enabled:
+        if not self.offers_auth:
             return "503 5.5.1 Error: authentication not enabled"
         code = self._fault("auth")
         if code is not None:
@@ -198,6 +198,7 @@ async def start_smtp(
 ) -> asyncio.Server:
     """Serve SMTP on the running loop, on ``sock`` if given, else on ``settings.smtp``."""
     loop = asyncio.get_running_loop()
+    quiet_aiosmtpd_log()
     if chaos is None:
         chaos = Chaos.from_text(
             settings.smtp_chaos, settings.smtp_chaos_reject_next, settings.smtp_chaos_rules
@@ -209,7 +210,7 @@ async def start_smtp(
     implicit = settings.smtp_tls_implicit
     # aiosmtpd refuses AUTH (538) where it requires TLS and sees no STARTTLS; an SMTPS
     # connection is encrypted without one, and with AUTH off the handler answers 503 itself.
-    auth_require_tls = handler.auth_enabled and not (implicit or settings.smtp_auth_allow_insecure)
+    auth_require_tls = handler.offers_auth and not (implicit or settings.smtp_auth_allow_insecure)
     gate = SessionGate(settings.smtp_max_connections)
     host, port = settings.smtp_address
 

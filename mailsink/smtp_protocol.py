@@ -16,7 +16,7 @@ from aiosmtpd.smtp import SMTP
 from .chaos import Chaos, reply
 from .stats import Stats
 
-__all__ = ["SessionGate", "SinkSMTP", "close_after_reply"]
+__all__ = ["SessionGate", "SinkSMTP", "close_after_reply", "quiet_aiosmtpd_log"]
 
 log = logging.getLogger("mailsink.smtp")
 
@@ -102,6 +102,24 @@ class SinkSMTP(SMTP):
         if line.startswith(_REFUSED_BY_AIOSMTPD):
             self._stats.add("smtp_rejected")
         await super().push(status)
+
+
+class _LoginDataNotice(logging.Filter):
+    """Drops aiosmtpd's notice that ``Session.login_data`` is deprecated.
+
+    aiosmtpd itself sets that attribute after every successful AUTH and then warns about it;
+    nothing here reads it (the user name comes from ``session.auth_data``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in str(record.msg)
+
+
+def quiet_aiosmtpd_log() -> None:
+    """Install the filter above on aiosmtpd's logger, once."""
+    logger = logging.getLogger("mail.log")
+    if not any(isinstance(f, _LoginDataNotice) for f in logger.filters):
+        logger.addFilter(_LoginDataNotice())
 
 
 def close_after_reply(server: SMTP) -> None:
