@@ -256,3 +256,13 @@ def test_probability_is_honoured() -> None:
     assert all(chaos.trigger("sender") is None for _ in range(500))
     assert all(chaos.trigger("auth") == 535 for _ in range(500))
     assert chaos.trigger("recipient") is None
+
+
+def test_body_is_json_whatever_the_content_type(server: Server, api: httpx.Client) -> None:
+    # What `curl -X PUT -d '{...}'` sends: form encoding in the header, JSON in the body.
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = b'{"Data": {"ErrorCode": 554, "Probability": 100}}'
+    response = api.put("/api/v1/chaos", content=body, headers=form)
+    assert response.status_code == 200 and response.json()["Data"]["Probability"] == 100
+    assert api.put("/api/v1/chaos", content=b"Data=554", headers=form).status_code == 400
+    assert api.put("/api/v1/chaos").json()["Data"]["Probability"] == 0  # no body: all off

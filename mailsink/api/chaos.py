@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
 from .v1 import sink_of
@@ -72,16 +74,36 @@ class ChaosTriggers(_Strict):
     Rules: list[ChaosRule] = Field(default_factory=list)
 
 
-@router.get("/chaos", summary="Get the fault-injection settings")
+# The body is read as JSON whatever its Content-Type says, as Mailpit does: `curl -d '{...}'`
+# sends form encoding, and a user of that API expects it to work.
+_BODY = {
+    "requestBody": {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChaosTriggers"}}}
+    }
+}
+
+
+@router.get("/chaos", summary="Get the fault-injection settings", response_model=ChaosTriggers)
 def get_chaos(request: Request) -> dict[str, Any]:
     return sink_of(request).chaos.as_json()
 
 
-@router.put("/chaos", summary="Set the fault-injection settings; returns them")
-def set_chaos(
-    request: Request, body: Annotated[ChaosTriggers | None, Body()] = None
-) -> dict[str, Any]:
-    body = body or ChaosTriggers()
+@router.put(
+    "/chaos",
+    summary="Set the fault-injection settings; returns them",
+    response_model=ChaosTriggers,
+    openapi_extra=_BODY,
+)
+async def set_chaos(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        raise HTTPException(400, "the body is not JSON") from None
+    try:
+        body = ChaosTriggers.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
     triggers = {}
     for key, stage in API_NAMES.items():
         given: ChaosTrigger | None = getattr(body, key)
