@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .api import chaos, v1
+from .api import chaos, checks, forms, info, mailhog, release, search, send, thumbs, v1
 from .server import Sink
 
 __all__ = ["create_app"]
@@ -40,6 +40,14 @@ def create_app(sink: Sink) -> FastAPI:
     app.state.sink = sink
     app.include_router(v1.router)
     app.include_router(chaos.router)
+    app.include_router(search.router)
+    app.include_router(thumbs.router)
+    app.include_router(send.router)
+    app.include_router(release.router)
+    app.include_router(info.router)
+    app.include_router(checks.router)
+    app.include_router(mailhog.router)
+    app.add_middleware(forms.JSONBodies)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

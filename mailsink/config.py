@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,30 @@ class Settings:
     smtp_chaos_rules: str = _setting(
         "", "PATTERN:CODE,... refuses recipients matching a glob, e.g. 'bounce@*:550'"
     )
+    # -- Search, tags, retention --
+    plus_address_tags: bool = _setting(
+        True, "tag a message sent to user+TAG@example.com with TAG (To, Cc, Bcc and envelope)"
+    )
+    max_messages: int = _setting(
+        5000, "keep at most this many messages, deleting the oldest in the background (0: no limit)"
+    )
+    max_age: str = _setting(
+        "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
+    )
+    # -- Release (relay) --
+    relay: str = _setting(
+        "", "SMTP server that released messages are relayed to, HOST:PORT (empty: release is off)"
+    )
+    relay_tls: str = _setting("off", "how the relay connection is secured: off, starttls or tls")
+    relay_username: str = _setting(
+        "", "user name to AUTH with on the relay server (empty: no AUTH)"
+    )
+    relay_password_file: str = _setting(
+        "", "file holding the relay server's password (a file keeps it out of flags and logs)"
+    )
+    relay_allowed_recipients: str = _setting(
+        "", "regular expression every released message's recipient must match (empty: any)"
+    )
 
     def __post_init__(self) -> None:
         parse_hostport(self.smtp, name="smtp")
@@ -101,6 +126,8 @@ class Settings:
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
         _check_smtp_settings(self)
+        _check_search_settings(self)
+        _check_relay(self)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -188,6 +215,17 @@ def _check_smtp_settings(settings: Settings) -> None:
         raise ConfigError(str(exc)) from None
 
 
+def _check_relay(settings: Settings) -> None:
+    if settings.relay:
+        parse_hostport(settings.relay, name="relay")
+    if settings.relay_tls not in ("off", "starttls", "tls"):
+        raise ConfigError(f"relay-tls: expected off, starttls or tls, got {settings.relay_tls!r}")
+    try:
+        re.compile(settings.relay_allowed_recipients)
+    except re.error as exc:
+        raise ConfigError(f"relay-allowed-recipients: not a regular expression: {exc}") from None
+
+
 def _convert(name: str, raw: str, type_name: str) -> Any:
     if type_name == "int":
         try:
@@ -204,3 +242,12 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
             return False
         raise ConfigError(f"{Settings.env_name(name)}: expected true or false, got {raw!r}")
     return raw
+
+
+def _check_search_settings(settings: Settings) -> None:
+    """Refuse retention limits that make no sense."""
+    from .retention import parse_age  # imported here: it pulls in the store
+
+    if settings.max_messages < 0:
+        raise ConfigError("max-messages must not be negative (0: no limit)")
+    parse_age(settings.max_age)

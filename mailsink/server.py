@@ -16,9 +16,11 @@ import uvicorn
 from .chaos import Chaos
 from .config import Settings
 from .events import Hub
+from .retention import Pruner, parse_age
 from .smtp import start_smtp
 from .stats import Stats
 from .store import Store
+from .tags import make_tagger
 
 __all__ = ["Server", "Sink", "serve"]
 
@@ -41,7 +43,17 @@ class Sink:
             self.settings.smtp_chaos_reject_next,
             self.settings.smtp_chaos_rules,
         )
-        self.store = Store(self.settings.db, on_event=self.hub.publish_threadsafe)
+        self.store = Store(
+            self.settings.db,
+            on_event=self.hub.publish_threadsafe,
+            tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),
+        )
+        self.pruner = Pruner(
+            self.store,
+            self.hub,
+            max_messages=self.settings.max_messages,
+            max_age=parse_age(self.settings.max_age),
+        )
         self._smtp: asyncio.Server | None = None
         self.started = False
 
@@ -58,6 +70,7 @@ class Sink:
         except BaseException:
             self.store.close()
             raise
+        self.pruner.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -72,6 +85,7 @@ class Sink:
                 closer()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
+        await self.pruner.stop()
         # close() drains the writer's queue: nothing already handed to the store is lost.
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 

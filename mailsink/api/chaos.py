@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
 from .v1 import sink_of
@@ -57,30 +55,15 @@ class ChaosRule(_Strict):
 class ChaosTriggers(_Strict):
     """Body of ``PUT /api/v1/chaos``. Anything left out is switched off, as with Mailpit."""
 
-    Sender: Annotated[ChaosTrigger | None, Field(description="At MAIL FROM (default 451)")] = None
-    Recipient: Annotated[ChaosTrigger | None, Field(description="At each RCPT (default 451)")] = (
-        None
+    Sender: ChaosTrigger | None = Field(default=None, description="At MAIL FROM (default 451)")
+    Recipient: ChaosTrigger | None = Field(default=None, description="At RCPT TO (default 451)")
+    Authentication: ChaosTrigger | None = Field(default=None, description="At AUTH (default 535)")
+    Connect: ChaosTrigger | None = Field(
+        default=None, description="Instead of the greeting (default 421)"
     )
-    Authentication: Annotated[ChaosTrigger | None, Field(description="At AUTH (default 535)")] = (
-        None
-    )
-    Connect: Annotated[
-        ChaosTrigger | None, Field(description="Instead of the greeting (default 421)")
-    ] = None
-    Data: Annotated[ChaosTrigger | None, Field(description="At the end of DATA (default 451)")] = (
-        None
-    )
+    Data: ChaosTrigger | None = Field(default=None, description="End of DATA (default 451)")
     RejectNext: ChaosRejectNext | None = None
     Rules: list[ChaosRule] = Field(default_factory=list)
-
-
-# The body is read as JSON whatever its Content-Type says, as Mailpit does: `curl -d '{...}'`
-# sends form encoding, and a user of that API expects it to work.
-_BODY = {
-    "requestBody": {
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChaosTriggers"}}}
-    }
-}
 
 
 @router.get("/chaos", summary="Get the fault-injection settings", response_model=ChaosTriggers)
@@ -89,21 +72,12 @@ def get_chaos(request: Request) -> dict[str, Any]:
 
 
 @router.put(
-    "/chaos",
-    summary="Set the fault-injection settings; returns them",
-    response_model=ChaosTriggers,
-    openapi_extra=_BODY,
+    "/chaos", summary="Set the fault-injection settings; returns them", response_model=ChaosTriggers
 )
-async def set_chaos(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        raise HTTPException(400, "the body is not JSON") from None
-    try:
-        body = ChaosTriggers.model_validate(data if data is not None else {})
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
+def set_chaos(
+    request: Request, body: Annotated[ChaosTriggers | None, Body()] = None
+) -> dict[str, Any]:
+    body = body or ChaosTriggers()
     triggers = {}
     for key, stage in API_NAMES.items():
         given: ChaosTrigger | None = getattr(body, key)
