@@ -139,15 +139,19 @@ def generate_self_signed(hostname: str, *, days: int = 365) -> SelfSigned:
 
 
 def _load(cert: str, key: str | None) -> ssl.SSLContext:
+    for what, path in (("certificate", cert), ("key", key)):
+        if path is not None and not Path(path).is_file():
+            raise TLSConfigError(f"cannot read the TLS {what} {path}: no such file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
-    except FileNotFoundError as exc:
-        raise TLSConfigError(f"cannot read TLS file {exc.filename}: no such file") from None
     except OSError as exc:
         # ssl.SSLError is an OSError: a file that is not PEM, or a key that does not match.
         reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
         where = f"{cert} and {key}" if key else cert
-        raise TLSConfigError(f"cannot load the TLS certificate from {where}: {reason}") from None
+        raise TLSConfigError(
+            f"cannot load the TLS certificate from {where}: it needs a PEM certificate and the "
+            f"private key that matches it ({reason})"
+        ) from None
     return context
