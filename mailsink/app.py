@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .api import chaos, checks, forms, info, mailhog, release, search, send, thumbs, v1
+from .api import wait as wait_api
 from .server import Sink
 
 __all__ = ["create_app"]
@@ -40,6 +41,7 @@ def create_app(sink: Sink) -> FastAPI:
     app.state.sink = sink
     app.include_router(v1.router)
     app.include_router(chaos.router)
+    app.include_router(wait_api.router)
     app.include_router(search.router)
     app.include_router(thumbs.router)
     app.include_router(send.router)

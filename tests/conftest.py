@@ -20,6 +20,9 @@ hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None)
 hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# pytester runs real pytest sessions for the tests of the pytest plugin.
+pytest_plugins = ["pytester"]
+
 CORPUS = Path(__file__).parent / "corpus"
 CORPUS_FILES = sorted(CORPUS.glob("*/*.eml"))
 
