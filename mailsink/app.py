@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, metrics
-from .api import checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
+from .api import chaos, checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
 from .api import wait as wait_api
 from .auth import BasicAuth, load_htpasswd
 from .basepath import BasePath
@@ -42,6 +42,7 @@ def create_app(sink: Sink) -> FastAPI:
     )
     app.state.sink = sink
     app.include_router(v1.router)
+    app.include_router(chaos.router)
     app.include_router(wait_api.router)
     app.include_router(search.router)
     app.include_router(thumbs.router)

@@ -52,6 +52,48 @@ class Settings:
     max_message_size: int = _setting(
         50 * 1024 * 1024, "largest message accepted, in bytes; larger ones get 552 (0: no limit)"
     )
+    # -- SMTP: TLS, AUTH, limits, chaos --
+    smtp_tls_cert: str = _setting(
+        "", "PEM certificate (chain) file; offers STARTTLS (the key may be in the same file)"
+    )
+    smtp_tls_key: str = _setting("", "PEM private key file of --smtp-tls-cert")
+    smtp_tls_self_signed: bool = _setting(
+        False, "generate a self-signed certificate at start and offer STARTTLS with it"
+    )
+    smtp_tls_implicit: bool = _setting(
+        False, "speak TLS from the first byte on the SMTP port (SMTPS, as on port 465)"
+    )
+    smtp_require_starttls: bool = _setting(
+        False, "refuse every command but EHLO, NOOP, STARTTLS and QUIT until STARTTLS (530)"
+    )
+    smtp_auth: bool = _setting(
+        False, "offer AUTH PLAIN, LOGIN and CRAM-MD5, accepting any credentials"
+    )
+    smtp_auth_file: str = _setting(
+        "", "credentials file of user:password lines (bcrypt allowed); wrong ones get 535"
+    )
+    smtp_auth_required: bool = _setting(False, "refuse MAIL with 530 until the client has AUTH")
+    smtp_auth_allow_insecure: bool = _setting(
+        False, "offer AUTH on connections without TLS (else only after STARTTLS or with SMTPS)"
+    )
+    smtp_max_recipients: int = _setting(
+        1000, "recipients accepted per message; more get 452 (0: no limit)"
+    )
+    smtp_timeout: int = _setting(
+        300, "seconds a client may stay silent, or take over DATA, before it is dropped with 421"
+    )
+    smtp_max_connections: int = _setting(
+        500, "SMTP connections served at once; more are answered 421 and closed (0: no limit)"
+    )
+    smtp_chaos: str = _setting(
+        "", "random faults, STAGE:CODE:PERCENT,... (stages: connect, auth, sender, recipient, data)"
+    )
+    smtp_chaos_reject_next: str = _setting(
+        "", "N:CODE refuses the next N messages (at the end of DATA) with CODE"
+    )
+    smtp_chaos_rules: str = _setting(
+        "", "PATTERN:CODE,... refuses recipients matching a glob, e.g. 'bounce@*:550'"
+    )
     # -- Search, tags, retention --
     plus_address_tags: bool = _setting(
         True, "tag a message sent to user+TAG@example.com with TAG (To, Cc, Bcc and envelope)"
@@ -100,6 +142,7 @@ class Settings:
             parse_hostport(self.http, name="http")
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
+        _check_smtp_settings(self)
         _check_search_settings(self)
         _check_relay(self)
         _check_stack_settings(self)
@@ -149,6 +192,45 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _check_smtp_settings(settings: Settings) -> None:
+    """Refuse SMTP settings that cannot work together, naming the flags involved."""
+    # Imported here: these modules hold the parsers, and none of them imports this one.
+    from .chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
+    from .tls import TLSConfigError, check_tls_settings
+
+    for name in ("smtp_max_recipients", "smtp_max_connections"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name.replace('_', '-')} must not be negative")
+    if settings.smtp_timeout <= 0:
+        raise ConfigError("smtp-timeout must be a positive number of seconds")
+    try:
+        check_tls_settings(settings)
+    except TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    has_tls = bool(settings.smtp_tls_cert or settings.smtp_tls_self_signed)
+    auth = settings.smtp_auth or bool(settings.smtp_auth_file)
+    if auth and not has_tls and not settings.smtp_auth_allow_insecure:
+        raise ConfigError(
+            "AUTH needs TLS: give --smtp-tls-cert or --smtp-tls-self-signed, "
+            "or allow AUTH in the clear with --smtp-auth-allow-insecure"
+        )
+    if settings.smtp_auth_file:
+        from .passwords import Credentials, CredentialsError
+
+        try:
+            Credentials.load(settings.smtp_auth_file)
+        except CredentialsError as exc:
+            raise ConfigError(f"smtp-auth-file: {exc}") from None
+    if settings.smtp_auth_required and not auth:
+        raise ConfigError("smtp-auth-required needs --smtp-auth or --smtp-auth-file")
+    try:
+        parse_triggers(settings.smtp_chaos)
+        parse_reject_next(settings.smtp_chaos_reject_next)
+        parse_rules(settings.smtp_chaos_rules)
+    except ChaosError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_relay(settings: Settings) -> None:

@@ -39,6 +39,13 @@ _COUNTERS = {
     ),
     "smtp_sessions": ("mailsink_smtp_sessions", "SMTP connections opened."),
     "messages_deleted": ("mailsink_messages_deleted", "Messages deleted."),
+    "smtp_connections_refused": (
+        "mailsink_smtp_connections_refused",
+        "SMTP connections refused (421) because the connection limit was reached.",
+    ),
+    "smtp_timeouts": ("mailsink_smtp_timeouts", "SMTP sessions dropped for being idle or slow."),
+    "smtp_auth_failures": ("mailsink_smtp_auth_failures", "SMTP AUTH attempts refused."),
+    "smtp_chaos_faults": ("mailsink_smtp_chaos_faults", "SMTP errors injected on purpose."),
 }
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from .chaos import Chaos
 from .config import Settings
 from .events import Hub
 from .inbox import LocalInbox
@@ -40,6 +41,12 @@ class Sink:
         self._smtp_socket = smtp_socket
         self.hub = Hub()
         self.stats = Stats()
+        # Shared by every SMTP session and changed at run time through /api/v1/chaos.
+        self.chaos = Chaos.from_text(
+            self.settings.smtp_chaos,
+            self.settings.smtp_chaos_reject_next,
+            self.settings.smtp_chaos_rules,
+        )
         self.store = Store(
             self.settings.db,
             on_event=self.hub.publish_threadsafe,
@@ -66,7 +73,9 @@ class Sink:
         self.hub.bind(asyncio.get_running_loop())
         self.store.open()
         try:
-            self._smtp = await start_smtp(self.settings, self.store, self.stats, self._smtp_socket)
+            self._smtp = await start_smtp(
+                self.settings, self.store, self.stats, self._smtp_socket, self.chaos
+            )
         except BaseException:
             self.store.close()
             raise

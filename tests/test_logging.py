@@ -11,12 +11,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
 LISTEN = re.compile(r"mailsink: (SMTP|HTTP) listening on (?:http://)?([\d.]+):(\d+)")
 BODY_SECRET = "body-secret-7f3a9c"
 PASSWORD = "auth-password-51d2e8"
+WRONG_PASSWORD = "wrong-password-0c9e41"
 WEBHOOK_TOKEN = "webhook-token-a4b6d0"
 
 
@@ -26,11 +28,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_log_has_one_line_per_message_and_no_secrets() -> None:
+def test_the_log_has_one_line_per_message_and_no_secrets(tmp_path: Path) -> None:
+    users = tmp_path / "smtp-users"
+    users.write_text(f"app:{PASSWORD}\n")
     # A webhook that nobody answers: its failure is logged, and its URL carries a token.
     hook = f"http://127.0.0.1:{free_port()}/hook?token={WEBHOOK_TOKEN}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailsink", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+         "--smtp-auth-file", str(users), "--smtp-auth-allow-insecure",
          "--webhook-url", hook, "--webhook-retries", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -49,13 +54,11 @@ def test_the_log_has_one_line_per_message_and_no_secrets() -> None:
                 break
         with smtplib.SMTP(*bound["SMTP"], local_hostname="client.test") as client:
             client.ehlo()
-            # Credentials in the session, whether or not the server takes them.
-            blob = base64.b64encode(f"\0someone\0{PASSWORD}".encode()).decode()
-            client.docmd("AUTH", f"PLAIN {blob}")
-            if client.has_extn("auth"):
-                login = base64.b64encode(b"someone").decode()
-                client.docmd("AUTH", f"LOGIN {login}")
-                client.docmd(base64.b64encode(PASSWORD.encode()).decode())
+            # A wrong password first (refused and logged), then the right one, both in clear.
+            wrong = base64.b64encode(f"\0app\0{WRONG_PASSWORD}".encode()).decode()
+            assert client.docmd("AUTH", f"PLAIN {wrong}")[0] == 535
+            right = base64.b64encode(f"\0app\0{PASSWORD}".encode()).decode()
+            assert client.docmd("AUTH", f"PLAIN {right}")[0] == 235
             for n in range(2):
                 body = f"Subject: hello {n}\r\n\r\nthe secret is {BODY_SECRET}\r\n"
                 client.sendmail("app@example.test", ["user@example.test"], body.encode())
@@ -80,7 +83,8 @@ def test_the_log_has_one_line_per_message_and_no_secrets() -> None:
     assert len(ids) == 2
     assert all(any(i in line for line in accepted) for i in ids)
     assert "webhook: gave up" in log  # the webhook's trouble is there...
-    for secret in (BODY_SECRET, PASSWORD, blob, WEBHOOK_TOKEN, "hook?token"):
+    assert "AUTH PLAIN refused" in log  # the failed login is there, without its password
+    for secret in (BODY_SECRET, PASSWORD, WRONG_PASSWORD, wrong, right, WEBHOOK_TOKEN, "?token"):
         assert secret not in log, f"{secret!r} is in the log"
     assert "the secret is" not in log
     assert "Traceback" not in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import smtplib
 from collections.abc import Callable
 from pathlib import Path
@@ -67,8 +68,28 @@ def test_counters_follow_what_smtp_accepts_and_refuses(
     assert figures["mailsink_messages_stored"] == 2
     assert figures["mailsink_messages_unread"] == 2
     assert figures["mailsink_store_messages_bytes"] == sum(len(d) for d in small)
-    assert server.sink is not None
-    assert figures["mailsink_messages_rejected_total"] == server.sink.stats.smtp_rejected
+    assert figures["mailsink_messages_rejected_total"] == 1  # the 552
+
+
+def test_smtp_auth_failures_and_chaos_faults_are_counted(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    users.write_text("app:right\n")
+    server = make_server(
+        smtp_auth_file=str(users), smtp_auth_allow_insecure=True, smtp_chaos_rules="bounce@*:550"
+    )
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.ehlo()
+        wrong = base64.b64encode(b"\0app\0wrong").decode()
+        assert client.docmd("AUTH", f"PLAIN {wrong}")[0] == 535
+        client.login("app", "right")
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            client.sendmail("a@example.test", ["bounce@example.test"], message("refused"))
+    figures = scrape(server)
+    assert figures["mailsink_smtp_auth_failures_total"] == 1
+    assert figures["mailsink_smtp_chaos_faults_total"] == 1
+    assert figures["mailsink_messages_received_total"] == 0
 
 
 def test_every_counter_of_the_stats_is_exported_as_it_is(server: Server) -> None:
