@@ -181,3 +181,15 @@ def test_a_base_path_that_is_not_a_path_is_refused(bad: str) -> None:
 
     with pytest.raises(ConfigError, match="base-path"):
         Settings(base_path=bad)
+
+
+def test_the_python_client_works_behind_a_login_and_a_base_path(
+    make_server: Callable[..., Server], send: Send, tmp_path: Path
+) -> None:
+    from mailsink.client import Client
+
+    server = make_server(base_path="/mail", ui_auth_file=htpasswd(tmp_path, "ci:pw"))
+    send(b"Subject: seen by CI\r\n\r\nx\r\n", target=server)
+    host, port = server.http_address or ("", 0)
+    with Client(f"http://ci:pw@{host}:{port}/mail") as client:
+        assert [m.subject for m in client.messages] == ["seen by CI"]
