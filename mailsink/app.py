@@ -10,9 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
-from .api import checks, forms, info, mailhog, release, search, send, thumbs, v1
+from . import __version__, metrics
+from .api import chaos, checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
 from .api import wait as wait_api
+from .auth import BasicAuth, load_htpasswd
+from .basepath import BasePath
 from .server import Sink
 
 __all__ = ["create_app"]
@@ -40,6 +42,7 @@ def create_app(sink: Sink) -> FastAPI:
     )
     app.state.sink = sink
     app.include_router(v1.router)
+    app.include_router(chaos.router)
     app.include_router(wait_api.router)
     app.include_router(search.router)
     app.include_router(thumbs.router)
@@ -49,6 +52,14 @@ def create_app(sink: Sink) -> FastAPI:
     app.include_router(checks.router)
     app.include_router(mailhog.router)
     app.add_middleware(forms.JSONBodies)
+    # -- Running in a stack: metrics, mbox export, login, base path --
+    app.state.metrics_registry = metrics.registry_for(sink)
+    app.include_router(metrics.router)
+    app.include_router(mbox.router)
+    if sink.settings.ui_auth_file:
+        app.add_middleware(BasicAuth, credentials=load_htpasswd(sink.settings.ui_auth_file))
+    if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
+        app.add_middleware(BasePath, base=sink.settings.base_path)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -52,6 +52,48 @@ class Settings:
     max_message_size: int = _setting(
         50 * 1024 * 1024, "largest message accepted, in bytes; larger ones get 552 (0: no limit)"
     )
+    # -- SMTP: TLS, AUTH, limits, chaos --
+    smtp_tls_cert: str = _setting(
+        "", "PEM certificate (chain) file; offers STARTTLS (the key may be in the same file)"
+    )
+    smtp_tls_key: str = _setting("", "PEM private key file of --smtp-tls-cert")
+    smtp_tls_self_signed: bool = _setting(
+        False, "generate a self-signed certificate at start and offer STARTTLS with it"
+    )
+    smtp_tls_implicit: bool = _setting(
+        False, "speak TLS from the first byte on the SMTP port (SMTPS, as on port 465)"
+    )
+    smtp_require_starttls: bool = _setting(
+        False, "refuse every command but EHLO, NOOP, STARTTLS and QUIT until STARTTLS (530)"
+    )
+    smtp_auth: bool = _setting(
+        False, "offer AUTH PLAIN, LOGIN and CRAM-MD5, accepting any credentials"
+    )
+    smtp_auth_file: str = _setting(
+        "", "credentials file of user:password lines (bcrypt allowed); wrong ones get 535"
+    )
+    smtp_auth_required: bool = _setting(False, "refuse MAIL with 530 until the client has AUTH")
+    smtp_auth_allow_insecure: bool = _setting(
+        False, "offer AUTH on connections without TLS (else only after STARTTLS or with SMTPS)"
+    )
+    smtp_max_recipients: int = _setting(
+        1000, "recipients accepted per message; more get 452 (0: no limit)"
+    )
+    smtp_timeout: int = _setting(
+        300, "seconds a client may stay silent, or take over DATA, before it is dropped with 421"
+    )
+    smtp_max_connections: int = _setting(
+        500, "SMTP connections served at once; more are answered 421 and closed (0: no limit)"
+    )
+    smtp_chaos: str = _setting(
+        "", "random faults, STAGE:CODE:PERCENT,... (stages: connect, auth, sender, recipient, data)"
+    )
+    smtp_chaos_reject_next: str = _setting(
+        "", "N:CODE refuses the next N messages (at the end of DATA) with CODE"
+    )
+    smtp_chaos_rules: str = _setting(
+        "", "PATTERN:CODE,... refuses recipients matching a glob, e.g. 'bounce@*:550'"
+    )
     # -- Search, tags, retention --
     plus_address_tags: bool = _setting(
         True, "tag a message sent to user+TAG@example.com with TAG (To, Cc, Bcc and envelope)"
@@ -76,6 +118,23 @@ class Settings:
     relay_allowed_recipients: str = _setting(
         "", "regular expression every released message's recipient must match (empty: any)"
     )
+    # -- Running in a stack --
+    ui_auth_file: str = _setting(
+        "",
+        "htpasswd file (user:bcrypt-hash lines, as 'htpasswd -B' writes) whose users alone may "
+        "use the web UI, API and /metrics; /livez and /readyz stay open ('': no login)",
+    )
+    base_path: str = _setting(
+        "",
+        "URL path to serve everything under, behind a reverse proxy on a sub-path, e.g. /mail",
+    )
+    webhook_url: str = _setting(
+        "", "URL that gets a POST with a JSON summary of each new message ('': no webhook)"
+    )
+    webhook_timeout: int = _setting(10, "seconds to wait for the webhook to answer, per attempt")
+    webhook_retries: int = _setting(
+        3, "attempts after a failed webhook call, waiting 1 s, 2 s, 4 s... between them"
+    )
 
     def __post_init__(self) -> None:
         parse_hostport(self.smtp, name="smtp")
@@ -83,8 +142,10 @@ class Settings:
             parse_hostport(self.http, name="http")
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
+        _check_smtp_settings(self)
         _check_search_settings(self)
         _check_relay(self)
+        _check_stack_settings(self)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -133,6 +194,45 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+def _check_smtp_settings(settings: Settings) -> None:
+    """Refuse SMTP settings that cannot work together, naming the flags involved."""
+    # Imported here: these modules hold the parsers, and none of them imports this one.
+    from .chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
+    from .tls import TLSConfigError, check_tls_settings
+
+    for name in ("smtp_max_recipients", "smtp_max_connections"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name.replace('_', '-')} must not be negative")
+    if settings.smtp_timeout <= 0:
+        raise ConfigError("smtp-timeout must be a positive number of seconds")
+    try:
+        check_tls_settings(settings)
+    except TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    has_tls = bool(settings.smtp_tls_cert or settings.smtp_tls_self_signed)
+    auth = settings.smtp_auth or bool(settings.smtp_auth_file)
+    if auth and not has_tls and not settings.smtp_auth_allow_insecure:
+        raise ConfigError(
+            "AUTH needs TLS: give --smtp-tls-cert or --smtp-tls-self-signed, "
+            "or allow AUTH in the clear with --smtp-auth-allow-insecure"
+        )
+    if settings.smtp_auth_file:
+        from .passwords import Credentials, CredentialsError
+
+        try:
+            Credentials.load(settings.smtp_auth_file)
+        except CredentialsError as exc:
+            raise ConfigError(f"smtp-auth-file: {exc}") from None
+    if settings.smtp_auth_required and not auth:
+        raise ConfigError("smtp-auth-required needs --smtp-auth or --smtp-auth-file")
+    try:
+        parse_triggers(settings.smtp_chaos)
+        parse_reject_next(settings.smtp_chaos_reject_next)
+        parse_rules(settings.smtp_chaos_rules)
+    except ChaosError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_relay(settings: Settings) -> None:
     if settings.relay:
         parse_hostport(settings.relay, name="relay")
@@ -142,6 +242,21 @@ def _check_relay(settings: Settings) -> None:
         re.compile(settings.relay_allowed_recipients)
     except re.error as exc:
         raise ConfigError(f"relay-allowed-recipients: not a regular expression: {exc}") from None
+
+
+def _check_stack_settings(settings: Settings) -> None:
+    """Refuse webhook and base-path values that could never work."""
+    if settings.webhook_url and not settings.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"webhook-url: expected an http:// or https:// URL, got {settings.webhook_url!r}"
+        )
+    if settings.webhook_timeout <= 0:
+        raise ConfigError("webhook-timeout must be at least 1 second")
+    if settings.webhook_retries < 0:
+        raise ConfigError("webhook-retries must not be negative")
+    base = settings.base_path
+    if any(c in base for c in "?#%\\ ") or "//" in base:
+        raise ConfigError(f"base-path: expected a path such as /mail, got {base!r}")
 
 
 def _convert(name: str, raw: str, type_name: str) -> Any:

@@ -9,10 +9,11 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from .chaos import Chaos
 from .config import Settings
 from .events import Hub
 from .inbox import LocalInbox
@@ -21,6 +22,9 @@ from .smtp import start_smtp
 from .stats import Stats
 from .store import Store
 from .tags import make_tagger
+
+if TYPE_CHECKING:
+    from .webhook import WebhookSender
 
 __all__ = ["Server", "Sink", "serve"]
 
@@ -37,6 +41,12 @@ class Sink:
         self._smtp_socket = smtp_socket
         self.hub = Hub()
         self.stats = Stats()
+        # Shared by every SMTP session and changed at run time through /api/v1/chaos.
+        self.chaos = Chaos.from_text(
+            self.settings.smtp_chaos,
+            self.settings.smtp_chaos_reject_next,
+            self.settings.smtp_chaos_rules,
+        )
         self.store = Store(
             self.settings.db,
             on_event=self.hub.publish_threadsafe,
@@ -50,6 +60,11 @@ class Sink:
         )
         self._smtp: asyncio.Server | None = None
         self.started = False
+        self.webhook: WebhookSender | None = None
+        if self.settings.webhook_url:
+            from .webhook import WebhookSender  # httpx is imported only when it is needed
+
+            self.webhook = WebhookSender.from_settings(self.settings, self.store, self.hub)
 
     async def start(self) -> None:
         """Open the store and start listening for SMTP on the running loop."""
@@ -58,11 +73,15 @@ class Sink:
         self.hub.bind(asyncio.get_running_loop())
         self.store.open()
         try:
-            self._smtp = await start_smtp(self.settings, self.store, self.stats, self._smtp_socket)
+            self._smtp = await start_smtp(
+                self.settings, self.store, self.stats, self._smtp_socket, self.chaos
+            )
         except BaseException:
             self.store.close()
             raise
         self.pruner.start()
+        if self.webhook is not None:
+            await self.webhook.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -78,6 +97,8 @@ class Sink:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
         await self.pruner.stop()
+        if self.webhook is not None:  # while the store is open: it reads what it sends
+            await self.webhook.stop()
         # close() drains the writer's queue: nothing already handed to the store is lost.
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
@@ -180,8 +201,14 @@ async def serve(
     from .app import create_app  # the web layer is imported only where it is served
 
     bound = sock.getsockname()[:2]
+    try:
+        app = create_app(sink)  # may refuse its settings (an unreadable htpasswd file)
+    except BaseException:
+        smtp_sock.close()
+        sock.close()
+        raise
     config = uvicorn.Config(
-        create_app(sink),
+        app,
         log_level="warning",
         access_log=False,
         lifespan="on",

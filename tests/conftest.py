@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -9,8 +10,15 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
+
+# Property tests: no deadline (they talk over real sockets), and in CI (CI is set) the same
+# examples on every run, with no example database left behind.
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # pytester runs real pytest sessions for the tests of the pytest plugin.
 pytest_plugins = ["pytester"]
