@@ -170,8 +170,13 @@ class Generator:
         lines.append(" ".join(line))
         return "\n".join(lines)
 
-    def message(self, body_words: int | None = None) -> tuple[bytes, str, list[str]]:
-        """One message: raw bytes, envelope sender, envelope recipients."""
+    def message(
+        self, body_words: int | None = None, html: bool | None = None
+    ) -> tuple[bytes, str, list[str]]:
+        """One message: raw bytes, envelope sender, envelope recipients.
+
+        ``html``: with an HTML alternative (True), without (False), or 7 times in 10 (None).
+        """
         rnd = self.rnd
         self.count += 1
         n = self.count
@@ -219,7 +224,8 @@ class Generator:
             )
         if rnd.random() < 0.3:
             headers.append(("List-Unsubscribe", f"<https://{sender.split('@')[1]}/u/{n}>"))
-        body = self._body(text, rnd.random() < 0.7, rnd.random() < 0.1)
+        with_html = rnd.random() < 0.7 if html is None else html
+        body = self._body(text, with_html, rnd.random() < 0.1)
         head = "".join(f"{k}: {v}\r\n" for k, v in headers)
         raw = head.encode() + body
         return raw, sender, [a for _, a in to + cc + bcc]
