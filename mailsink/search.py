@@ -92,11 +92,12 @@ _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 class SearchError(ValueError):
     """A query that cannot be understood; the message says what is wrong and where.
 
-    ``position`` is the offset (from 0) in the query of the term at fault.
+    ``position`` is the offset (from 0) in the query of the term at fault, or None when the
+    fault is not in the query (an unknown time zone).
     """
 
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} (at position {position})")
+    def __init__(self, message: str, position: int | None) -> None:
+        super().__init__(message if position is None else f"{message} (at position {position})")
         self.position = position
 
 
@@ -167,6 +168,9 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
     meant; by default, the server's. Raises SearchError for a malformed query.
     """
     zone = _zone(tz)
+    # SQLite cannot take what UTF-8 cannot encode (a lone surrogate, from JSON), and FTS5
+    # ends its query at a NUL; one character for one, so positions stay right.
+    query = query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
     conditions: list[str] = []
     params: list[object] = []
     text_in: list[str] = []
@@ -305,7 +309,9 @@ def _zone(tz: str | None) -> tzinfo | None:
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SearchError(f"unknown time zone {tz!r}; use a name such as Europe/Paris", 0) from None
+        raise SearchError(
+            f"tz: unknown time zone {tz[:100]!r}; use a name such as Europe/Paris", None
+        ) from None
 
 
 def _moment(term: Term, value: str, zone: tzinfo | None) -> tuple[float, bool]:

@@ -416,3 +416,68 @@ def test_the_index_driven_plan_gives_what_the_plain_condition_gives(
         assert (fast.matched, fast.matched_unread) == (plain.matched, plain.matched_unread)
         assert [m.id for m in fast.messages] == [m.id for m in plain.messages]
     assert fast.matched > 0
+
+
+def test_no_query_makes_sqlite_fail(store: Store) -> None:
+    """Whatever a user types is either a SearchError or a query SQLite runs."""
+    import random
+
+    store.add(mail("Grüße", text="hello world", headers={"X-Tags": "a"})).result()
+    pieces = [
+        "a",
+        "é",
+        "ß",
+        "日本",
+        '"',
+        "'",
+        "-",
+        "!",
+        ":",
+        "*",
+        "(",
+        ")",
+        "^",
+        "+",
+        "NEAR",
+        "AND",
+        "OR",
+        "NOT",
+        "to:",
+        "from:",
+        "subject:",
+        "header:",
+        "tag:",
+        "is:",
+        "has:",
+        "before:",
+        "after:",
+        "larger:",
+        "smaller:",
+        "2024-01-01",
+        "10K",
+        "read",
+        "x@y.z",
+        "@",
+        "\\",
+        "%",
+        "_",
+        "\x00",
+        "\ud800",
+        " ",
+        "  ",
+        "{",
+        "}",
+        "[",
+        "]",
+        ";",
+        "--",
+    ]
+    rnd = random.Random(7)
+    for _ in range(3000):
+        query = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 8)))
+        try:
+            where, params = compile_search(query, tz=rnd.choice([None, "UTC", "Asia/Tokyo"]))
+        except SearchError:
+            continue
+        store.page(0, 5, where, params)
+        store.page(0, 5, str(where), params)
