@@ -37,11 +37,16 @@ class Sink:
         self.store = Store(self.settings.db, on_event=self.hub.publish_threadsafe)
         self._smtp: asyncio.Server | None = None
         self.started = False
+        # Set as soon as the server begins to shut down, before uvicorn waits for open
+        # responses: long-lived ones (the UI's event stream) end on it instead of holding
+        # the shutdown open until its timeout.
+        self.stopping = asyncio.Event()
 
     async def start(self) -> None:
         """Open the store and start listening for SMTP on the running loop."""
         if self.started:
             return
+        self.stopping.clear()
         self.hub.bind(asyncio.get_running_loop())
         self.store.open()
         try:
@@ -53,6 +58,7 @@ class Sink:
 
     async def stop(self) -> None:
         """Stop taking mail, finish every write already accepted, close the store."""
+        self.stopping.set()
         if not self.started:
             return
         self.started = False
@@ -94,11 +100,16 @@ class _UvicornServer(uvicorn.Server):
     """uvicorn's server, telling us when it is up (after the lifespan has started the sink)."""
 
     def __init__(
-        self, config: uvicorn.Config, on_ready: Callable[[], None], handle_signals: bool
+        self,
+        config: uvicorn.Config,
+        on_ready: Callable[[], None],
+        handle_signals: bool,
+        on_shutdown: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(config)
         self._on_ready = on_ready
         self._handle_signals = handle_signals
+        self._on_shutdown = on_shutdown
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -126,6 +137,10 @@ class _UvicornServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        await super().shutdown(sockets)
 
 
 async def serve(
@@ -178,6 +193,7 @@ async def serve(
         config,
         lambda: on_ready(sink, http_address) if on_ready else None,
         handle_signals,
+        sink.stopping.set,
     )
 
     async def watch() -> None:
