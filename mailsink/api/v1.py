@@ -14,7 +14,7 @@ from ..server import Sink
 from ..store import StoredMessage
 from .shapes import message_json, page_json
 
-__all__ = ["router", "sink_of"]
+__all__ = ["is_reading", "router", "sink_of"]
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -34,6 +34,16 @@ def sink_of(request: Request) -> Sink:
     """The sink the app serves."""
     sink: Sink = request.app.state.sink
     return sink
+
+
+def is_reading(request: Request) -> bool:
+    """Whether a request is someone reading, not a browser loading an image or stylesheet.
+
+    A message's HTML, once its remote content is allowed, may point an ``<img>`` or a CSS
+    ``url()`` at this server; such loads say so in ``Sec-Fetch-Dest`` and must not mark
+    messages read. Clients that send no such header (scripts, API clients) are reading.
+    """
+    return request.headers.get("sec-fetch-dest", "empty") in ("empty", "document")
 
 
 def found(sink: Sink, uid: str) -> StoredMessage:
@@ -102,7 +112,7 @@ def get_message(request: Request, ID: MessageID) -> dict[str, Any]:
     sink = sink_of(request)
     message = found(sink, ID)
     parsed = parse(raw_of(sink, message))
-    if not message.read:
+    if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
     return message_json(message, parsed)
 
