@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__
+from . import __version__, web
 from .api import v1
 from .server import Sink
 
@@ -39,6 +39,7 @@ def create_app(sink: Sink) -> FastAPI:
     )
     app.state.sink = sink
     app.include_router(v1.router)
+    app.include_router(web.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -51,6 +51,10 @@ class Settings:
     max_message_size: int = _setting(
         50 * 1024 * 1024, "largest message accepted, in bytes; larger ones get 552 (0: no limit)"
     )
+    # -- Web UI --
+    template_dir: str = _setting(
+        "", "directory of Jinja2 templates that replace the web UI's own, file by file"
+    )
 
     def __post_init__(self) -> None:
         parse_hostport(self.smtp, name="smtp")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import smtplib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -76,3 +78,47 @@ def send(server: Server) -> Send:
             return client.sendmail(sender, list(to), data, mail_options=list(mail_options))
 
     return send_message
+
+
+# -- Web UI: one headless Chromium per session, a fresh context per test --
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def _browser_missing(reason: str) -> None:
+    # A CI run that skipped every browser test would pass while testing no UI at all.
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests cannot run: {reason} (and CI is set, so this is a failure)")
+    pytest.skip(f"browser tests need {reason}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright, shared by the whole session."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_missing("Playwright (pip install playwright)")
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(executable):
+        _browser_missing("Chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_context(chromium: Any) -> Iterator[Any]:
+    """A fresh browser profile (no storage shared with other tests) that accepts downloads."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    yield context
+    context.close()

@@ -1,0 +1,564 @@
+"""The web UI in a real headless Chromium: live mail, every tab, keyboard, themes, phones."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mailsink import Server
+
+from .conftest import Send
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+# MAILSINK_UPDATE_SCREENSHOTS=1 also refreshes the screenshots the README shows.
+README_SCREENSHOTS = ROOT / "web" / "screenshots"
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour PNG, built by hand (no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PNG = png(16, 16, (79, 70, 229))
+
+
+def expect(target: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 15
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+def rich_message() -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Ana Lima <ana@example.test>"
+    msg["To"] = "Dev Team <dev@example.test>"
+    msg["Cc"] = "qa@example.test"
+    msg["Subject"] = "Quarterly report"
+    msg["X-Campaign"] = "q3"
+    msg.set_content("Plain words for the report.\nDetails at https://example.test/report today.\n")
+    msg.add_alternative(
+        "<html><body><h1>Numbers are up</h1><p>See the chart:</p>"
+        '<img src="cid:chart@example.test" alt="chart" width="32" height="32"></body></html>',
+        subtype="html",
+    )
+    msg.get_payload()[1].add_related(PNG, "image", "png", cid="<chart@example.test>")
+    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="report.pdf")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def simple(subject: str, sender: str = "app@example.test", body: str = "Hello") -> bytes:
+    return (
+        f"From: {sender}\r\nTo: you@example.test\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
+    )
+
+
+@pytest.fixture
+def page(browser_context: Any) -> Iterator[Any]:
+    """A page whose script errors fail the test."""
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    assert not errors, f"the page's script failed: {errors}"
+
+
+def open_inbox(page: Any, server: Server, path: str = "/") -> None:
+    page.goto(server.url + path)
+    # New mail is only live once the event stream is up.
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(target))
+    if os.environ.get("MAILSINK_UPDATE_SCREENSHOTS"):
+        README_SCREENSHOTS.mkdir(exist_ok=True)
+        shutil.copy(target, README_SCREENSHOTS / target.name)
+
+
+def test_new_mail_appears_live_and_every_tab_shows_its_part(
+    page: Any, server: Server, send: Send, api: httpx.Client
+) -> None:
+    host, port = server.smtp_address
+    open_inbox(page, server)
+    expect(page.locator("#empty-inbox")).to_be_visible()
+    expect(page.locator("#empty-inbox")).to_contain_text(f"{host}:{port}")
+    page.evaluate("window.sameDocument = true")
+
+    send(rich_message(), to=["dev@example.test", "qa@example.test", "secret@example.test"])
+
+    row = page.locator(".row")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Quarterly report")
+    expect(row).to_contain_text("Ana Lima")
+    expect(row).to_contain_text("Plain words for the report")
+    expect(row).to_have_class(re.compile(r"\bis-unread\b"))
+    expect(row.locator("[data-field=attachments]")).to_be_visible()
+    expect(page).to_have_title(re.compile(r"^\(1\) Inbox"))
+    assert page.evaluate("window.sameDocument") is True, "the page reloaded"
+
+    uid = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+    row.locator(".row-link").click()
+    expect(page.locator("#message-subject")).to_have_text("Quarterly report")
+    expect(page).to_have_url(re.compile(f"/view/{uid}$"))
+    expect(row).not_to_have_class(re.compile(r"\bis-unread\b"))
+    expect(page).to_have_title("Quarterly report · mailsink")
+
+    # Preview: the HTML, with the cid: image loaded from the message's own part.
+    frame = page.frame_locator("iframe.preview")
+    expect(frame.locator("h1")).to_have_text("Numbers are up")
+    preview = next(f for f in page.frames if f.url.endswith(".html?embed=1"))
+    preview.wait_for_function("document.querySelector('img[alt=chart]').naturalWidth === 16")
+
+    page.locator("#tab-text").click()
+    expect(page.locator("#panel-text")).to_be_visible()
+    expect(page.locator("#panel-preview")).to_be_hidden()
+    expect(page.locator("#panel-text")).to_contain_text("Plain words for the report.")
+    link = page.locator("#panel-text a")
+    expect(link).to_have_attribute("href", "https://example.test/report")
+
+    page.locator("#tab-source").click()
+    source = page.locator("#panel-source code")
+    expect(source).to_contain_text("<h1>Numbers are up</h1>")
+    expect(source.locator(".tok-tag").first).to_have_text("html")
+
+    page.locator("#tab-headers").click()
+    headers = page.locator("#panel-headers")
+    expect(headers.locator("tr", has_text="X-Campaign")).to_contain_text("q3")
+    expect(headers.locator("tr", has_text="Subject")).to_contain_text("Quarterly report")
+
+    page.locator("#tab-raw").click()
+    raw = api.get(f"/api/v1/message/{uid}/raw").text
+    wait_until(
+        lambda: page.locator("#panel-raw code").text_content() == raw, "the raw source loaded"
+    )
+
+    page.locator("#tab-parts").click()
+    parts = page.locator("#panel-parts")
+    expect(parts.locator(".part")).to_have_count(2)
+    expect(parts).to_contain_text("report.pdf")
+    expect(parts).to_contain_text("application/pdf")
+    thumbnail = parts.locator(".part", has_text="image/png").locator("img")
+    wait_until(lambda: thumbnail.evaluate("img => img.naturalWidth") == 16, "the thumbnail shows")
+    with page.expect_download() as download:
+        parts.locator("a.part-download", has_text="report.pdf").click()
+    assert download.value.suggested_filename == "report.pdf"
+    assert Path(download.value.path()).read_bytes() == PDF
+
+    with page.expect_download() as eml:
+        page.locator("a[download$='.eml']").click()
+    assert Path(eml.value.path()).read_bytes() == api.get(f"/api/v1/message/{uid}/raw").content
+
+    page.locator("#tab-envelope").click()
+    envelope = page.locator("#panel-envelope")
+    expect(envelope.locator("div", has_text="MAIL FROM")).to_contain_text("sender@example.test")
+    rcpt = envelope.locator("div", has_text="RCPT TO")
+    for address in ("dev@example.test", "qa@example.test", "secret@example.test"):
+        expect(rcpt).to_contain_text(address)
+    expect(envelope.locator("div", has_text="HELO")).to_contain_text("client.test")
+    expect(envelope.locator("div", has_text="Client address")).to_contain_text("127.0.0.1")
+    expect(envelope.locator("div", has_text="Authenticated user")).to_contain_text("none")
+    expect(envelope.locator("div", has_text="TLS")).to_contain_text("No")
+
+
+def test_changes_made_elsewhere_show_up(
+    page: Any, server: Server, send: Send, api: httpx.Client
+) -> None:
+    send(simple("first"))
+    send(simple("second"))
+    open_inbox(page, server)
+    rows = page.locator(".row")
+    expect(rows).to_have_count(2)
+    expect(page).to_have_title(re.compile(r"^\(2\) "))
+    first, second = (m["ID"] for m in reversed(api.get("/api/v1/messages").json()["messages"]))
+    second_row = page.locator(f".row[data-id='{second}']")
+
+    api.put("/api/v1/messages", json={"IDs": [second], "Read": True}).raise_for_status()
+    expect(second_row).not_to_have_class(re.compile(r"\bis-unread\b"))
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    expect(page.locator("#counts")).to_contain_text("1 unread")
+
+    api.put("/api/v1/messages", json={"IDs": [second], "Read": False}).raise_for_status()
+    expect(second_row).to_have_class(re.compile(r"\bis-unread\b"))
+
+    page.locator(f".row[data-id='{first}'] .row-link").click()
+    expect(page.locator("#message-subject")).to_have_text("first")
+    api.request("DELETE", "/api/v1/messages", json={"IDs": [first]}).raise_for_status()
+    expect(rows).to_have_count(1)
+    expect(page.locator(".message .notice-error")).to_have_text("This message was deleted.")
+
+    api.delete("/api/v1/messages").raise_for_status()
+    expect(rows).to_have_count(0)
+    expect(page.locator("#counts")).to_have_text("No messages")
+
+
+def test_reconnects_after_a_server_restart(
+    page: Any, make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "mail.db")
+    first = make_server(db=db)
+    assert first.http_address is not None
+    port = first.http_address[1]
+    open_inbox(page, first)
+    first.stop()
+    expect(page.locator("#live")).to_have_attribute("data-state", "down")
+
+    second = make_server(db=db, http=f"127.0.0.1:{port}")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=20000)
+    host, smtp_port = second.smtp_address
+    import smtplib
+
+    with smtplib.SMTP(host, smtp_port) as client:
+        client.sendmail("a@example.test", ["b@example.test"], simple("after the restart"))
+    expect(page.locator(".row")).to_contain_text("after the restart")
+
+
+def test_the_keyboard_does_everything(
+    page: Any, server: Server, send: Send, api: httpx.Client
+) -> None:
+    for subject in ("one", "two", "three"):
+        send(simple(subject))
+    open_inbox(page, server)
+    rows = page.locator(".row")
+    expect(rows).to_have_count(3)
+    cursor = page.locator(".row.is-cursor")
+    expect(cursor).to_contain_text("three")
+
+    page.keyboard.press("j")
+    expect(cursor).to_contain_text("two")
+    expect(cursor.locator(".row-link")).to_be_focused()
+    page.keyboard.press("k")
+    expect(cursor).to_contain_text("three")
+    page.keyboard.press("ArrowDown")
+    expect(cursor).to_contain_text("two")
+
+    page.keyboard.press("Enter")
+    expect(page.locator("#message-subject")).to_have_text("two")
+    page.keyboard.press("j")  # with a message open, j opens the next one
+    expect(page.locator("#message-subject")).to_have_text("one")
+    page.keyboard.press("2")
+    expect(page.locator("#tab-headers")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("1")
+    expect(page.locator("#tab-text")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("u")
+    expect(page.locator(".row.is-open")).to_have_class(re.compile(r"\bis-unread\b"))
+    wait_until(
+        lambda: (
+            not next(
+                m for m in api.get("/api/v1/messages").json()["messages"] if m["Subject"] == "one"
+            )["Read"]
+        ),
+        "the message is unread on the server",
+    )
+
+    page.keyboard.press("Escape")
+    expect(page.locator(".nothing-open")).to_be_visible()
+    expect(page).to_have_url(server.url + "/")
+    expect(cursor).to_contain_text("one")
+
+    page.keyboard.press("Delete")
+    expect(rows).to_have_count(2)
+    wait_until(lambda: server.store.count()[0] == 2, "the message is deleted")
+    assert "one" not in [m["Subject"] for m in api.get("/api/v1/messages").json()["messages"]]
+
+    page.keyboard.press("/")
+    expect(page.locator("#search")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#search")).not_to_be_focused()
+
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
+
+    # Focus is always visible: tab to a control and look at its outline.
+    page.locator("#search").focus()
+    page.keyboard.press("Tab")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
+
+
+def test_controls_have_names_and_landmarks(page: Any, server: Server, send: Send) -> None:
+    send(rich_message())
+    open_inbox(page, server, "/view/latest")
+    # Every button and link can be named by a screen reader.
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('button, a[href], input')]
+            .filter(el => el.offsetParent !== null)
+            .filter(el => !(el.getAttribute('aria-label') || el.textContent.trim() ||
+                            (el.labels && el.labels.length)))
+            .map(el => el.outerHTML.slice(0, 120))"""
+    )
+    assert unnamed == []
+    assert page.get_by_role("search").count() == 1
+    assert page.get_by_role("main").count() == 1
+    assert page.get_by_role("tablist").count() == 1
+    assert page.get_by_role("tab").count() == 7
+    expect(page.get_by_role("tabpanel")).to_have_count(1)  # the others are hidden
+    expect(page.get_by_role("heading", name="Quarterly report")).to_be_visible()
+    expect(page.get_by_role("list", name="Inbox")).to_be_visible()
+
+
+def test_delete_all_asks_first(page: Any, server: Server, send: Send) -> None:
+    send(simple("keep me"))
+    open_inbox(page, server)
+    expect(page.locator(".row")).to_have_count(1)
+    page.locator("#delete-all").click()
+    dialog = page.locator("#confirm")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("all 1 messages")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert server.store.count()[0] == 1
+    page.locator("#delete-all").click()
+    dialog.get_by_role("button", name="Delete all").click()
+    expect(page.locator(".row")).to_have_count(0)
+    wait_until(lambda: server.store.count()[0] == 0, "everything is deleted")
+    expect(page.locator("#empty-inbox")).to_be_visible()
+
+
+def test_search_keeps_the_query_in_the_url(
+    page: Any, server: Server, send: Send, api: httpx.Client
+) -> None:
+    send(simple("Invoice 42", sender="billing@example.test"))
+    send(simple("Lunch?", sender="ana@example.test"))
+    open_inbox(page, server)
+    page.locator("#search").fill("subject:invoice")
+    page.locator("#search").press("Enter")
+    expect(page).to_have_url(re.compile(r"\?q=subject%3Ainvoice$"))
+    if api.get("/api/v1/search", params={"query": "x"}).status_code == 404:
+        # This server has no search endpoint: the UI says so instead of showing stale rows.
+        expect(page.locator("#list-error")).to_have_text("Search is not available on this server.")
+        return
+    expect(page.locator(".row")).to_have_count(1)
+    expect(page.locator(".row")).to_contain_text("Invoice 42")
+    expect(page.locator("#list-title")).to_have_text("Search results")
+    page.reload()
+    expect(page.locator("#search")).to_have_value("subject:invoice")
+    expect(page.locator(".row")).to_have_count(1)
+    page.go_back()
+    expect(page.locator(".row")).to_have_count(2)
+
+
+def test_paging_through_many_messages(page: Any, server: Server) -> None:
+    futures = [server.store.add(simple(f"bulk {i:03d}")) for i in range(120)]
+    for future in futures:
+        future.result(timeout=30)
+    open_inbox(page, server)
+    expect(page.locator(".row")).to_have_count(50)
+    expect(page.locator("#range")).to_have_text("1\u201350 of 120")
+    expect(page.locator(".row").first).to_contain_text("bulk 119")
+    page.locator("#older").click()
+    expect(page.locator("#range")).to_have_text("51\u2013100 of 120")
+    expect(page).to_have_url(re.compile(r"\?start=50$"))
+    page.keyboard.press("]")
+    expect(page.locator("#range")).to_have_text("101\u2013120 of 120")
+    expect(page.locator("#older")).to_be_disabled()
+    expect(page.locator(".row").last).to_contain_text("bulk 000")
+    page.keyboard.press("[")
+    expect(page.locator("#range")).to_have_text("51\u2013100 of 120")
+
+
+def test_dark_mode_follows_the_system_and_the_toggle(
+    chromium: Any, server: Server, send: Send
+) -> None:
+    send(rich_message())
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    try:
+        page = context.new_page()
+        open_inbox(page, server, "/view/latest")
+        background = "getComputedStyle(document.body).backgroundColor"
+        assert page.evaluate(background) == "rgb(13, 15, 19)"
+        # The message itself stays on white, as its author designed it.
+        frame_body = page.frame_locator("iframe.preview").locator("html")
+        expect(frame_body).to_have_css("background-color", "rgb(255, 255, 255)")
+
+        toggle = page.locator("#theme-toggle")
+        expect(toggle).to_have_attribute("data-mode", "system")
+        toggle.click()  # the opposite of the system's
+        expect(toggle).to_have_attribute("data-mode", "light")
+        assert page.evaluate(background) == "rgb(244, 245, 248)"
+        page.reload()  # the choice is remembered
+        expect(page.locator("html")).to_have_attribute("data-theme", "light")
+        page.locator("#theme-toggle").click()
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+        page.locator("#theme-toggle").click()
+        assert page.evaluate("document.documentElement.dataset.theme") is None
+        assert page.evaluate(background) == "rgb(13, 15, 19)"
+    finally:
+        context.close()
+
+
+def test_phone_width_shows_one_pane_at_a_time(chromium: Any, server: Server, send: Send) -> None:
+    send(rich_message())
+    send(simple("A second one"))
+    context = chromium.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        open_inbox(page, server)
+        no_sideways_scroll = "document.documentElement.scrollWidth <= window.innerWidth"
+        expect(page.locator(".row")).to_have_count(2)
+        expect(page.locator("#message-pane")).to_be_hidden()
+        assert page.evaluate(no_sideways_scroll)
+        screenshot(page, "inbox-phone")
+
+        page.locator(".row", has_text="Quarterly report").locator(".row-link").click()
+        expect(page.locator("#message-subject")).to_be_visible()
+        expect(page.locator("#list-pane")).to_be_hidden()
+        expect(page.frame_locator("iframe.preview").locator("h1")).to_have_text("Numbers are up")
+        assert page.evaluate(no_sideways_scroll)
+        screenshot(page, "message-phone")
+
+        page.locator("[data-action=close]").first.click()
+        expect(page.locator("#list-pane")).to_be_visible()
+        expect(page.locator("#message-pane")).to_be_hidden()
+    finally:
+        context.close()
+
+
+def test_preview_widths(page: Any, server: Server, send: Send) -> None:
+    send(rich_message())
+    open_inbox(page, server, "/view/latest")
+    frame = page.locator("iframe.preview")
+    page.get_by_role("button", name="Tablet").click()
+    expect(page.get_by_role("button", name="Tablet")).to_have_attribute("aria-pressed", "true")
+    wait_until(lambda: frame.evaluate("f => f.clientWidth") == 766, "the frame is tablet-wide")
+    page.get_by_role("button", name="Phone").click()
+    wait_until(lambda: frame.evaluate("f => f.clientWidth") == 373, "the frame is phone-wide")
+    page.get_by_role("button", name="Desktop").click()
+    wait_until(lambda: frame.evaluate("f => f.clientWidth") > 800, "the frame fills the pane")
+
+
+def showcase_message() -> bytes:
+    """A typical transactional email, for the README's screenshots."""
+    msg = EmailMessage()
+    msg["From"] = "Acme <hello@acme.test>"
+    msg["To"] = "Maya Chen <maya@example.test>"
+    msg["Subject"] = "Welcome to Acme, Maya!"
+    msg.set_content(
+        "Hi Maya, welcome to Acme. Confirm your address: https://acme.test/confirm/8f2c"
+    )
+    button = (
+        "display:inline-block;background:#4f46e5;color:#fff;padding:12px 22px;"
+        "border-radius:8px;text-decoration:none;font-weight:600"
+    )
+    msg.add_alternative(
+        f"""<html><body style="margin:0;background:#f3f4f6;font-family:Helvetica,Arial,sans-serif">
+<table width="100%" cellpadding="0" cellspacing="0"><tr><td align="center" style="padding:32px 12px">
+<table width="560" cellpadding="0" cellspacing="0" style="background:#fff;border-radius:12px">
+<tr><td style="padding:28px 36px 0"><img src="cid:logo@acme.test" width="44" height="44" alt="Acme"
+  style="border-radius:10px"></td></tr>
+<tr><td style="padding:20px 36px 8px;color:#111827;font-size:24px;font-weight:700">Welcome aboard, Maya</td></tr>
+<tr><td style="padding:0 36px;color:#4b5563;font-size:15px;line-height:1.6">Thanks for signing up.
+  Confirm your email address to finish setting up your workspace.</td></tr>
+<tr><td style="padding:24px 36px"><a href="https://acme.test/confirm/8f2c" style="{button}">Confirm my email</a></td></tr>
+<tr><td style="padding:0 36px 28px;color:#9ca3af;font-size:12px">If you did not sign up, ignore this email.
+  <img src="https://pixel.acme.test/open.gif" width="1" height="1" alt=""></td></tr>
+</table></td></tr></table></body></html>""",
+        subtype="html",
+    )
+    msg.get_payload()[1].add_related(
+        png(44, 44, (79, 70, 229)), "image", "png", cid="<logo@acme.test>"
+    )
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def test_screenshots_for_the_readme(chromium: Any, server: Server, send: Send) -> None:
+    people = [
+        (
+            "Acme Billing",
+            "billing@acme.test",
+            "Your invoice for November",
+            "Invoice #2291 is ready. The total due is $1,240.00 by December 15.",
+        ),
+        (
+            "GitHub",
+            "noreply@github.test",
+            "[acme/shop] Fix checkout rounding (#812)",
+            "@ana-lima requested your review on this pull request.",
+        ),
+        (
+            "Ana Lima",
+            "ana@example.test",
+            "Lunch on Friday?",
+            "There's a new ramen place near the office, want to try it?",
+        ),
+        (
+            "Deploy Bot",
+            "ci@builds.test",
+            "Build #1289 passed on main",
+            "All 1,412 tests passed in 3m 12s. Deployed to staging.",
+        ),
+        (
+            "Acme Shop",
+            "orders@shop.test",
+            "Your order has shipped",
+            "Good news! Order #A-1042 is on its way and should arrive Tuesday.",
+        ),
+    ]
+    for name, address, subject, body in people:
+        send(
+            f"From: {name} <{address}>\r\nTo: Dev Team <dev@example.test>\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
+        )
+    send(rich_message())
+    send(showcase_message())
+    for scheme in ("light", "dark"):
+        context = chromium.new_context(viewport={"width": 1280, "height": 800}, color_scheme=scheme)
+        page = context.new_page()
+        try:
+            open_inbox(page, server)
+            expect(page.locator(".row")).to_have_count(7)
+            if scheme == "light":
+                page.evaluate("document.activeElement.blur()")
+                screenshot(page, "inbox")
+            page.locator(".row", has_text="Welcome to Acme").locator(".row-link").click()
+            frame = page.frame_locator("iframe.preview")
+            expect(frame.get_by_text("Welcome aboard, Maya")).to_be_visible()
+            logo = next(f for f in page.frames if f.url.endswith(".html?embed=1"))
+            logo.wait_for_function("document.querySelector('img[alt=Acme]').naturalWidth === 44")
+            page.evaluate("document.activeElement.blur()")
+            screenshot(page, "message" if scheme == "light" else "message-dark")
+        finally:
+            context.close()
+    for name in ("inbox", "message", "message-dark"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
