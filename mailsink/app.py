@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, web
-from .api import v1
+from .api import chaos, checks, forms, info, mailhog, release, search, send, thumbs, v1
+from .api import wait as wait_api
 from .server import Sink
 
 __all__ = ["create_app"]
@@ -39,6 +40,16 @@ def create_app(sink: Sink) -> FastAPI:
     )
     app.state.sink = sink
     app.include_router(v1.router)
+    app.include_router(chaos.router)
+    app.include_router(wait_api.router)
+    app.include_router(search.router)
+    app.include_router(thumbs.router)
+    app.include_router(send.router)
+    app.include_router(release.router)
+    app.include_router(info.router)
+    app.include_router(checks.router)
+    app.include_router(mailhog.router)
+    app.add_middleware(forms.JSONBodies)
     app.include_router(web.router)
 
     @app.exception_handler(StarletteHTTPException)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,72 @@ class Settings:
     max_message_size: int = _setting(
         50 * 1024 * 1024, "largest message accepted, in bytes; larger ones get 552 (0: no limit)"
     )
+    # -- SMTP: TLS, AUTH, limits, chaos --
+    smtp_tls_cert: str = _setting(
+        "", "PEM certificate (chain) file; offers STARTTLS (the key may be in the same file)"
+    )
+    smtp_tls_key: str = _setting("", "PEM private key file of --smtp-tls-cert")
+    smtp_tls_self_signed: bool = _setting(
+        False, "generate a self-signed certificate at start and offer STARTTLS with it"
+    )
+    smtp_tls_implicit: bool = _setting(
+        False, "speak TLS from the first byte on the SMTP port (SMTPS, as on port 465)"
+    )
+    smtp_require_starttls: bool = _setting(
+        False, "refuse every command but EHLO, NOOP, STARTTLS and QUIT until STARTTLS (530)"
+    )
+    smtp_auth: bool = _setting(
+        False, "offer AUTH PLAIN, LOGIN and CRAM-MD5, accepting any credentials"
+    )
+    smtp_auth_file: str = _setting(
+        "", "credentials file of user:password lines (bcrypt allowed); wrong ones get 535"
+    )
+    smtp_auth_required: bool = _setting(False, "refuse MAIL with 530 until the client has AUTH")
+    smtp_auth_allow_insecure: bool = _setting(
+        False, "offer AUTH on connections without TLS (else only after STARTTLS or with SMTPS)"
+    )
+    smtp_max_recipients: int = _setting(
+        1000, "recipients accepted per message; more get 452 (0: no limit)"
+    )
+    smtp_timeout: int = _setting(
+        300, "seconds a client may stay silent, or take over DATA, before it is dropped with 421"
+    )
+    smtp_max_connections: int = _setting(
+        500, "SMTP connections served at once; more are answered 421 and closed (0: no limit)"
+    )
+    smtp_chaos: str = _setting(
+        "", "random faults, STAGE:CODE:PERCENT,... (stages: connect, auth, sender, recipient, data)"
+    )
+    smtp_chaos_reject_next: str = _setting(
+        "", "N:CODE refuses the next N messages (at the end of DATA) with CODE"
+    )
+    smtp_chaos_rules: str = _setting(
+        "", "PATTERN:CODE,... refuses recipients matching a glob, e.g. 'bounce@*:550'"
+    )
+    # -- Search, tags, retention --
+    plus_address_tags: bool = _setting(
+        True, "tag a message sent to user+TAG@example.com with TAG (To, Cc, Bcc and envelope)"
+    )
+    max_messages: int = _setting(
+        5000, "keep at most this many messages, deleting the oldest in the background (0: no limit)"
+    )
+    max_age: str = _setting(
+        "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
+    )
+    # -- Release (relay) --
+    relay: str = _setting(
+        "", "SMTP server that released messages are relayed to, HOST:PORT (empty: release is off)"
+    )
+    relay_tls: str = _setting("off", "how the relay connection is secured: off, starttls or tls")
+    relay_username: str = _setting(
+        "", "user name to AUTH with on the relay server (empty: no AUTH)"
+    )
+    relay_password_file: str = _setting(
+        "", "file holding the relay server's password (a file keeps it out of flags and logs)"
+    )
+    relay_allowed_recipients: str = _setting(
+        "", "regular expression every released message's recipient must match (empty: any)"
+    )
     # -- Web UI --
     template_dir: str = _setting(
         "", "directory of Jinja2 templates that replace the web UI's own, file by file"
@@ -62,6 +129,9 @@ class Settings:
             parse_hostport(self.http, name="http")
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
+        _check_smtp_settings(self)
+        _check_search_settings(self)
+        _check_relay(self)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -110,6 +180,56 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+def _check_smtp_settings(settings: Settings) -> None:
+    """Refuse SMTP settings that cannot work together, naming the flags involved."""
+    # Imported here: these modules hold the parsers, and none of them imports this one.
+    from .chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
+    from .tls import TLSConfigError, check_tls_settings
+
+    for name in ("smtp_max_recipients", "smtp_max_connections"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name.replace('_', '-')} must not be negative")
+    if settings.smtp_timeout <= 0:
+        raise ConfigError("smtp-timeout must be a positive number of seconds")
+    try:
+        check_tls_settings(settings)
+    except TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    has_tls = bool(settings.smtp_tls_cert or settings.smtp_tls_self_signed)
+    auth = settings.smtp_auth or bool(settings.smtp_auth_file)
+    if auth and not has_tls and not settings.smtp_auth_allow_insecure:
+        raise ConfigError(
+            "AUTH needs TLS: give --smtp-tls-cert or --smtp-tls-self-signed, "
+            "or allow AUTH in the clear with --smtp-auth-allow-insecure"
+        )
+    if settings.smtp_auth_file:
+        from .passwords import Credentials, CredentialsError
+
+        try:
+            Credentials.load(settings.smtp_auth_file)
+        except CredentialsError as exc:
+            raise ConfigError(f"smtp-auth-file: {exc}") from None
+    if settings.smtp_auth_required and not auth:
+        raise ConfigError("smtp-auth-required needs --smtp-auth or --smtp-auth-file")
+    try:
+        parse_triggers(settings.smtp_chaos)
+        parse_reject_next(settings.smtp_chaos_reject_next)
+        parse_rules(settings.smtp_chaos_rules)
+    except ChaosError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_relay(settings: Settings) -> None:
+    if settings.relay:
+        parse_hostport(settings.relay, name="relay")
+    if settings.relay_tls not in ("off", "starttls", "tls"):
+        raise ConfigError(f"relay-tls: expected off, starttls or tls, got {settings.relay_tls!r}")
+    try:
+        re.compile(settings.relay_allowed_recipients)
+    except re.error as exc:
+        raise ConfigError(f"relay-allowed-recipients: not a regular expression: {exc}") from None
+
+
 def _convert(name: str, raw: str, type_name: str) -> Any:
     if type_name == "int":
         try:
@@ -126,3 +246,12 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
             return False
         raise ConfigError(f"{Settings.env_name(name)}: expected true or false, got {raw!r}")
     return raw
+
+
+def _check_search_settings(settings: Settings) -> None:
+    """Refuse retention limits that make no sense."""
+    from .retention import parse_age  # imported here: it pulls in the store
+
+    if settings.max_messages < 0:
+        raise ConfigError("max-messages must not be negative (0: no limit)")
+    parse_age(settings.max_age)

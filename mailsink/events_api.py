@@ -146,6 +146,7 @@ async def _disconnected(receive: Receive) -> None:
     "/events",
     summary="Live changes, as Server-Sent Events",
     response_class=EventStream,
+    status_code=200,
     responses={200: {"content": {"text/event-stream": {}}}},
     description=(
         "A `text/event-stream` of the store's changes: `new` and `update` carry a message "

@@ -24,6 +24,7 @@ __all__ = [
     "html_to_text",
     "parse",
     "part_content",
+    "part_contents",
 ]
 
 SNIPPET_LENGTH = 250
@@ -122,6 +123,15 @@ def part_content(raw: bytes, part_id: str) -> tuple[Part, bytes] | None:
     except (RecursionError, MemoryError, ValueError, LookupError):
         return None
     return None
+
+
+def part_contents(raw: bytes) -> dict[str, bytes]:
+    """The decoded bytes of every leaf part, by ``part_id``, from one parse of the message."""
+    try:
+        msg = _parser.parsebytes(raw)
+        return {pid: _payload_bytes(part) for pid, part in _leaves(msg)}
+    except (RecursionError, MemoryError, ValueError, LookupError):
+        return {}
 
 
 def html_to_text(html: str) -> str:

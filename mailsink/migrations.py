@@ -9,7 +9,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-__all__ = ["MIGRATIONS", "migrate"]
+from .search import fold
+
+__all__ = ["MIGRATIONS", "migrate", "register_functions"]
 
 Step = Callable[[sqlite3.Connection], None]
 
@@ -84,11 +86,35 @@ def _initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Step] = [_initial]
+def _search(db: sqlite3.Connection) -> None:
+    """Case-folded copies of what search matches as substrings, and an index on arrival time.
+
+    ``mailsink_fold`` (the search module's ``fold``) folds case in every script, which
+    SQLite's own ``lower`` and ``LIKE`` do only for ASCII.
+    """
+    db.executescript(
+        """
+        ALTER TABLE messages ADD COLUMN subject_folded TEXT NOT NULL DEFAULT '';
+        UPDATE messages SET subject_folded = mailsink_fold(subject);
+        ALTER TABLE addresses ADD COLUMN name_folded TEXT NOT NULL DEFAULT '';
+        UPDATE addresses SET name_folded = mailsink_fold(name);
+        -- before:/after: searches and pruning by age
+        CREATE INDEX messages_created ON messages(created);
+        """
+    )
+
+
+MIGRATIONS: list[Step] = [_initial, _search]
+
+
+def register_functions(db: sqlite3.Connection) -> None:
+    """The SQL functions the schema and search queries call: ``mailsink_fold(text)``."""
+    db.create_function("mailsink_fold", 1, fold, deterministic=True)
 
 
 def migrate(db: sqlite3.Connection) -> int:
     """Bring ``db`` up to the newest schema; returns the version it is at."""
+    register_functions(db)
     (version,) = db.execute("PRAGMA user_version").fetchone()
     if version > len(MIGRATIONS):
         raise RuntimeError(

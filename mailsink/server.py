@@ -13,11 +13,15 @@ from typing import Any
 
 import uvicorn
 
+from .chaos import Chaos
 from .config import Settings
 from .events import Hub
+from .inbox import LocalInbox
+from .retention import Pruner, parse_age
 from .smtp import start_smtp
 from .stats import Stats
 from .store import Store
+from .tags import make_tagger
 
 __all__ = ["Server", "Sink", "serve"]
 
@@ -34,7 +38,23 @@ class Sink:
         self._smtp_socket = smtp_socket
         self.hub = Hub()
         self.stats = Stats()
-        self.store = Store(self.settings.db, on_event=self.hub.publish_threadsafe)
+        # Shared by every SMTP session and changed at run time through /api/v1/chaos.
+        self.chaos = Chaos.from_text(
+            self.settings.smtp_chaos,
+            self.settings.smtp_chaos_reject_next,
+            self.settings.smtp_chaos_rules,
+        )
+        self.store = Store(
+            self.settings.db,
+            on_event=self.hub.publish_threadsafe,
+            tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),
+        )
+        self.pruner = Pruner(
+            self.store,
+            self.hub,
+            max_messages=self.settings.max_messages,
+            max_age=parse_age(self.settings.max_age),
+        )
         self._smtp: asyncio.Server | None = None
         self.started = False
         # Set as soon as the server begins to shut down, before uvicorn waits for open
@@ -50,10 +70,13 @@ class Sink:
         self.hub.bind(asyncio.get_running_loop())
         self.store.open()
         try:
-            self._smtp = await start_smtp(self.settings, self.store, self.stats, self._smtp_socket)
+            self._smtp = await start_smtp(
+                self.settings, self.store, self.stats, self._smtp_socket, self.chaos
+            )
         except BaseException:
             self.store.close()
             raise
+        self.pruner.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -69,6 +92,7 @@ class Sink:
                 closer()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
+        await self.pruner.stop()
         # close() drains the writer's queue: nothing already handed to the store is lost.
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
@@ -155,8 +179,6 @@ async def serve(
     ``on_ready`` is called with the sink and the bound HTTP address (None when HTTP is off)
     once both listeners accept connections.
     """
-    from .app import create_app  # the web layer is imported only where it is served
-
     # Bind both listeners before anything starts, so "address in use" is a plain error.
     http = settings.http_address
     smtp_sock = _bind(*settings.smtp_address)
@@ -178,6 +200,8 @@ async def serve(
         finally:
             await sink.stop()
         return
+
+    from .app import create_app  # the web layer is imported only where it is served
 
     bound = sock.getsockname()[:2]
     config = uvicorn.Config(
@@ -217,14 +241,19 @@ def _on_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-class Server:
+class Server(LocalInbox):
     """mailsink running in a background thread, for tests, scripts and notebooks.
 
-    >>> with Server(http="127.0.0.1:0", smtp="127.0.0.1:0") as sink:  # doctest: +SKIP
-    ...     smtplib.SMTP(*sink.smtp_address).sendmail(...)
+    It is an :class:`~mailsink.inbox.Inbox`: ``messages``, ``last``, ``search``, ``clear``,
+    ``wait_for``, ``assert_sent`` and ``assert_not_sent`` work on what it has captured.
+
+    >>> with Server(http="") as sink:  # doctest: +SKIP
+    ...     smtplib.SMTP(sink.host, sink.port).sendmail(...)
+    ...     sink.assert_sent(to="bob@example.test")
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        super().__init__()
         base = settings or Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")
         self.settings = base.replace(**overrides) if overrides else base
         self._thread: threading.Thread | None = None
@@ -275,6 +304,22 @@ class Server:
         return self.sink.smtp_address
 
     @property
+    def host(self) -> str:
+        """Host to send mail to."""
+        return self.smtp_address[0]
+
+    @property
+    def port(self) -> int:
+        """SMTP port to send mail to."""
+        return self.smtp_address[1]
+
+    @property
+    def smtp_url(self) -> str:
+        """``smtp://host:port``."""
+        host, port = self.smtp_address
+        return f"smtp://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    @property
     def url(self) -> str:
         """Base URL of the web UI and API."""
         if self.http_address is None:
@@ -287,6 +332,8 @@ class Server:
         self._loop = loop
 
         def ready(sink: Sink, http: tuple[str, int] | None) -> None:
+            # On the loop's thread, where hub listeners are called: waits wake on store events.
+            sink.hub.add_listener(self._changes.on_event)
             self.sink = sink
             self.http_address = http
             self._ready.set()

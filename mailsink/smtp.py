@@ -1,4 +1,9 @@
-"""The SMTP side: an aiosmtpd handler that stores every message and relays none."""
+"""The SMTP side: an aiosmtpd handler that stores every message and relays none.
+
+The handler implements aiosmtpd's documented hooks only; TLS, AUTH, fault injection and the
+connection-level limits live in their own modules (``tls``, ``smtp_auth``, ``chaos``,
+``smtp_protocol``).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,17 @@ import logging
 import socket
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
+from .chaos import Chaos, reply
 from .config import Settings
+from .passwords import Credentials
+from .smtp_auth import Authenticator, cram_md5, username_of
+from .smtp_protocol import SessionGate, SinkSMTP, close_after_reply, quiet_aiosmtpd_log
 from .stats import Stats
 from .store import Envelope, Store
+from .tls import server_context
 
 __all__ = ["SinkHandler", "start_smtp"]
 
@@ -20,22 +30,118 @@ log = logging.getLogger("mailsink.smtp")
 
 
 class SinkHandler:
-    """Accepts every recipient (aiosmtpd's default) and keeps each message in the store."""
+    """Accepts every recipient (within the limits and chaos rules) and keeps each message."""
 
-    def __init__(self, store: Store, stats: Stats) -> None:
+    def __init__(
+        self,
+        store: Store,
+        stats: Stats,
+        *,
+        settings: Settings | None = None,
+        chaos: Chaos | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.store = store
         self.stats = stats
+        self.settings = settings or Settings()
+        self.chaos = chaos or Chaos()
+        self.authenticator = authenticator or Authenticator()
+        self.offers_auth = bool(self.settings.smtp_auth or self.settings.smtp_auth_file)
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SMTPEnvelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # the 5-argument hook must set it (aiosmtpd's docs)
+        # aiosmtpd reads pipelined commands in order and answers each in turn: say so.
+        kept = [responses[0], "250-PIPELINING"]
+        for line in responses[1:]:
+            if line[4:].upper().startswith("AUTH") and not self.offers_auth:
+                continue
+            kept.append(line)
+        return kept
+
+    async def handle_AUTH(
+        self, server: SMTP, session: Session, envelope: SMTPEnvelope, args: list[str]
+    ) -> Any:
+        if not self.offers_auth:
+            return "503 5.5.1 Error: authentication not enabled"
+        code = self._fault("auth")
+        if code is not None:
+            self.stats.add("smtp_auth_failures")
+            return self._refuse(server, code, "auth", count=False)
+        return MISSING  # carry on with the mechanism
+
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        """The CRAM-MD5 mechanism (aiosmtpd has PLAIN and LOGIN built in)."""
+        return await cram_md5(server, args, self.authenticator)
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SMTPEnvelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        # Checked here rather than with aiosmtpd's auth_required, which warns whenever AUTH in
+        # the clear is allowed; MAIL comes before RCPT and DATA, so this guards them as well.
+        if self.settings.smtp_auth_required and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        code = self._fault("sender")
+        if code is not None:
+            return self._refuse(server, code, "sender")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SMTPEnvelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        limit = self.settings.smtp_max_recipients
+        if limit and len(envelope.rcpt_tos) >= limit:
+            self.stats.add("smtp_rejected")
+            return "452 4.5.3 Error: too many recipients"
+        rule = self.chaos.rule_for(address)
+        if rule is not None:
+            self.stats.add("smtp_chaos_faults")
+            return self._refuse(server, rule.code, "recipient", f"rule {rule.pattern}")
+        code = self._fault("recipient")
+        if code is not None:
+            return self._refuse(server, code, "recipient")
+        envelope.rcpt_tos.append(address)  # a handle_RCPT of our own must do this itself
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SMTPEnvelope) -> str:
+        code = self.chaos.take_reject_next()
+        if code is not None:
+            self.stats.add("smtp_chaos_faults")
+            return self._refuse(server, code, "data", "reject-next")
+        code = self._fault("data")
+        if code is not None:
+            return self._refuse(server, code, "data")
         raw: bytes = envelope.original_content or b""
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        transport = server.transport
         env = Envelope(
             mail_from=envelope.mail_from or "",
             rcpt_to=tuple(envelope.rcpt_tos),
             helo=session.host_name or "",
             peer=peer,
-            username=_username(session),
-            tls=session.ssl is not None,
+            username=username_of(session),
+            # STARTTLS sets session.ssl; with implicit TLS only the transport knows.
+            tls=session.ssl is not None
+            or (transport is not None and transport.get_extra_info("ssl_object") is not None),
         )
         try:
             # 250 only once the message is committed: the future resolves after COMMIT.
@@ -55,35 +161,82 @@ class SinkHandler:
         )
         return f"250 2.0.0 Ok: queued as {uid}"
 
+    async def handle_exception(self, error: Exception) -> str:
+        """An unexpected error in a session: logged here, never shown to the client."""
+        log.error("SMTP session error", exc_info=error)
+        return "451 4.3.0 Internal server error; try again later"
 
-def _username(session: Session) -> str | None:
-    data: Any = getattr(session, "auth_data", None)
-    login = getattr(data, "login", None)
-    if isinstance(login, bytes):
-        return login.decode("utf-8", "replace")
-    return login if isinstance(login, str) else None
+    def _fault(self, stage: str) -> int | None:
+        code = self.chaos.trigger(stage)
+        if code is not None:
+            self.stats.add("smtp_chaos_faults")
+        return code
+
+    def _refuse(
+        self,
+        server: SMTP,
+        code: int,
+        stage: str,
+        why: str = "fault injected by mailsink chaos",
+        *,
+        count: bool = True,
+    ) -> str:
+        if count:
+            self.stats.add("smtp_rejected")
+        log.info("refused at %s with %d (%s)", stage, code, why)
+        if code == 421:  # "closing transmission channel": the connection ends after the reply
+            close_after_reply(server)
+        return reply(code, stage, why)
 
 
 async def start_smtp(
-    settings: Settings, store: Store, stats: Stats, sock: socket.socket | None = None
+    settings: Settings,
+    store: Store,
+    stats: Stats,
+    sock: socket.socket | None = None,
+    chaos: Chaos | None = None,
 ) -> asyncio.Server:
     """Serve SMTP on the running loop, on ``sock`` if given, else on ``settings.smtp``."""
     loop = asyncio.get_running_loop()
-    handler = SinkHandler(store, stats)
+    quiet_aiosmtpd_log()
+    if chaos is None:
+        chaos = Chaos.from_text(
+            settings.smtp_chaos, settings.smtp_chaos_reject_next, settings.smtp_chaos_rules
+        )
+    credentials = Credentials.load(settings.smtp_auth_file) if settings.smtp_auth_file else None
+    authenticator = Authenticator(credentials, stats)
+    handler = SinkHandler(store, stats, settings=settings, chaos=chaos, authenticator=authenticator)
+    tls = server_context(settings)
+    implicit = settings.smtp_tls_implicit
+    # aiosmtpd refuses AUTH (538) where it requires TLS and sees no STARTTLS; an SMTPS
+    # connection is encrypted without one, and with AUTH off the handler answers 503 itself.
+    auth_require_tls = handler.offers_auth and not (implicit or settings.smtp_auth_allow_insecure)
+    gate = SessionGate(settings.smtp_max_connections)
     host, port = settings.smtp_address
 
     def factory() -> SMTP:
         stats.add("smtp_sessions")
-        return SMTP(
+        return SinkSMTP(
             handler,
+            gate=gate,
+            chaos=chaos,
+            stats=stats,
             hostname=settings.hostname,
             ident="mailsink ESMTP",
             data_size_limit=settings.max_message_size or None,
             enable_SMTPUTF8=True,
             decode_data=False,
+            tls_context=None if implicit else tls,
+            require_starttls=settings.smtp_require_starttls,
+            timeout=settings.smtp_timeout,
+            auth_require_tls=auth_require_tls,
+            authenticator=authenticator,
             loop=loop,
         )
 
+    options: dict[str, Any] = {}
+    if implicit:
+        options = {"ssl": tls, "ssl_handshake_timeout": float(settings.smtp_timeout)}
     if sock is not None:
-        return await loop.create_server(factory, sock=sock)
-    return await loop.create_server(factory, host=host, port=port)
+        return await loop.create_server(factory, sock=sock, **options)
+    return await loop.create_server(factory, host=host, port=port, **options)

@@ -20,8 +20,17 @@ class Stats:
     """Messages acknowledged with 250 (and so stored)."""
     smtp_accepted_bytes: int = 0
     smtp_rejected: int = 0
-    """Messages refused: too large, refused by a rule, or not stored."""
+    """Messages or recipients refused: too large (552), too many recipients (452), refused by
+    a chaos trigger or rule, or not stored."""
     messages_deleted: int = 0
+    smtp_connections_refused: int = 0
+    """Connections answered 421 because --smtp-max-connections were already open."""
+    smtp_timeouts: int = 0
+    """Sessions dropped for being idle or slow past --smtp-timeout."""
+    smtp_auth_failures: int = 0
+    """AUTH attempts refused: wrong credentials, or a fault injected at the auth stage."""
+    smtp_chaos_faults: int = 0
+    """Errors injected on purpose (chaos triggers, reject-next and recipient rules)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, amount: int = 1) -> None:

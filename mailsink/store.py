@@ -8,102 +8,38 @@ from __future__ import annotations
 
 import json
 import queue
-import secrets
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .message import Address, ParsedMessage, html_to_text, parse
-from .migrations import migrate
+from .message import ParsedMessage, html_to_text, parse
+from .migrations import migrate, register_functions
+from .records import (
+    SUMMARY_COLUMNS,
+    Envelope,
+    Event,
+    Page,
+    StoredMessage,
+    addr_json,
+    chunks,
+    new_id,
+    prefixed,
+    rows_to_messages,
+)
+from .search import fold
 
 __all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
 
 T = TypeVar("T")
 
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Writes that arrive while a batch commits join the next batch; this caps its size so that
 # one batch never holds the write lock for long.
 _MAX_BATCH = 256
-
-
-def new_id() -> str:
-    """A 22-character random ID, the same form as Mailpit's."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """What the SMTP session knew about a message besides its bytes."""
-
-    mail_from: str = ""
-    rcpt_to: Sequence[str] = ()
-    helo: str = ""
-    peer: str = ""
-    username: str | None = None
-    tls: bool = False
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something changed in the store: ``new``, ``deleted``, ``read`` or ``tags``.
-
-    ``ids`` is empty for ``deleted`` when everything was deleted.
-    """
-
-    kind: str
-    ids: tuple[str, ...] = ()
-    read: bool | None = None
-
-
-@dataclass
-class StoredMessage:
-    """One stored message's summary fields (the row, without the raw bytes)."""
-
-    id: str
-    created: float
-    size: int
-    read: bool
-    mail_from: str
-    rcpt_to: list[str]
-    helo: str
-    peer: str
-    username: str | None
-    tls: bool
-    message_id: str
-    subject: str
-    sender: Address | None
-    to: list[Address]
-    cc: list[Address]
-    bcc: list[Address]
-    reply_to: list[Address]
-    date: float | None
-    snippet: str
-    attachments: int
-    inline: int
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Page:
-    """One page of a listing, with the counts a UI needs."""
-
-    messages: list[StoredMessage]
-    start: int
-    total: int
-    unread: int
-    matched: int
-    matched_unread: int
-
-
-_SUMMARY_COLUMNS = (
-    "id, uid, created, size, read, mail_from, rcpt_to, helo, peer, username, tls, message_id, "
-    "subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, snippet, attachments, inline"
-)
 
 
 @dataclass
@@ -210,25 +146,139 @@ class Store:
 
         def run(db: sqlite3.Connection) -> int:
             if ids is None:
-                changed = [
-                    r[0] for r in db.execute("SELECT uid FROM messages WHERE read != ?", (read,))
+                return self._set_read(db, "read != ?", (read,), read)
+            changed = 0
+            for chunk in chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                changed += self._set_read(
+                    db, f"uid IN ({marks}) AND read != ?", (*chunk, read), read
+                )
+            return changed
+
+        return self.submit(run)
+
+    def set_read_where(self, where: str, params: Sequence[Any], read: bool) -> Future[int]:
+        """Mark the messages a SQL condition on ``messages m`` selects read or unread."""
+        return self.submit(
+            lambda db: self._set_read(
+                db,
+                f"id IN (SELECT m.id FROM messages m WHERE {where}) AND read != ?",
+                (*params, read),
+                read,
+            )
+        )
+
+    def _set_read(
+        self, db: sqlite3.Connection, where: str, params: Sequence[Any], read: bool
+    ) -> int:
+        changed = tuple(
+            r[0]
+            for r in db.execute(
+                f"UPDATE messages SET read = ? WHERE {where} RETURNING uid", (read, *params)
+            )
+        )
+        if changed:
+            self.after_commit(db, Event("read", changed, read))
+        return len(changed)
+
+    # -- tags ----------------------------------------------------------------------------
+
+    def set_tags(self, ids: Sequence[str], tags: Iterable[str]) -> Future[int]:
+        """Replace the tags of the given messages; gives how many messages there were."""
+        wanted = sorted(set(tags))
+
+        def run(db: sqlite3.Connection) -> int:
+            rowids = self._rowids(db, ids)
+            db.executemany("DELETE FROM tags WHERE message = ?", [(r,) for r in rowids])
+            db.executemany(
+                "INSERT INTO tags (message, tag) VALUES (?, ?)",
+                [(r, t) for r in rowids for t in wanted],
+            )
+            if rowids:
+                self.after_commit(db, Event("tags", tuple(rowids.values())))
+            return len(rowids)
+
+        return self.submit(run)
+
+    def rename_tag(self, old: str, new: str) -> Future[int]:
+        """Rename a tag on every message (merging it into ``new`` if that exists too)."""
+
+        def run(db: sqlite3.Connection) -> int:
+            rows = db.execute(
+                "SELECT t.message, m.uid FROM tags t JOIN messages m ON m.id = t.message "
+                "WHERE t.tag = ?",
+                (old,),
+            ).fetchall()
+            if old == new or not rows:
+                return 0
+            db.executemany(
+                "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)",
+                [(r[0], new) for r in rows],
+            )
+            db.execute("DELETE FROM tags WHERE tag = ?", (old,))
+            self.after_commit(db, Event("tags", tuple(r[1] for r in rows)))
+            return len(rows)
+
+        return self.submit(run)
+
+    def delete_tag(self, tag: str) -> Future[int]:
+        """Take a tag off every message that has it (the messages stay)."""
+
+        def run(db: sqlite3.Connection) -> int:
+            uids = tuple(
+                r[0]
+                for r in db.execute(
+                    "SELECT m.uid FROM tags t JOIN messages m ON m.id = t.message WHERE t.tag = ?",
+                    (tag,),
+                )
+            )
+            db.execute("DELETE FROM tags WHERE tag = ?", (tag,))
+            if uids:
+                self.after_commit(db, Event("tags", uids))
+            return len(uids)
+
+        return self.submit(run)
+
+    @staticmethod
+    def _rowids(db: sqlite3.Connection, ids: Sequence[str]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for chunk in chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                db.execute(f"SELECT id, uid FROM messages WHERE uid IN ({marks})", tuple(chunk))
+            )
+        return found
+
+    # -- retention -----------------------------------------------------------------------
+
+    def prune(self, keep: int = 0, before: float | None = None, batch: int = 200) -> Future[int]:
+        """Delete up to ``batch`` of the oldest messages beyond the newest ``keep`` (0: no
+        limit), or received before the Unix time ``before``; gives how many went.
+
+        Small batches keep each write short, so that SMTP's inserts never wait long.
+        """
+
+        def run(db: sqlite3.Connection) -> int:
+            uids: list[str] = []
+            if before is not None:
+                uids = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT uid FROM messages WHERE created < ? ORDER BY id LIMIT ?",
+                        (before, batch),
+                    )
                 ]
-                db.execute("UPDATE messages SET read = ?", (read,))
-            else:
-                changed = []
-                for chunk in _chunks(ids):
-                    marks = ",".join("?" * len(chunk))
-                    changed += [
-                        r[0]
-                        for r in db.execute(
-                            f"UPDATE messages SET read = ? WHERE uid IN ({marks}) AND read != ? "
-                            "RETURNING uid",
-                            (read, *chunk, read),
-                        )
-                    ]
-            if changed:
-                self._after_commit(db, Event("read", tuple(changed), read))
-            return len(changed)
+            if keep and not uids:
+                (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
+                if total <= keep:
+                    return 0
+                uids = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT uid FROM messages ORDER BY id LIMIT ?", (min(total - keep, batch),)
+                    )
+                ]
+            return self._delete(db, uids) if uids else 0
 
         return self.submit(run)
 
@@ -239,7 +289,8 @@ class Store:
         cur = db.execute(
             "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
             "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-            "snippet, attachments, inline) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "snippet, attachments, inline, subject_folded) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 uid,
                 received,
@@ -253,14 +304,15 @@ class Store:
                 parsed.message_id,
                 parsed.subject,
                 json.dumps(sender.as_json()) if sender else None,
-                _addr_json(parsed.to),
-                _addr_json(parsed.cc),
-                _addr_json(parsed.bcc),
-                _addr_json(parsed.reply_to),
+                addr_json(parsed.to),
+                addr_json(parsed.cc),
+                addr_json(parsed.bcc),
+                addr_json(parsed.reply_to),
                 parsed.date.timestamp() if parsed.date else None,
                 parsed.snippet,
                 len(parsed.attachments),
                 len(parsed.inline),
+                fold(parsed.subject),
             ),
         )
         rowid = cur.lastrowid
@@ -273,11 +325,14 @@ class Store:
             ("bcc", parsed.bcc),
             ("reply-to", parsed.reply_to),
         ):
-            addresses += [(rowid, field_name, a.name, a.address.lower()) for a in values]
-        addresses.append((rowid, "mailfrom", "", env.mail_from.lower()))
-        addresses += [(rowid, "rcpt", "", r.lower()) for r in env.rcpt_to]
+            addresses += [
+                (rowid, field_name, a.name, a.address.lower(), fold(a.name)) for a in values
+            ]
+        addresses.append((rowid, "mailfrom", "", env.mail_from.lower(), ""))
+        addresses += [(rowid, "rcpt", "", r.lower(), "") for r in env.rcpt_to]
         db.executemany(
-            "INSERT INTO addresses (message, field, name, address) VALUES (?,?,?,?)", addresses
+            "INSERT INTO addresses (message, field, name, address, name_folded) VALUES (?,?,?,?,?)",
+            addresses,
         )
         db.executemany(
             "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
@@ -303,7 +358,7 @@ class Store:
                 " ".join(p.filename for p in parsed.attachments + parsed.inline),
             ),
         )
-        self._after_commit(db, Event("new", (uid,)))
+        self.after_commit(db, Event("new", (uid,)))
         return uid
 
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
@@ -311,10 +366,10 @@ class Store:
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
             for table in ("fts", "tags", "headers", "addresses", "raw", "messages"):
                 db.execute(f"DELETE FROM {table}")
-            self._after_commit(db, Event("deleted"))
+            self.after_commit(db, Event("deleted"))
             return int(count)
         deleted: list[str] = []
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
                 f"SELECT id, uid FROM messages WHERE uid IN ({marks})", tuple(chunk)
@@ -327,11 +382,11 @@ class Store:
             db.execute(f"DELETE FROM messages WHERE id IN ({marks})", rowids)
             deleted += [r[1] for r in rows]
         if deleted:
-            self._after_commit(db, Event("deleted", tuple(deleted)))
+            self.after_commit(db, Event("deleted", tuple(deleted)))
         return len(deleted)
 
-    def _after_commit(self, db: sqlite3.Connection, event: Event) -> None:
-        """Queue ``event`` to be told once the running batch has committed."""
+    def after_commit(self, db: sqlite3.Connection, event: Event) -> None:
+        """Queue ``event`` to be told once the running batch has committed (writer jobs only)."""
         self._pending.append(event)
 
     def _write_loop(self) -> None:
@@ -439,11 +494,11 @@ class Store:
             else:
                 matched, matched_unread = total, unread
             rows = db.execute(
-                f"SELECT {_prefixed('m')} FROM messages m "
+                f"SELECT {prefixed('m')} FROM messages m "
                 f"{'WHERE ' + where if where else ''} ORDER BY m.id DESC LIMIT ? OFFSET ?",
                 (*params, limit, start),
             ).fetchall()
-            return Page(_rows_to_messages(db, rows), start, total, unread, matched, matched_unread)
+            return Page(rows_to_messages(db, rows), start, total, unread, matched, matched_unread)
 
         return self.read(run)
 
@@ -453,13 +508,13 @@ class Store:
         def run(db: sqlite3.Connection) -> StoredMessage | None:
             if uid == "latest":
                 row = db.execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM messages ORDER BY id DESC LIMIT 1"
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages ORDER BY id DESC LIMIT 1"
                 ).fetchone()
             else:
                 row = db.execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE uid = ?", (uid,)
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE uid = ?", (uid,)
                 ).fetchone()
-            return _rows_to_messages(db, [row])[0] if row else None
+            return rows_to_messages(db, [row])[0] if row else None
 
         return self.read(run)
 
@@ -468,13 +523,13 @@ class Store:
 
         def run(db: sqlite3.Connection) -> list[StoredMessage]:
             rows: list[Any] = []
-            for chunk in _chunks(uids):
+            for chunk in chunks(uids):
                 marks = ",".join("?" * len(chunk))
                 rows += db.execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM messages WHERE uid IN ({marks})", tuple(chunk)
+                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE uid IN ({marks})", tuple(chunk)
                 ).fetchall()
             rows.sort(key=lambda r: r[0], reverse=True)
-            return _rows_to_messages(db, rows)
+            return rows_to_messages(db, rows)
 
         return self.read(run)
 
@@ -498,6 +553,7 @@ class Store:
             self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
         )
         db.execute("PRAGMA foreign_keys = ON")
+        register_functions(db)
         if self.path:
             # In WAL mode NORMAL survives a crash of the process (what a test double meets);
             # only a power cut can lose the newest commits.
@@ -509,63 +565,3 @@ def _counts(db: sqlite3.Connection) -> tuple[int, int]:
     (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
     (unread,) = db.execute("SELECT count(*) FROM messages WHERE read = 0").fetchone()
     return int(total), int(unread)
-
-
-def _prefixed(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in _SUMMARY_COLUMNS.split(","))
-
-
-def _addr_json(addresses: list[Address]) -> str:
-    return json.dumps([a.as_json() for a in addresses])
-
-
-def _addr_list(text: str) -> list[Address]:
-    return [Address(a["Name"], a["Address"]) for a in json.loads(text)]
-
-
-def _rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[StoredMessage]:
-    if not rows:
-        return []
-    tags: dict[int, list[str]] = {}
-    rowids = [r[0] for r in rows]
-    for chunk in _chunks(rowids):
-        marks = ",".join("?" * len(chunk))
-        for message, tag in db.execute(
-            f"SELECT message, tag FROM tags WHERE message IN ({marks}) ORDER BY tag", tuple(chunk)
-        ):
-            tags.setdefault(message, []).append(tag)
-    out = []
-    for r in rows:
-        sender = json.loads(r[13]) if r[13] else None
-        out.append(
-            StoredMessage(
-                id=r[1],
-                created=r[2],
-                size=r[3],
-                read=bool(r[4]),
-                mail_from=r[5],
-                rcpt_to=json.loads(r[6]),
-                helo=r[7],
-                peer=r[8],
-                username=r[9],
-                tls=bool(r[10]),
-                message_id=r[11],
-                subject=r[12],
-                sender=Address(sender["Name"], sender["Address"]) if sender else None,
-                to=_addr_list(r[14]),
-                cc=_addr_list(r[15]),
-                bcc=_addr_list(r[16]),
-                reply_to=_addr_list(r[17]),
-                date=r[18],
-                snippet=r[19],
-                attachments=r[20],
-                inline=r[21],
-                tags=tags.get(r[0], []),
-            )
-        )
-    return out
-
-
-def _chunks(items: Sequence[T], size: int = 500) -> Iterable[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

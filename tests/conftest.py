@@ -11,8 +11,18 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
+
+# Property tests: no deadline (they talk over real sockets), and in CI (CI is set) the same
+# examples on every run, with no example database left behind.
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# pytester runs real pytest sessions for the tests of the pytest plugin.
+pytest_plugins = ["pytester"]
 
 CORPUS = Path(__file__).parent / "corpus"
 CORPUS_FILES = sorted(CORPUS.glob("*/*.eml"))
@@ -91,6 +101,15 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last, in collection order otherwise.
+
+    Playwright's sync API leaves its event loop marked as running in the main thread for as
+    long as the browser is up, which breaks every later test that runs an event loop itself.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
 def _browser_missing(reason: str) -> None:

@@ -40,12 +40,10 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
 def test_every_api_path_is_in_the_readme() -> None:
     app = create_app(Sink())
-    paths = {
-        getattr(route, "path", "")
-        for route in app.routes
-        if getattr(route, "include_in_schema", False)
-        or getattr(route, "path", "") in ("/livez", "/readyz")
-    }
+    # From the OpenAPI document: app.routes does not list the routes of included routers
+    # on every FastAPI version.
+    paths = set(app.openapi()["paths"]) | {"/livez", "/readyz"}
+    assert "/api/v1/messages" in paths
     undocumented = [
         p for p in sorted(paths) if p.startswith(("/api", "/livez", "/readyz")) and p not in README
     ]

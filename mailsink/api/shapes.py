@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from ..message import Address, ParsedMessage, Part
 from ..store import Page, StoredMessage
 
-__all__ = ["attachment_json", "message_json", "page_json", "rfc3339", "summary_json"]
+__all__ = [
+    "attachment_json",
+    "canonical_header_name",
+    "checksums_json",
+    "message_json",
+    "page_json",
+    "rfc3339",
+    "summary_json",
+]
 
 
 def rfc3339(timestamp: float) -> str:
@@ -23,6 +33,19 @@ def _addr(a: Address | None) -> dict[str, str] | None:
 
 def _addrs(items: list[Address]) -> list[dict[str, str]]:
     return [a.as_json() for a in items]
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def canonical_header_name(name: str) -> str:
+    """A header name as Mailpit (Go's net/textproto) writes it: ``message-id`` -> ``Message-Id``.
+
+    A name with a character that is not allowed in a header name is left as it is.
+    """
+    if not name or any(c not in _TOKEN for c in name):
+        return name
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
 
 
 def envelope_json(m: StoredMessage) -> dict[str, Any]:
@@ -72,19 +95,34 @@ def page_json(page: Page, tags: list[str]) -> dict[str, Any]:
     }
 
 
-def attachment_json(p: Part) -> dict[str, Any]:
-    """Mailpit's ``Attachment``."""
+def checksums_json(data: bytes) -> dict[str, str]:
+    """Mailpit's ``Checksums``: hex digests of a part's decoded bytes."""
     return {
+        "MD5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        "SHA1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        "SHA256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def attachment_json(p: Part, data: bytes | None = None) -> dict[str, Any]:
+    """Mailpit's ``Attachment``; ``Checksums`` are given when the part's bytes are."""
+    shape: dict[str, Any] = {
         "PartID": p.part_id,
         "FileName": p.filename,
         "ContentType": p.content_type,
         "ContentID": p.content_id,
         "Size": p.size,
     }
+    if data is not None:
+        shape["Checksums"] = checksums_json(data)
+    return shape
 
 
-def message_json(m: StoredMessage, parsed: ParsedMessage) -> dict[str, Any]:
-    """Mailpit's ``Message``."""
+def message_json(
+    m: StoredMessage, parsed: ParsedMessage, contents: Mapping[str, bytes] | None = None
+) -> dict[str, Any]:
+    """Mailpit's ``Message``; ``contents`` (part ID to decoded bytes) adds checksums."""
+    contents = contents or {}
     date = parsed.date.timestamp() if parsed.date else m.created
     unsubscribe = parsed.header_values("List-Unsubscribe")
     unsubscribe_post = parsed.header_values("List-Unsubscribe-Post")
@@ -110,8 +148,8 @@ def message_json(m: StoredMessage, parsed: ParsedMessage) -> dict[str, Any]:
         "Text": parsed.text,
         "HTML": parsed.html,
         "Size": m.size,
-        "Inline": [attachment_json(p) for p in parsed.inline],
-        "Attachments": [attachment_json(p) for p in parsed.attachments],
+        "Inline": [attachment_json(p, contents.get(p.part_id)) for p in parsed.inline],
+        "Attachments": [attachment_json(p, contents.get(p.part_id)) for p in parsed.attachments],
         "Envelope": envelope_json(m),
         "Read": m.read,
         "Created": rfc3339(m.created),

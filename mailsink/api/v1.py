@@ -9,10 +9,11 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..message import parse, part_content
+from ..message import parse, part_content, part_contents
+from ..search import SearchError, compile_search
 from ..server import Sink
 from ..store import StoredMessage
-from .shapes import message_json, page_json
+from .shapes import canonical_header_name, message_json, page_json
 
 __all__ = ["is_reading", "router", "sink_of"]
 
@@ -70,6 +71,9 @@ class ReadStatus(_Strict):
 
     IDs: list[str] = Field(default_factory=list, description="Messages to change; empty: all")
     Read: bool = Field(False, description="Mark read (true) or unread (false)")
+    Search: str = Field(
+        default="", description="Or the messages a search finds (when IDs is empty)"
+    )
 
 
 class DeleteRequest(_Strict):
@@ -90,9 +94,20 @@ def list_messages(request: Request, start: Start = 0, limit: Limit = 50) -> dict
 
 
 @router.put("/messages", summary="Mark messages read or unread", response_class=PlainTextResponse)
-def set_read(request: Request, body: Annotated[ReadStatus | None, Body()] = None) -> str:
+def set_read(
+    request: Request,
+    body: Annotated[ReadStatus | None, Body()] = None,
+    tz: Annotated[str, Query(description="Time zone for the Search's dates")] = "",
+) -> str:
     sink = sink_of(request)
     body = body or ReadStatus(Read=False)
+    if body.Search.strip() and not body.IDs:
+        try:
+            where, params = compile_search(body.Search, tz=tz or None)
+        except SearchError as exc:
+            raise HTTPException(400, f"Search: {exc}") from None
+        sink.store.set_read_where(where, params, body.Read).result()
+        return "ok"
     sink.store.set_read(body.IDs or None, body.Read).result()
     return "ok"
 
@@ -111,10 +126,11 @@ def delete_messages(request: Request, body: Annotated[DeleteRequest | None, Body
 def get_message(request: Request, ID: MessageID) -> dict[str, Any]:
     sink = sink_of(request)
     message = found(sink, ID)
-    parsed = parse(raw_of(sink, message))
+    raw = raw_of(sink, message)
+    parsed = parse(raw)
     if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
-    return message_json(message, parsed)
+    return message_json(message, parsed, part_contents(raw))
 
 
 @router.get("/message/{ID}/headers", summary="The message's headers, each with all its values")
@@ -123,7 +139,8 @@ def get_headers(request: Request, ID: MessageID) -> dict[str, list[str]]:
     parsed = parse(raw_of(sink, found(sink, ID)))
     headers: dict[str, list[str]] = {}
     for name, value in parsed.headers:
-        headers.setdefault(name, []).append(value)
+        # Keyed as Mailpit keys them, so that headers["Message-Id"] finds what it finds there.
+        headers.setdefault(canonical_header_name(name), []).append(value)
     return headers
 
 

@@ -1,0 +1,93 @@
+"""``GET/PUT /api/v1/chaos``: fault injection, in Mailpit's ``ChaosTriggers`` shape plus ours."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
+from .v1 import sink_of
+
+__all__ = ["ChaosTriggers", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["testing"])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _valid_code(code: int) -> int:
+    if code != 0 and not 400 <= code <= 599:
+        raise ValueError("ErrorCode must be between 400 and 599")
+    return code
+
+
+class ChaosTrigger(_Strict):
+    """One stage's trigger (Mailpit's ``ChaosTrigger``)."""
+
+    ErrorCode: int = Field(0, description="SMTP code, 400 to 599; 0 or absent: the default")
+    Probability: int = Field(0, ge=0, le=100, description="Chance in percent, 0 to 100")
+
+    _code = field_validator("ErrorCode")(_valid_code)
+
+
+class ChaosRejectNext(_Strict):
+    """Refuse the next ``Count`` messages, at the end of DATA, with ``ErrorCode``."""
+
+    Count: int = Field(0, ge=0, description="How many messages to refuse")
+    ErrorCode: int = Field(451, description="SMTP code, 400 to 599")
+
+    _code = field_validator("ErrorCode")(_valid_code)
+
+
+class ChaosRule(_Strict):
+    """Refuse recipients matching a glob pattern, every time."""
+
+    Recipient: str = Field(min_length=1, description="Glob pattern, e.g. `bounce@*`")
+    ErrorCode: int = Field(550, description="SMTP code, 400 to 599")
+
+    _code = field_validator("ErrorCode")(_valid_code)
+
+
+class ChaosTriggers(_Strict):
+    """Body of ``PUT /api/v1/chaos``. Anything left out is switched off, as with Mailpit."""
+
+    Sender: ChaosTrigger | None = Field(default=None, description="At MAIL FROM (default 451)")
+    Recipient: ChaosTrigger | None = Field(default=None, description="At RCPT TO (default 451)")
+    Authentication: ChaosTrigger | None = Field(default=None, description="At AUTH (default 535)")
+    Connect: ChaosTrigger | None = Field(
+        default=None, description="Instead of the greeting (default 421)"
+    )
+    Data: ChaosTrigger | None = Field(default=None, description="End of DATA (default 451)")
+    RejectNext: ChaosRejectNext | None = None
+    Rules: list[ChaosRule] = Field(default_factory=list)
+
+
+@router.get("/chaos", summary="Get the fault-injection settings", response_model=ChaosTriggers)
+def get_chaos(request: Request) -> dict[str, Any]:
+    return sink_of(request).chaos.as_json()
+
+
+@router.put(
+    "/chaos", summary="Set the fault-injection settings; returns them", response_model=ChaosTriggers
+)
+def set_chaos(
+    request: Request, body: Annotated[ChaosTriggers | None, Body()] = None
+) -> dict[str, Any]:
+    body = body or ChaosTriggers()
+    triggers = {}
+    for key, stage in API_NAMES.items():
+        given: ChaosTrigger | None = getattr(body, key)
+        if given is not None:
+            triggers[stage] = Trigger(given.ErrorCode or DEFAULT_CODES[stage], given.Probability)
+    reject = body.RejectNext
+    chaos = sink_of(request).chaos
+    chaos.replace(
+        triggers,
+        RejectNext(reject.Count, reject.ErrorCode or 451) if reject else None,
+        [Rule(r.Recipient, r.ErrorCode or 550) for r in body.Rules],
+    )
+    return chaos.as_json()

@@ -1,0 +1,109 @@
+"""``GET /api/v1/info`` and ``GET /api/v1/webui``: Mailpit's application information shapes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from .. import __version__
+from ..relay import Relay
+from ..server import Sink
+from .v1 import sink_of
+
+__all__ = ["app_information", "router", "webui_configuration"]
+
+router = APIRouter(prefix="/api/v1", tags=["application"])
+
+
+def _memory() -> int:
+    """Resident memory of this process in bytes (peak where the current figure is unknown)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource  # not on Windows
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _database_size(db: sqlite3.Connection, path: str) -> int:
+    if path:
+        files = [Path(path), Path(path + "-wal")]
+        return sum(f.stat().st_size for f in files if f.exists())
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    (size,) = db.execute("PRAGMA page_size").fetchone()
+    return int(pages) * int(size)
+
+
+def app_information(sink: Sink) -> dict[str, Any]:
+    """Mailpit's ``AppInformation``, from the store and the server's running counters."""
+    path = sink.settings.db
+
+    def read(db: sqlite3.Connection) -> tuple[int, int, int, dict[str, int]]:
+        (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
+        (unread,) = db.execute("SELECT count(*) FROM messages WHERE read = 0").fetchone()
+        tags = dict(db.execute("SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag"))
+        return int(total), int(unread), _database_size(db, path), tags
+
+    total, unread, size, tags = sink.store.read(read)
+    stats = sink.stats
+    return {
+        "Version": __version__,
+        # mailsink never calls out to look for a newer release; Mailpit says the same
+        # when its version check is turned off.
+        "LatestVersion": "disabled",
+        "Database": path or ":memory:",
+        "DatabaseSize": size,
+        "Messages": total,
+        "Unread": unread,
+        "Tags": tags,
+        "RuntimeStats": {
+            "Memory": _memory(),
+            "MessagesDeleted": stats.messages_deleted,
+            "SMTPAccepted": stats.smtp_accepted,
+            "SMTPAcceptedSize": stats.smtp_accepted_bytes,
+            "SMTPIgnored": 0,
+            "SMTPRejected": stats.smtp_rejected,
+            "Uptime": int(stats.uptime),
+        },
+    }
+
+
+def webui_configuration(sink: Sink) -> dict[str, Any]:
+    """Mailpit's ``WebUIConfiguration``: what the UI may offer (release, chaos, ...)."""
+    relay = Relay.from_settings(sink.settings)
+    return {
+        "Label": "",
+        "MessageRelay": {
+            "Enabled": relay is not None,
+            "SMTPServer": relay.address if relay else "",
+            "ReturnPath": "",
+            "AllowedRecipients": relay.allowed_recipients if relay else "",
+            "BlockedRecipients": "",
+            "OverrideFrom": "",
+            "PreserveMessageIDs": False,
+        },
+        "SpamAssassin": False,
+        "ChaosEnabled": False,
+        "DuplicatesIgnored": False,
+        "HideDeleteAllButton": False,
+    }
+
+
+@router.get("/info", summary="Application information: version, database, message counts")
+def get_info(request: Request) -> dict[str, Any]:
+    return app_information(sink_of(request))
+
+
+@router.get("/webui", summary="Web UI configuration: whether release and chaos are on")
+def get_webui(request: Request) -> dict[str, Any]:
+    return webui_configuration(sink_of(request))

@@ -1,0 +1,200 @@
+"""MailHog's API beside Mailpit's: ``/api/v2/messages``, ``/api/v2/search`` and the MailHog v1
+paths that Mailpit's API does not use (``/api/v1/messages/{id}...``, plural ``messages``).
+
+Paging follows MailHog's server: ``start`` from 0, ``limit`` 50 by default and at most 250,
+and a ``limit`` of 0 or less means the default. Newest messages come first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from ..relay import RelayError, envelope_sender, remove_headers
+from ..server import Sink
+from ..store import StoredMessage
+from .mailhog_shapes import content_json, message_json, page_json
+from .release import relay_of
+from .v1 import CONTENT_HEADERS, sink_of
+
+__all__ = ["MailHogRelease", "router", "search_condition"]
+
+router = APIRouter(tags=["MailHog"])
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 250
+
+Start = Annotated[int, Query(ge=0, description="Index of the first message (newest is 0)")]
+Limit = Annotated[
+    int, Query(description=f"Messages per page: {DEFAULT_LIMIT} if 0 or less, {MAX_LIMIT} at most")
+]
+MessageId = Annotated[str, Path(description="Message ID")]
+
+# Case-insensitive substring matches, as MailHog's search does. The conditions read the
+# store's own tables through its public ``page(where=...)``.
+_HEADER_HAS = (
+    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id AND h.name IN ({names}) "
+    "AND instr(lower(h.value), ?) > 0)"
+)
+_ANY_HEADER_HAS = (
+    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id AND instr(lower(h.value), ?) > 0)"
+)
+_RAW_HAS = (
+    "EXISTS (SELECT 1 FROM raw r WHERE r.id = m.id AND instr(lower(CAST(r.data AS TEXT)), ?) > 0)"
+)
+_RCPT_HAS = "EXISTS (SELECT 1 FROM json_each(m.rcpt_to) t WHERE instr(lower(t.value), ?) > 0)"
+
+
+def search_condition(kind: str, query: str) -> tuple[str, tuple[str, ...]]:
+    """SQL condition and parameters for a MailHog search ``kind`` (from, to or containing)."""
+    needle = query.lower()
+    if kind == "from":
+        header = _HEADER_HAS.format(names="'from'")
+        where = f"(instr(lower(m.mail_from), ?) > 0 OR {header})"
+        return where, (needle, needle)
+    if kind == "to":
+        names = "'to', 'cc', 'bcc'"
+        return f"({_RCPT_HAS} OR {_HEADER_HAS.format(names=names)})", (needle, needle)
+    if kind == "containing":
+        return f"({_ANY_HEADER_HAS} OR {_RAW_HAS})", (needle, needle)
+    raise ValueError(f"unknown search kind {kind!r}")
+
+
+def _limit(limit: int) -> int:
+    return DEFAULT_LIMIT if limit <= 0 else min(limit, MAX_LIMIT)
+
+
+def _items(sink: Sink, messages: list[StoredMessage]) -> list[dict[str, Any]]:
+    items = []
+    for m in messages:
+        raw = sink.store.raw(m.id)
+        if raw is not None:  # skip one deleted since the page was read
+            items.append(message_json(m, raw))
+    return items
+
+
+def _found(sink: Sink, uid: str) -> tuple[StoredMessage, bytes]:
+    message = sink.store.get(uid) if uid != "latest" else None
+    raw = sink.store.raw(uid) if message else None
+    if message is None or raw is None:
+        raise HTTPException(404, f"message {uid!r} not found")
+    return message, raw
+
+
+@router.get("/api/v2/messages", summary="MailHog: list messages, newest first")
+def list_messages(
+    request: Request, start: Start = 0, limit: Limit = DEFAULT_LIMIT
+) -> dict[str, Any]:
+    sink = sink_of(request)
+    page = sink.store.page(start, _limit(limit))
+    return page_json(_items(sink, page.messages), start, page.total)
+
+
+@router.get("/api/v2/search", summary="MailHog: messages from, to, or containing a text")
+def search(
+    request: Request,
+    kind: Annotated[str, Query(description="from, to or containing")],
+    query: Annotated[str, Query(min_length=1, description="Text to look for (any case)")],
+    start: Start = 0,
+    limit: Limit = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    if kind not in ("from", "to", "containing"):
+        raise HTTPException(400, f"kind must be from, to or containing, not {kind!r}")
+    sink = sink_of(request)
+    where, params = search_condition(kind, query)
+    page = sink.store.page(start, _limit(limit), where, params)
+    return page_json(_items(sink, page.messages), start, page.matched)
+
+
+@router.get("/api/v1/messages/{id}", summary="MailHog v1: one message in MailHog's shape")
+def get_message(request: Request, id: MessageId) -> dict[str, Any]:
+    message, raw = _found(sink_of(request), id)
+    return message_json(message, raw)
+
+
+@router.delete("/api/v1/messages/{id}", summary="MailHog v1: delete one message")
+def delete_message(request: Request, id: MessageId) -> Response:
+    sink = sink_of(request)
+    if not sink.store.delete([id]).result():
+        raise HTTPException(404, f"message {id!r} not found")
+    return Response(status_code=200)
+
+
+@router.get(
+    "/api/v1/messages/{id}/download",
+    summary="MailHog v1: download the message as a .eml file",
+    response_class=Response,
+    responses={200: {"content": {"message/rfc822": {}}}},
+)
+def download(request: Request, id: MessageId) -> Response:
+    message, raw = _found(sink_of(request), id)
+    headers = dict(CONTENT_HEADERS)
+    headers["Content-Disposition"] = f'attachment; filename="{message.id}.eml"'
+    return Response(raw, media_type="message/rfc822", headers=headers)
+
+
+@router.get(
+    "/api/v1/messages/{id}/mime/part/{index}/download",
+    summary="MailHog v1: download one top-level MIME part (from 0) with its headers",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_part(
+    request: Request, id: MessageId, index: Annotated[int, Path(ge=0, description="Part index")]
+) -> Response:
+    message, raw = _found(sink_of(request), id)
+    mime = content_json(raw)["MIME"]
+    parts = mime["Parts"] if mime else []
+    if index >= len(parts):
+        raise HTTPException(404, f"message {message.id!r} has no MIME part {index}")
+    part = parts[index]
+    content_type = next(
+        (v[0] for k, v in part["Headers"].items() if k.lower() == "content-type" and v),
+        "application/octet-stream",
+    )
+    headers = dict(CONTENT_HEADERS)
+    headers["Content-Disposition"] = f'attachment; filename="{message.id}-part-{index}"'
+    return Response(
+        part["Body"].encode("utf-8"), media_type=_one_line(content_type), headers=headers
+    )
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+class MailHogRelease(BaseModel):
+    """Body of MailHog's release: the recipient, and the SMTP server it expects to use."""
+
+    Email: str = Field(description="Recipient", examples=["someone@example.com"])
+    Host: str = Field("", description="SMTP host; must be the one mailsink relays to")
+    Port: str | int = Field("", description="SMTP port; must be the one mailsink relays to")
+
+
+@router.post("/api/v1/messages/{id}/release", summary="MailHog v1: relay a message")
+def release(request: Request, id: MessageId, body: Annotated[MailHogRelease, Body()]) -> Response:
+    sink = sink_of(request)
+    relay = relay_of(sink)
+    # MailHog lets the client name any server; mailsink relays only where it was told to,
+    # so that the API cannot be used to send mail anywhere else.
+    if body.Host or body.Port:
+        asked = (body.Host.strip("[]").lower(), str(body.Port).strip())
+        if asked != (relay.host.lower(), str(relay.port)):
+            raise HTTPException(
+                400,
+                f"mailsink relays only to its configured server {relay.address}, "
+                f"not {body.Host}:{body.Port}",
+            )
+    message, raw = _found(sink, id)
+    try:
+        addresses = relay.check_recipients([body.Email])
+        sender = envelope_sender(raw, fallback=message.mail_from)
+        if not sender:
+            raise RelayError("no From header (nor envelope sender) to relay the message from")
+        relay.send(sender, addresses, remove_headers(raw, ["Bcc"]))
+    except RelayError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return Response(status_code=200)

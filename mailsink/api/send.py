@@ -1,0 +1,245 @@
+"""``POST /api/v1/send``: build a message from Mailpit's JSON shape and keep it as if received."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import mimetypes
+from email import policy
+from email.errors import HeaderDefect, MessageError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field, model_validator
+
+from ..store import Envelope
+from .v1 import sink_of
+
+__all__ = ["SendAddress", "SendAttachment", "SendRequest", "build_message", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["send"])
+
+# Headers the builder sets itself; a client may not replace them (as with Mailpit).
+_RESTRICTED = {
+    "to",
+    "from",
+    "cc",
+    "bcc",
+    "reply-to",
+    "date",
+    "subject",
+    "content-type",
+    "mime-version",
+}
+
+# What http.DetectContentType would find for the types mail carries most.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+    (b"PK\x03\x04", "application/zip"),
+)
+
+
+def _canonical(value: Any, fields: dict[str, Any]) -> Any:
+    """Keys matched case-insensitively, as Go's encoding/json (and so Mailpit) matches them."""
+    if not isinstance(value, dict):
+        return value
+    names = {name.lower(): name for name in fields}
+    return {names.get(str(key).lower(), key): item for key, item in value.items()}
+
+
+class SendAddress(BaseModel):
+    """An address with an optional display name; a bare string is taken as the address."""
+
+    Email: str = Field(description="Email address", examples=["jane@example.com"])
+    Name: str = Field("", description="Optional name", examples=["Jane Doe"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"Email": value}
+        return _canonical(value, cls.model_fields)
+
+
+class SendAttachment(BaseModel):
+    """A file to attach; with a ContentID it is attached inline (for ``cid:`` references)."""
+
+    Content: str = Field(description="Base64-encoded content (a data: URL prefix is allowed)")
+    Filename: str = Field(description="File name", examples=["mailpit.png"])
+    ContentType: str = Field("", description="Content type; guessed when empty")
+    ContentID: str = Field("", description="Optional Content-ID: attach inline")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return _canonical(value, cls.model_fields)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, (str, dict)) else value
+
+
+class SendRequest(BaseModel):
+    """Body of ``POST /api/v1/send``: Mailpit's ``SendMessageParams``."""
+
+    From: SendAddress = Field(description='"From" sender')
+    To: list[SendAddress] = Field(default_factory=list, description='"To" recipients')
+    Cc: list[SendAddress] = Field(default_factory=list, description="Cc recipients")
+    Bcc: list[str] = Field(default_factory=list, description="Bcc recipients, addresses only")
+    ReplyTo: list[SendAddress] = Field(default_factory=list, description="Reply-To addresses")
+    Subject: str = Field("", description="Subject")
+    Text: str = Field("", description="Message body (text)")
+    HTML: str = Field("", description="Message body (HTML)")
+    Attachments: list[SendAttachment] = Field(default_factory=list, description="Attachments")
+    Headers: dict[str, str] = Field(default_factory=dict, description="Extra headers")
+    Tags: list[str] = Field(default_factory=list, description="Tags, sent as X-Tags")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        value = _canonical(value, cls.model_fields)
+        if isinstance(value, dict):
+            for name in ("To", "Cc", "Bcc", "ReplyTo"):
+                if name in value:
+                    value[name] = _as_list(value[name])
+            if isinstance(value.get("Bcc"), list):
+                value["Bcc"] = [
+                    _canonical(b, {"Email": 0}).get("Email", b) if isinstance(b, dict) else b
+                    for b in value["Bcc"]
+                ]
+        return value
+
+
+class _BadMessage(ValueError):
+    pass
+
+
+def _address(kind: str, email_address: str, name: str = "") -> Address:
+    bare = email_address.strip()
+    parsed = email.utils.parseaddr(bare)[1]
+    if "@" not in bare or parsed != bare:
+        raise _BadMessage(f"invalid {kind} address: {email_address}")
+    try:
+        return Address(display_name=name, addr_spec=bare)
+    except (ValueError, IndexError, HeaderDefect) as exc:
+        raise _BadMessage(f"invalid {kind} address: {email_address} ({exc})") from None
+
+
+def _content_type(attachment: SendAttachment, data: bytes) -> tuple[str, str]:
+    kind = attachment.ContentType.split(";", 1)[0].strip().lower()
+    if not kind:
+        kind = mimetypes.guess_type(attachment.Filename)[0] or ""
+    if not kind:
+        kind = next((t for sig, t in _SIGNATURES if data.startswith(sig)), "")
+    maintype, _, subtype = (kind or "application/octet-stream").partition("/")
+    if not subtype or maintype == "multipart":
+        return "application", "octet-stream"
+    return maintype, subtype
+
+
+def build_message(body: SendRequest, hostname: str) -> tuple[bytes, list[str]]:
+    """The message's bytes (CRLF line endings, as SMTP carries them) and its recipients."""
+    if not body.Subject:
+        raise _BadMessage("subject not set")
+    msg = EmailMessage()
+    msg["From"] = _address("From", body.From.Email, body.From.Name)
+    recipients: list[str] = []
+    if body.To:
+        msg["To"] = [_address("To", a.Email, a.Name) for a in body.To]
+        recipients += [a.Email.strip() for a in body.To]
+    if body.Cc:
+        msg["Cc"] = [_address("Cc", a.Email, a.Name) for a in body.Cc]
+        recipients += [a.Email.strip() for a in body.Cc]
+    for bcc in body.Bcc:
+        _address("Bcc", bcc)
+        recipients.append(bcc.strip())
+    if not recipients:
+        raise _BadMessage("no recipients (To, Cc or Bcc) set")
+    if body.ReplyTo:
+        msg["Reply-To"] = [_address("Reply-To", a.Email, a.Name) for a in body.ReplyTo]
+    msg["Subject"] = body.Subject
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    extra = dict(body.Headers)
+    if body.Tags:
+        extra = {k: v for k, v in extra.items() if k.lower() != "x-tags"}
+        extra["X-Tags"] = ", ".join(body.Tags)
+    for name in body.Headers:
+        if name.lower() in _RESTRICTED or (body.Tags and name.lower() == "x-tags"):
+            raise _BadMessage(f'cannot overwrite header: "{name}"')
+    if not any(name.lower() == "message-id" for name in extra):
+        msg["Message-ID"] = email.utils.make_msgid(domain=hostname)
+    for name, value in extra.items():
+        if not name or any(c in name for c in ": \t\r\n"):
+            raise _BadMessage(f"invalid header name: {name!r}")
+        msg[name] = value
+    msg.set_content(body.Text)
+    html_part: EmailMessage | None = None
+    if body.HTML:
+        msg.add_alternative(body.HTML, subtype="html")
+        payload = msg.get_payload()
+        assert isinstance(payload, list) and isinstance(payload[-1], EmailMessage)
+        html_part = payload[-1]
+    for attachment in body.Attachments:
+        content = attachment.Content.rsplit(",", 1)[-1]
+        try:
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _BadMessage(
+                f'error decoding base64 attachment "{attachment.Filename}": {exc}'
+            ) from None
+        maintype, subtype = _content_type(attachment, data)
+        options: dict[str, Any] = {"filename": attachment.Filename}
+        if attachment.ContentID:
+            options.update(cid=f"<{attachment.ContentID.strip('<>')}>", disposition="inline")
+            if html_part is not None:
+                html_part.add_related(data, maintype, subtype, **options)
+                continue
+        msg.add_attachment(data, maintype, subtype, **options)
+    try:
+        raw = msg.as_bytes(policy=policy.SMTP)
+    except UnicodeError:
+        raw = msg.as_bytes(policy=policy.SMTPUTF8)
+    return raw, recipients
+
+
+def _basic_auth_user(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")[0]
+    except (binascii.Error, ValueError):
+        return None
+    return user or None
+
+
+@router.post(
+    "/send",
+    summary="Send a message: build it from JSON and keep it as if received over SMTP",
+    responses={400: {"description": "invalid message; the Error field says why"}},
+)
+def send_message(request: Request, body: SendRequest) -> dict[str, str]:
+    sink = sink_of(request)
+    try:
+        raw, recipients = build_message(body, sink.settings.hostname)
+    except (_BadMessage, MessageError, ValueError, TypeError) as exc:
+        raise HTTPException(400, str(exc)) from None
+    limit = sink.settings.max_message_size
+    if limit and len(raw) > limit:
+        raise HTTPException(413, f"message of {len(raw)} bytes is larger than {limit} bytes")
+    envelope = Envelope(
+        mail_from=body.From.Email.strip(),
+        rcpt_to=tuple(recipients),
+        helo="",
+        peer=request.client.host if request.client else "",
+        username=_basic_auth_user(request),
+    )
+    uid = sink.store.add(raw, envelope).result()
+    return {"ID": uid}

@@ -1,0 +1,46 @@
+"""``GET /api/v1/message/{ID}/part/{PartID}/thumb``: a 180x120 JPEG of an image attachment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import Response
+
+from ..message import part_content
+from ..thumbnail import thumbnail
+from .v1 import MessageID, sink_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["messages"])
+
+
+@router.get(
+    "/message/{ID}/part/{PartID}/thumb",
+    summary="A 180x120 JPEG thumbnail of an image part (blank white for other parts)",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def get_thumbnail(
+    request: Request,
+    ID: MessageID,
+    PartID: Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Part ID, e.g. 2")],
+) -> Response:
+    sink = sink_of(request)
+    # Mailpit answers 400 (not 404) when the message or part is missing; so does mailsink.
+    message = sink.store.get(ID)
+    raw = sink.store.raw(message.id) if message else None
+    if message is None or raw is None:
+        raise HTTPException(400, f"message {ID!r} not found")
+    hit = part_content(raw, PartID)
+    if hit is None:
+        raise HTTPException(400, f"message {message.id!r} has no part {PartID!r}")
+    part, data = hit
+    name = part.filename or part.content_id or f"part-{PartID}"
+    return Response(
+        thumbnail(data, part.content_type),
+        media_type="image/jpeg",
+        headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}"},
+    )

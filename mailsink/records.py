@@ -1,0 +1,168 @@
+"""What the store keeps and hands out: envelopes, events, summaries, pages; rows to objects."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .message import Address
+
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "Envelope",
+    "Event",
+    "Page",
+    "StoredMessage",
+    "addr_json",
+    "chunks",
+    "new_id",
+    "prefixed",
+    "rows_to_messages",
+]
+
+T = TypeVar("T")
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def new_id() -> str:
+    """A 22-character random ID, the same form as Mailpit's."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the SMTP session knew about a message besides its bytes."""
+
+    mail_from: str = ""
+    rcpt_to: Sequence[str] = ()
+    helo: str = ""
+    peer: str = ""
+    username: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something changed in the store: ``new``, ``deleted``, ``read`` or ``tags``.
+
+    ``ids`` is empty for ``deleted`` when everything was deleted.
+    """
+
+    kind: str
+    ids: tuple[str, ...] = ()
+    read: bool | None = None
+
+
+@dataclass
+class StoredMessage:
+    """One stored message's summary fields (the row, without the raw bytes)."""
+
+    id: str
+    created: float
+    size: int
+    read: bool
+    mail_from: str
+    rcpt_to: list[str]
+    helo: str
+    peer: str
+    username: str | None
+    tls: bool
+    message_id: str
+    subject: str
+    sender: Address | None
+    to: list[Address]
+    cc: list[Address]
+    bcc: list[Address]
+    reply_to: list[Address]
+    date: float | None
+    snippet: str
+    attachments: int
+    inline: int
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    """One page of a listing, with the counts a UI needs."""
+
+    messages: list[StoredMessage]
+    start: int
+    total: int
+    unread: int
+    matched: int
+    matched_unread: int
+
+
+SUMMARY_COLUMNS = (
+    "id, uid, created, size, read, mail_from, rcpt_to, helo, peer, username, tls, message_id, "
+    "subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, snippet, attachments, inline"
+)
+
+
+def prefixed(alias: str) -> str:
+    """``SUMMARY_COLUMNS`` with a table alias in front of each: ``m.id, m.uid, ...``."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in SUMMARY_COLUMNS.split(","))
+
+
+def addr_json(addresses: list[Address]) -> str:
+    """Addresses as the JSON list stored in ``to_list`` and the like."""
+    return json.dumps([a.as_json() for a in addresses])
+
+
+def _addr_list(text: str) -> list[Address]:
+    return [Address(a["Name"], a["Address"]) for a in json.loads(text)]
+
+
+def rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[StoredMessage]:
+    """``SUMMARY_COLUMNS`` rows as summaries, with each message's tags read alongside."""
+    if not rows:
+        return []
+    tags: dict[int, list[str]] = {}
+    rowids = [r[0] for r in rows]
+    for chunk in chunks(rowids):
+        marks = ",".join("?" * len(chunk))
+        for message, tag in db.execute(
+            f"SELECT message, tag FROM tags WHERE message IN ({marks}) ORDER BY tag", tuple(chunk)
+        ):
+            tags.setdefault(message, []).append(tag)
+    out = []
+    for r in rows:
+        sender = json.loads(r[13]) if r[13] else None
+        out.append(
+            StoredMessage(
+                id=r[1],
+                created=r[2],
+                size=r[3],
+                read=bool(r[4]),
+                mail_from=r[5],
+                rcpt_to=json.loads(r[6]),
+                helo=r[7],
+                peer=r[8],
+                username=r[9],
+                tls=bool(r[10]),
+                message_id=r[11],
+                subject=r[12],
+                sender=Address(sender["Name"], sender["Address"]) if sender else None,
+                to=_addr_list(r[14]),
+                cc=_addr_list(r[15]),
+                bcc=_addr_list(r[16]),
+                reply_to=_addr_list(r[17]),
+                date=r[18],
+                snippet=r[19],
+                attachments=r[20],
+                inline=r[21],
+                tags=tags.get(r[0], []),
+            )
+        )
+    return out
+
+
+def chunks(items: Sequence[T], size: int = 500) -> Iterable[Sequence[T]]:
+    """Slices of at most ``size`` items, to keep ``IN (?, ...)`` under SQLite's limits."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

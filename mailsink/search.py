@@ -1,0 +1,303 @@
+"""The search language: a query string compiled to a SQL condition on ``messages m``.
+
+The language is Mailpit's, with a few additions. A query is a list of terms, all of which
+must hold; ``-`` or ``!`` in front of a term negates it. A term is
+
+- a word (``invoice``): full-text search over subject, addresses, text and HTML bodies and
+  attachment names, matching words that start with it (SQLite FTS5, so it is an index
+  lookup, not a scan);
+- a ``"quoted phrase"``: those words, in that order;
+- a filter ``name:value`` (the value may be quoted: ``subject:"monthly report"``); see
+  ``FILTERS``. A word whose ``name:`` is not a filter is plain text (``10:30``, ``http://x``).
+
+Address filters (``from:`` ``to:`` ``cc:`` ``bcc:`` ``reply-to:`` ``addressed:`` ``rcpt:``
+``mailfrom:``) given a whole address match exactly that address; anything else matches as a
+case-insensitive substring of the address or of the display name.
+
+The SQL calls ``mailsink_fold``, a function the store registers on every connection.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = ["FILTERS", "SearchError", "Term", "compile_search", "fold", "parse_search"]
+
+# Every filter name, and what it takes; the README's "Searching" section says the same.
+FILTERS: dict[str, str] = {
+    "from": "the From address or name",
+    "to": "a To address or name",
+    "cc": "a Cc address or name",
+    "bcc": "a Bcc address or name",
+    "reply-to": "a Reply-To address or name",
+    "addressed": "an address or name in From, To, Cc, Bcc or Reply-To",
+    "rcpt": "an SMTP envelope recipient (RCPT TO), Bcc recipients included",
+    "mailfrom": "the SMTP envelope sender (MAIL FROM)",
+    "subject": "text in the subject",
+    "message-id": "the Message-ID, exactly (angle brackets optional)",
+    "tag": "a tag, exactly (case-insensitive)",
+    "header": "a header by name, or NAME:TEXT for a header containing TEXT",
+    "before": "received before a date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM)",
+    "after": "received on or after a date (YYYY-MM-DD), or after a time",
+    "larger": "larger than a size in bytes (10K, 2.5M and 1G are 1024-based)",
+    "smaller": "smaller than a size",
+    "is": "read, unread or tagged",
+    "has": "attachment or inline",
+}
+
+_ADDRESS_FIELDS: dict[str, tuple[str, ...]] = {
+    "from": ("from",),
+    "to": ("to",),
+    "cc": ("cc",),
+    "bcc": ("bcc",),
+    "reply-to": ("reply-to",),
+    "addressed": ("from", "to", "cc", "bcc", "reply-to"),
+    "rcpt": ("rcpt",),
+    "mailfrom": ("mailfrom",),
+}
+
+_IS = {
+    "read": "m.read = 1",
+    "unread": "m.read = 0",
+    "tagged": "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)",
+}
+_HAS = {
+    "attachment": "m.attachments > 0",
+    "attachments": "m.attachments > 0",
+    "inline": "m.inline > 0",
+}
+
+_NAME = re.compile(r"([A-Za-z][A-Za-z-]*):")
+# A whole address: something, one @, something; no spaces.
+_WHOLE_ADDRESS = re.compile(r"[^\s@<>]+@[^\s@<>]+")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)i?b?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+class SearchError(ValueError):
+    """A query that cannot be understood; the message says what is wrong and where.
+
+    ``position`` is the offset (from 0) in the query of the term at fault.
+    """
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} (at position {position})")
+        self.position = position
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term of a query: ``name`` is a filter name, or ``""`` for text."""
+
+    name: str
+    value: str
+    negated: bool
+    quoted: bool
+    position: int
+
+
+def fold(text: str | None) -> str:
+    """Text normalised for case-insensitive matching in any script (``Straße`` -> ``strasse``)."""
+    if not text:
+        return ""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def parse_search(query: str) -> list[Term]:
+    """Split a query into its terms; raises SearchError for an unclosed quote."""
+    terms: list[Term] = []
+    i, n = 0, len(query)
+    while i < n:
+        if query[i].isspace():
+            i += 1
+            continue
+        start = i
+        negated = query[i] in "-!" and i + 1 < n and not query[i + 1].isspace()
+        if negated:
+            i += 1
+        name = ""
+        match = _NAME.match(query, i)
+        if match and match.group(1).lower() in FILTERS:
+            name = match.group(1).lower()
+            i = match.end()
+        value, quoted, i = _read_value(query, i)
+        terms.append(Term(name, value, negated, quoted, start))
+    return terms
+
+
+def _read_value(query: str, i: int) -> tuple[str, bool, int]:
+    """Read up to the next unquoted space; quoted stretches keep their spaces."""
+    out: list[str] = []
+    quoted = False
+    n = len(query)
+    while i < n and not query[i].isspace():
+        if query[i] == '"':
+            end = query.find('"', i + 1)
+            if end < 0:
+                raise SearchError('unclosed quote: add the closing "', i)
+            out.append(query[i + 1 : end])
+            quoted = True
+            i = end + 1
+        else:
+            out.append(query[i])
+            i += 1
+    return "".join(out), quoted, i
+
+
+def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[object]]:
+    """Compile a query to a SQL condition on ``messages m`` and its parameters.
+
+    An empty query selects every message. ``tz`` (an IANA name such as
+    ``Europe/Paris``) says in which time zone ``before:`` and ``after:`` dates are
+    meant; by default, the server's. Raises SearchError for a malformed query.
+    """
+    zone = _zone(tz)
+    conditions: list[str] = []
+    params: list[object] = []
+    text_in: list[str] = []
+    text_out: list[str] = []
+    for term in parse_search(query):
+        if not term.name:
+            phrase = _fts_phrase(term)
+            if phrase:
+                (text_out if term.negated else text_in).append(phrase)
+            continue
+        if not term.value.strip():
+            raise SearchError(f"{term.name}: needs a value", term.position)
+        sql, values = _filter(term, zone)
+        conditions.append(f"NOT ({sql})" if term.negated else sql)
+        params += values
+    # All the words go to the full-text index in one query each way: one index lookup.
+    if text_in:
+        conditions.insert(0, "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)")
+        params.insert(0, " AND ".join(text_in))
+    if text_out:
+        conditions.append("m.id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)")
+        params.append(" OR ".join(text_out))
+    if not conditions:
+        return "1", []
+    return " AND ".join(conditions), params
+
+
+# -- terms ------------------------------------------------------------------------------
+
+
+def _is_token_char(char: str) -> bool:
+    # What FTS5's unicode61 tokenizer keeps in a word: letters, numbers, private use.
+    category = unicodedata.category(char)
+    return category[0] in "LN" or category == "Co"
+
+
+def _fts_phrase(term: Term) -> str:
+    """An FTS5 phrase for a text term; empty when it holds no word (``-``, ``&``)."""
+    if not any(_is_token_char(c) for c in term.value):
+        return ""
+    phrase = '"' + term.value.replace('"', '""') + '"'
+    # A bare word matches words it begins; a quoted phrase matches as written.
+    return phrase if term.quoted else phrase + "*"
+
+
+def _filter(term: Term, zone: tzinfo | None) -> tuple[str, list[object]]:
+    name, value = term.name, term.value.strip()
+    if name in _ADDRESS_FIELDS:
+        return _address(_ADDRESS_FIELDS[name], value)
+    if name == "subject":
+        return "instr(m.subject_folded, ?) > 0", [fold(value)]
+    if name == "message-id":
+        return "m.message_id = ?", [value.strip("<>").strip()]
+    if name == "tag":
+        return "m.id IN (SELECT message FROM tags WHERE tag = ? COLLATE NOCASE)", [value]
+    if name == "header":
+        return _header(term, value)
+    if name in ("before", "after"):
+        moment, whole_day = _moment(term, value, zone)
+        if name == "before":
+            return "m.created < ?", [moment]
+        # after:2024-06-01 includes the 1st (as Mailpit and Gmail do); after:...T12:00 is after.
+        return ("m.created >= ?" if whole_day else "m.created > ?"), [moment]
+    if name in ("larger", "smaller"):
+        size = _size(term, value)
+        return ("m.size > ?" if name == "larger" else "m.size < ?"), [size]
+    choices = _IS if name == "is" else _HAS
+    sql = choices.get(value.lower())
+    if sql is None:
+        *first, last = dict.fromkeys(k.rstrip("s") for k in choices)
+        raise SearchError(
+            f"{name}: expects {', '.join(first)} or {last}, not {value!r}", term.position
+        )
+    return sql, []
+
+
+def _address(fields: tuple[str, ...], value: str) -> tuple[str, list[object]]:
+    marks = ",".join("?" * len(fields))
+    bare = value.strip("<>") if value.startswith("<") else value
+    if _WHOLE_ADDRESS.fullmatch(bare):
+        # Whole address: exactly that address, through the (address, field) index.
+        return (
+            f"m.id IN (SELECT message FROM addresses WHERE address = ? AND field IN ({marks}))",
+            [bare.lower(), *fields],
+        )
+    wanted = fold(value)
+    return (
+        "m.id IN (SELECT message FROM addresses WHERE "
+        f"field IN ({marks}) AND (instr(address, ?) > 0 OR instr(name_folded, ?) > 0))",
+        [*fields, value.lower(), wanted],
+    )
+
+
+def _header(term: Term, value: str) -> tuple[str, list[object]]:
+    header, sep, text = value.partition(":")
+    header = header.strip().lower()
+    if not header:
+        raise SearchError(
+            "header: needs a header name, as in header:X-Campaign:spring", term.position
+        )
+    if not sep or not text.strip():
+        return "m.id IN (SELECT message FROM headers WHERE name = ?)", [header]
+    return (
+        "m.id IN (SELECT message FROM headers WHERE name = ? "
+        "AND instr(mailsink_fold(value), ?) > 0)",
+        [header, fold(text.strip())],
+    )
+
+
+def _zone(tz: str | None) -> tzinfo | None:
+    """The named zone; None stands for the server's local time."""
+    if not tz:
+        return None
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SearchError(f"unknown time zone {tz!r}; use a name such as Europe/Paris", 0) from None
+
+
+def _moment(term: Term, value: str, zone: tzinfo | None) -> tuple[float, bool]:
+    """Unix seconds, and whether only a date (a whole day) was given."""
+    text = value.replace("/", "-")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SearchError(
+            f"{term.name}: expects a date like 2024-05-31 or 2024-05-31T14:30, not {value!r}",
+            term.position,
+        ) from None
+    if moment.tzinfo is None:
+        # astimezone() on a naive time reads it as local time, with that date's offset.
+        moment = moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
+    return moment.timestamp(), len(text) == 10
+
+
+def _size(term: Term, value: str) -> int:
+    match = _SIZE.fullmatch(value.strip())
+    if not match:
+        raise SearchError(
+            f"{term.name}: expects a size such as 5000, 10K or 2.5M, not {value!r}", term.position
+        )
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[unit.lower()])

@@ -1,0 +1,133 @@
+"""aiosmtpd's SMTP protocol with what a real server adds around the session.
+
+A cap on concurrent connections, faults injected at connect time, a ``421`` before an idle
+client is dropped, and counting the refusals aiosmtpd makes on its own (size, line length).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any, AnyStr
+
+from aiosmtpd.smtp import SMTP
+
+from .chaos import Chaos, reply
+from .stats import Stats
+
+__all__ = ["SessionGate", "SinkSMTP", "close_after_reply", "quiet_aiosmtpd_log"]
+
+log = logging.getLogger("mailsink.smtp")
+
+# aiosmtpd's own replies that refuse a message; our handler counts the refusals it makes.
+_REFUSED_BY_AIOSMTPD = (b"552 Error:", b"500 Line too long")
+
+
+class SessionGate:
+    """Counts the SMTP sessions being served, against a limit (0: none)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def full(self) -> bool:
+        """Whether one more session would go over the limit."""
+        return bool(self.limit) and self.active >= self.limit
+
+
+class SinkSMTP(SMTP):
+    """One SMTP connection. Every argument but ``gate``, ``chaos`` and ``stats`` is aiosmtpd's."""
+
+    def __init__(
+        self, handler: Any, *, gate: SessionGate, chaos: Chaos, stats: Stats, **kwargs: Any
+    ) -> None:
+        # aiosmtpd keeps this table on the class and grows it on every EHLO; a table of our
+        # own keeps one session's EHLOs from changing another session's limits.
+        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        super().__init__(handler, **kwargs)
+        self._gate = gate
+        self._chaos = chaos
+        self._stats = stats
+        self._admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._admitted:  # called again once STARTTLS has wrapped the connection
+            super().connection_made(transport)
+            return
+        refusal = self._refusal()
+        if refusal is not None:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(refusal.encode() + b"\r\n")
+            transport.close()  # after the reply has been written out
+            return
+        self._admitted = True
+        self._gate.active += 1
+        super().connection_made(transport)
+
+    def _refusal(self) -> str | None:
+        if self._gate.full():
+            self._stats.add("smtp_connections_refused")
+            log.warning("refused a connection: %d sessions already", self._gate.active)
+            return f"421 4.7.0 {self.hostname} Error: too many connections; try again later"
+        code = self._chaos.trigger("connect")
+        if code is not None:
+            self._stats.add("smtp_chaos_faults")
+            return reply(code, "connect")
+        return None
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if not self._admitted:
+            return  # refused in connection_made: no session was started
+        self._admitted = False
+        self._gate.active -= 1
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if self.session is None:
+            return False  # a refused connection: nothing to tell
+        result: bool | None = super().eof_received()
+        return result
+
+    def _timeout_cb(self) -> None:
+        # aiosmtpd just closes the connection; a real server says why first (RFC 5321 4.2.2).
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(f"421 4.4.2 {self.hostname} Error: timeout exceeded\r\n".encode())
+        self._stats.add("smtp_timeouts")
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    async def push(self, status: AnyStr) -> None:
+        line = status if isinstance(status, bytes) else status.encode("utf-8", "replace")
+        if line.startswith(_REFUSED_BY_AIOSMTPD):
+            self._stats.add("smtp_rejected")
+        await super().push(status)
+
+
+class _LoginDataNotice(logging.Filter):
+    """Drops aiosmtpd's notice that ``Session.login_data`` is deprecated.
+
+    aiosmtpd itself sets that attribute after every successful AUTH and then warns about it;
+    nothing here reads it (the user name comes from ``session.auth_data``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in str(record.msg)
+
+
+def quiet_aiosmtpd_log() -> None:
+    """Install the filter above on aiosmtpd's logger, once."""
+    logger = logging.getLogger("mail.log")
+    if not any(isinstance(f, _LoginDataNotice) for f in logger.filters):
+        logger.addFilter(_LoginDataNotice())
+
+
+def close_after_reply(server: SMTP) -> None:
+    """Close the connection once the reply being sent now is out (after a 421)."""
+
+    def close() -> None:
+        transport = server.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()  # flushes what was written first
+
+    server.loop.call_soon(close)

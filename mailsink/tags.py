@@ -1,0 +1,47 @@
+"""Tags a message gets on arrival: from its ``X-Tags`` header and from plus-addressing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .message import ParsedMessage
+from .records import Envelope
+
+__all__ = ["MAX_TAG_LENGTH", "clean_tag", "make_tagger", "tags_of"]
+
+MAX_TAG_LENGTH = 100
+
+# Letters and digits of any script, and a little punctuation; no comma (it separates tags
+# in X-Tags) and no slash (a tag is a path segment in /api/v1/tags/{Tag}).
+_NOT_ALLOWED = re.compile(r"[^\w \-.:@#&+]")
+
+
+def clean_tag(tag: str) -> str:
+    """A tag as kept: odd characters dropped, spaces collapsed, at most 100 characters."""
+    cleaned = " ".join(_NOT_ALLOWED.sub("", tag).split())
+    return cleaned[:MAX_TAG_LENGTH].strip()
+
+
+def tags_of(parsed: ParsedMessage, envelope: Envelope, *, plus_addresses: bool = True) -> list[str]:
+    """The tags a message arrives with, sorted and without duplicates."""
+    found: set[str] = set()
+    for header in parsed.header_values("X-Tags"):
+        found.update(clean_tag(t) for t in header.split(","))
+    if plus_addresses:
+        recipients = [a.address for a in parsed.to + parsed.cc + parsed.bcc]
+        for address in [*recipients, *envelope.rcpt_to]:
+            local = address.rpartition("@")[0] if "@" in address else ""
+            if "+" in local:
+                found.add(clean_tag(local.split("+", 1)[1]))
+    found.discard("")
+    return sorted(found)
+
+
+def make_tagger(*, plus_addresses: bool) -> Callable[[ParsedMessage, Envelope], list[str]]:
+    """The store's ``tagger``: tags from X-Tags, and from plus-addressing if asked."""
+
+    def tagger(parsed: ParsedMessage, envelope: Envelope) -> list[str]:
+        return tags_of(parsed, envelope, plus_addresses=plus_addresses)
+
+    return tagger

@@ -1,0 +1,125 @@
+"""Helpers for the SMTP tests: certificates from trustme, a raw SMTP conversation, API reads."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trustme
+
+from mailsink import Server
+
+
+@dataclass
+class TLSFiles:
+    """A test CA and a server certificate it issued, written to files."""
+
+    ca: trustme.CA
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA and checks the host name."""
+        context = ssl.create_default_context()
+        self.ca.configure_trust(context)
+        return context
+
+
+def tls_files(folder: Path) -> TLSFiles:
+    """A CA and a certificate for localhost and 127.0.0.1, the key in its own file."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("localhost", "127.0.0.1")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    for blob in issued.cert_chain_pems:
+        with cert.open("ab") as out:
+            out.write(blob.bytes())
+    issued.private_key_pem.write_to_path(str(key))
+    return TLSFiles(ca, cert, key)
+
+
+class RawSMTP:
+    """An SMTP conversation on a plain socket, for what smtplib will not send."""
+
+    def __init__(self, address: tuple[str, int], *, timeout: float = 30) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def reply(self) -> tuple[int, str]:
+        """One reply, all its lines joined by newlines; (0, '') when the server hung up."""
+        lines = []
+        while True:
+            line = self.file.readline()
+            if not line:
+                return 0, "\n".join(lines)
+            lines.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                return int(line[:3]), "\n".join(lines)
+
+    def send(self, data: bytes) -> None:
+        """Write bytes as they are."""
+        self.sock.sendall(data)
+
+    def command(self, line: str | bytes) -> tuple[int, str]:
+        """Send one command line and read its reply."""
+        raw = line if isinstance(line, bytes) else line.encode()
+        self.send(raw + b"\r\n")
+        return self.reply()
+
+    def rest(self) -> bytes:
+        """Everything the server still sends until it closes; TimeoutError if it never does."""
+        try:
+            return self.file.read()
+        except ConnectionResetError:
+            return b""
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.file.close()
+        self.sock.close()
+
+    def __enter__(self) -> RawSMTP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def stuff(data: bytes) -> bytes:
+    """SMTP transparency (RFC 5321 4.5.2): a dot starting a CRLF line is doubled; ends CRLF."""
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\r\n.", b"\r\n..")
+
+
+def messages(server: Server) -> list[dict[str, Any]]:
+    """Every message summary the API lists, newest first."""
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        listing = api.get("/api/v1/messages", params={"limit": 5000}).json()
+    result: list[dict[str, Any]] = listing["messages"]
+    return result
+
+
+def raw_of(server: Server, uid: str) -> bytes:
+    """The stored bytes of one message."""
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        response = api.get(f"/api/v1/message/{uid}/raw")
+    response.raise_for_status()
+    return response.content
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``check`` until it holds or the deadline passes; returns whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()

@@ -1,0 +1,215 @@
+"""MailHog's API: v2 list and search, v1 per-message paths, in MailHog's real message shape."""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+
+import httpx
+import pytest
+
+from mailsink.api.mailhog_shapes import path_json
+
+from .conftest import Send
+from .swagger import MAILHOG, check_mailhog_message, check_mailhog_page
+
+PLAIN = (
+    b"From: Sender Name <sender@example.test>\r\n"
+    b"To: rcpt@example.test\r\n"
+    b"Subject: =?utf-8?q?caf=C3=A9?=\r\n"
+    b"X-Folded: one\r\n two\r\n"
+    b"Received: first\r\n"
+    b"Received: second\r\n"
+    b"\r\n"
+    b"Plain body.\r\n"
+)
+
+
+def multipart() -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "parts"
+    msg.set_content("text part")
+    msg.add_alternative("<p>html part</p>", subtype="html")
+    msg.add_attachment(b"attached", "application", "octet-stream", filename="f.bin")
+    msg.set_boundary("outer-boundary")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def test_v2_messages_have_mailhogs_shape(send: Send, api: httpx.Client) -> None:
+    send(PLAIN, sender="sender@example.test", to=["rcpt@example.test", "x@y.test"])
+    page = api.get("/api/v2/messages").json()
+    check_mailhog_page(page)
+    assert (page["total"], page["count"], page["start"]) == (1, 1, 0)
+    item = page["items"][0]
+    assert item["From"] == {
+        "Relays": None,
+        "Mailbox": "sender",
+        "Domain": "example.test",
+        "Params": "",
+    }
+    assert [(p["Mailbox"], p["Domain"]) for p in item["To"]] == [
+        ("rcpt", "example.test"),
+        ("x", "y.test"),
+    ]
+    headers = item["Content"]["Headers"]
+    assert headers["Subject"] == ["=?utf-8?q?caf=C3=A9?="]  # as written, as MailHog keeps it
+    assert headers["X-Folded"] == ["one two"]
+    assert headers["Received"] == ["first", "second"]
+    assert item["Content"]["Body"] == "Plain body.\r\n"
+    assert item["Content"]["Size"] == len(PLAIN)
+    assert item["Content"]["MIME"] is None and item["MIME"] is None
+    assert item["Raw"] == {
+        "From": "sender@example.test",
+        "To": ["rcpt@example.test", "x@y.test"],
+        "Data": PLAIN.decode(),
+        "Helo": "client.test",
+    }
+
+
+def test_source_routes_become_relays() -> None:
+    assert path_json("@a.test,@b.test:x@y.test") == {
+        "Relays": ["@a.test", "@b.test"],
+        "Mailbox": "x",
+        "Domain": "y.test",
+        "Params": "",
+    }
+    assert path_json("") == {"Relays": None, "Mailbox": "", "Domain": "", "Params": ""}
+
+
+def test_multipart_bodies_are_split_into_parts(send: Send, api: httpx.Client) -> None:
+    send(multipart())
+    item = api.get("/api/v2/messages").json()["items"][0]
+    check_mailhog_message(item)
+    outer = item["MIME"]["Parts"]
+    assert len(outer) == 2
+    alternative, attachment = outer
+    assert alternative["Headers"]["Content-Type"][0].startswith("multipart/alternative")
+    inner = alternative["MIME"]["Parts"]
+    assert [p["Body"].strip() for p in inner] == ["text part", "<p>html part</p>"]
+    assert attachment["Headers"]["Content-Disposition"] == ['attachment; filename="f.bin"']
+    assert attachment["Body"].strip() == "YXR0YWNoZWQ="
+    assert attachment["MIME"] is None
+
+
+def test_v2_paging_is_newest_first(send: Send, api: httpx.Client) -> None:
+    for i in range(5):
+        send(f"Subject: m{i}\r\n\r\n{i}\r\n".encode())
+    page = api.get("/api/v2/messages", params={"start": 1, "limit": 2}).json()
+    check_mailhog_page(page)
+    assert (page["total"], page["count"], page["start"]) == (5, 2, 1)
+    assert [i["Content"]["Headers"]["Subject"] for i in page["items"]] == [["m3"], ["m2"]]
+    # As on MailHog's server, a limit of 0 or less means the default of 50.
+    assert api.get("/api/v2/messages", params={"limit": 0}).json()["count"] == 5
+    beyond = api.get("/api/v2/messages", params={"start": 10}).json()
+    assert beyond == {"total": 5, "count": 0, "start": 10, "items": []}
+
+
+@pytest.mark.parametrize("params", [{"start": "x"}, {"start": -1}, {"limit": "lots"}])
+def test_bad_paging_gets_400(api: httpx.Client, params: dict[str, object]) -> None:
+    response = api.get("/api/v2/messages", params=params)
+    assert response.status_code == 400 and response.json()["Error"]
+
+
+def test_every_documented_v2_parameter_is_taken(api: httpx.Client) -> None:
+    for path, operations in MAILHOG["paths"].items():
+        params = {}
+        for parameter in operations["get"]["parameters"]:
+            params[parameter["name"]] = parameter.get("enum", [parameter.get("default", "x")])[0]
+        response = api.get(path, params=params)
+        assert response.status_code == 200, (path, params, response.text)
+        check_mailhog_page(response.json())
+
+
+def seed_for_search(send: Send) -> None:
+    send(
+        b"From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\nSubject: lunch\r\n\r\n"
+        b"Shall we meet at NOON?\r\n",
+        sender="alice@example.test",
+        to=["bob@example.test"],
+    )
+    send(
+        b"From: carol@example.test\r\nTo: dave@example.test\r\nCc: erin@example.test\r\n"
+        b"Subject: report\r\n\r\nThe quarterly numbers.\r\n",
+        sender="bounce@example.test",
+        to=["dave@example.test", "erin@example.test", "secret@example.test"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "query", "subjects"),
+    [
+        ("from", "ALICE", ["lunch"]),
+        ("from", "bounce@", ["report"]),  # the envelope sender counts
+        ("from", "carol", ["report"]),
+        ("to", "bob@example", ["lunch"]),
+        ("to", "erin", ["report"]),  # Cc header
+        ("to", "secret@", ["report"]),  # Bcc: envelope only
+        ("containing", "noon", ["lunch"]),
+        ("containing", "quarterly", ["report"]),
+        ("containing", "example.test", ["report", "lunch"]),
+        ("containing", "nothing like this", []),
+    ],
+)
+def test_search_by_kind(
+    send: Send, api: httpx.Client, kind: str, query: str, subjects: list[str]
+) -> None:
+    seed_for_search(send)
+    page = api.get("/api/v2/search", params={"kind": kind, "query": query}).json()
+    check_mailhog_page(page)
+    found = [item["Content"]["Headers"]["Subject"][0] for item in page["items"]]
+    assert found == subjects
+    assert page["total"] == page["count"] == len(subjects)
+
+
+def test_search_total_counts_every_match_not_the_page(send: Send, api: httpx.Client) -> None:
+    for i in range(4):
+        send(f"Subject: hit {i}\r\n\r\nneedle\r\n".encode())
+    send(b"Subject: miss\r\n\r\nhay\r\n")
+    params = {"kind": "containing", "query": "needle", "start": 1, "limit": 2}
+    page = api.get("/api/v2/search", params=params).json()
+    assert (page["total"], page["count"], page["start"]) == (4, 2, 1)
+
+
+@pytest.mark.parametrize(
+    "params", [{"kind": "subject", "query": "x"}, {"kind": "from"}, {"kind": "to", "query": ""}]
+)
+def test_bad_searches_get_400(api: httpx.Client, params: dict[str, str]) -> None:
+    response = api.get("/api/v2/search", params=params)
+    assert response.status_code == 400 and response.json()["Error"]
+
+
+def test_v1_message_download_and_delete(send: Send, api: httpx.Client) -> None:
+    send(PLAIN)
+    send(multipart())
+    uid = api.get("/api/v2/messages").json()["items"][1]["ID"]
+
+    message = api.get(f"/api/v1/messages/{uid}").json()
+    check_mailhog_message(message)
+    assert message["ID"] == uid
+
+    download = api.get(f"/api/v1/messages/{uid}/download")
+    assert download.status_code == 200
+    assert download.content == PLAIN
+    assert download.headers["content-type"] == "message/rfc822"
+    assert download.headers["content-disposition"] == f'attachment; filename="{uid}.eml"'
+
+    assert api.delete(f"/api/v1/messages/{uid}").status_code == 200
+    assert api.get("/api/v2/messages").json()["total"] == 1
+    for method, path in [
+        ("DELETE", f"/api/v1/messages/{uid}"),
+        ("GET", f"/api/v1/messages/{uid}"),
+        ("GET", f"/api/v1/messages/{uid}/download"),
+    ]:
+        response = api.request(method, path)
+        assert response.status_code == 404, (method, path)
+        assert "not found" in response.json()["Error"]
+
+
+def test_v1_mime_part_download(send: Send, api: httpx.Client) -> None:
+    send(multipart())
+    uid = api.get("/api/v2/messages").json()["items"][0]["ID"]
+    part = api.get(f"/api/v1/messages/{uid}/mime/part/1/download")
+    assert part.status_code == 200
+    assert part.headers["content-type"] == "application/octet-stream"
+    assert part.content.strip() == b"YXR0YWNoZWQ="
+    assert api.get(f"/api/v1/messages/{uid}/mime/part/7/download").status_code == 404

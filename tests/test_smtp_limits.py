@@ -1,0 +1,191 @@
+"""Size and recipient limits, timeouts, and the cap on concurrent connections."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from collections.abc import Callable
+
+import aiosmtplib
+import pytest
+
+from mailsink import Server
+
+from .smtp_support import RawSMTP, messages, wait_until
+
+MakeServer = Callable[..., Server]
+
+
+def body(size: int) -> bytes:
+    """A message of exactly ``size`` bytes as received (lines of 78 characters)."""
+    head = b"From: a@example.test\r\nSubject: size\r\n\r\n"
+    filler = size - len(head)
+    lines = [b"x" * 76 + b"\r\n"] * (filler // 78)
+    rest = filler - 78 * len(lines)
+    if rest:
+        lines.append(b"y" * max(rest - 2, 0) + b"\r\n"[: min(rest, 2)])
+    data = head + b"".join(lines)
+    assert len(data) == size
+    return data
+
+
+def stats(server: Server) -> dict[str, int]:
+    assert server.sink is not None
+    return {k: v for k, v in vars(server.sink.stats).items() if isinstance(v, int)}
+
+
+def test_size_is_advertised_and_a_declared_size_over_it_gets_552(make_server: MakeServer) -> None:
+    server = make_server(max_message_size=10_000)
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.ehlo()
+        assert client.esmtp_features["size"] == "10000"
+        code, _ = client.mail("a@example.test", ["SIZE=10001"])
+        assert code == 552
+        # The session goes on, and a message that fits is taken.
+        client.rset()
+        client.sendmail("a@example.test", ["b@example.test"], body(9_000))
+    assert len(messages(server)) == 1
+    assert stats(server)["smtp_rejected"] == 1
+
+
+def test_oversize_data_gets_552_and_the_session_continues(make_server: MakeServer) -> None:
+    server = make_server(max_message_size=10_000)
+    with smtplib.SMTP(*server.smtp_address) as client:
+        # No SIZE= declared in MAIL (sendmail() would add it): caught while reading DATA.
+        client.ehlo()
+        assert client.mail("a@example.test")[0] == 250
+        assert client.rcpt("b@example.test")[0] == 250
+        assert client.data(body(20_000))[0] == 552
+        client.sendmail("a@example.test", ["b@example.test"], body(10_000 - 3))
+        assert client.noop()[0] == 250
+    (msg,) = messages(server)
+    assert msg["Size"] == 10_000 - 3
+    assert stats(server)["smtp_rejected"] == 1
+
+
+@pytest.mark.anyio
+async def test_aiosmtplib_sees_the_size_limit(make_server: MakeServer) -> None:
+    server = make_server(max_message_size=5_000)
+    host, port = server.smtp_address
+    async with aiosmtplib.SMTP(hostname=host, port=port, start_tls=False) as client:
+        with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+            await client.sendmail("a@example.test", ["b@example.test"], body(6_000))
+        assert refused.value.code == 552
+        await client.sendmail("a@example.test", ["b@example.test"], body(4_000))
+    assert len(messages(server)) == 1
+
+
+def test_recipients_over_the_limit_get_452(make_server: MakeServer) -> None:
+    server = make_server(smtp_max_recipients=3)
+    recipients = [f"r{i}@example.test" for i in range(5)]
+    with smtplib.SMTP(*server.smtp_address) as client:
+        refused = client.sendmail("a@example.test", recipients, b"Subject: many\r\n\r\nx\r\n")
+        assert {k: v[0] for k, v in refused.items()} == {recipients[3]: 452, recipients[4]: 452}
+        # The limit is per message: the next one starts again from zero.
+        assert (
+            client.sendmail("a@example.test", recipients[:3], b"Subject: next\r\n\r\nx\r\n") == {}
+        )
+    listed = messages(server)
+    assert [m["Envelope"]["RcptTo"] for m in listed] == [recipients[:3], recipients[:3]]
+    assert stats(server)["smtp_rejected"] == 2
+
+
+def test_idle_client_is_dropped_with_421(make_server: MakeServer) -> None:
+    server = make_server(smtp_timeout=1)
+    with RawSMTP(server.smtp_address, timeout=30) as raw:
+        assert raw.reply()[0] == 220
+        assert raw.command("EHLO client.test")[0] == 250
+        # Say nothing more: the server gives up, says so, and closes.
+        assert raw.reply()[0] == 421
+        assert raw.rest() == b""
+    assert stats(server)["smtp_timeouts"] == 1
+
+
+def test_slow_client_that_never_finishes_a_command_is_dropped(make_server: MakeServer) -> None:
+    server = make_server(smtp_timeout=1)
+    with RawSMTP(server.smtp_address, timeout=30) as raw:
+        raw.reply()
+        raw.send(b"MAIL FROM:<slow")  # and never the end of the line
+        code, text = raw.reply()
+        assert code == 421 and "timeout" in text
+
+
+def test_client_stalling_in_data_is_dropped_and_nothing_half_received_is_kept(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(smtp_timeout=1)
+    with RawSMTP(server.smtp_address, timeout=30) as raw:
+        raw.reply()
+        raw.command("EHLO client.test")
+        raw.command("MAIL FROM:<a@example.test>")
+        raw.command("RCPT TO:<b@example.test>")
+        assert raw.command("DATA")[0] == 354
+        raw.send(b"Subject: half\r\n\r\nthe first half")
+        assert raw.reply()[0] == 421
+    assert messages(server) == []
+    # The server itself carries on.
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.sendmail("a@example.test", ["b@example.test"], b"Subject: whole\r\n\r\nx\r\n")
+    assert [m["Subject"] for m in messages(server)] == ["whole"]
+
+
+def test_connections_over_the_cap_get_421(make_server: MakeServer) -> None:
+    server = make_server(smtp_max_connections=3)
+    held = [RawSMTP(server.smtp_address) for _ in range(3)]
+    try:
+        for raw in held:
+            assert raw.reply()[0] == 220
+        with RawSMTP(server.smtp_address) as extra:
+            code, text = extra.reply()
+            assert code == 421 and "too many connections" in text
+            assert extra.rest() == b""
+        # Those already in are served as usual.
+        assert held[0].command("NOOP")[0] == 250
+        # Once one leaves, there is room for another.
+        held.pop().close()
+
+        def admitted() -> bool:
+            with RawSMTP(server.smtp_address) as again:
+                return again.reply()[0] == 220
+
+        assert wait_until(admitted)
+    finally:
+        for raw in held:
+            raw.close()
+    assert stats(server)["smtp_connections_refused"] >= 1
+
+
+def test_a_hundred_idle_connections_do_not_hold_up_a_sender(make_server: MakeServer) -> None:
+    server = make_server()
+    idle = [RawSMTP(server.smtp_address) for _ in range(100)]
+    try:
+        for raw in idle:
+            raw.reply()
+            raw.send(b"EHLO idle.test\r\n")  # then nothing: each holds a session open
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def sender() -> None:
+            try:
+                with smtplib.SMTP(*server.smtp_address, timeout=30) as client:
+                    for i in range(50):
+                        client.sendmail(
+                            "a@example.test",
+                            ["b@example.test"],
+                            f"Subject: m{i}\r\n\r\nx\r\n".encode(),
+                        )
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=sender).start()
+        assert done.wait(60) and not errors, errors
+        assert len(messages(server)) == 50
+        # The idle sessions are all still open and answer.
+        for raw in idle:
+            assert raw.reply()[0] == 250  # the EHLO reply, waiting in the socket
+            assert raw.command("NOOP")[0] == 250
+    finally:
+        for raw in idle:
+            raw.close()
