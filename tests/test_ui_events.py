@@ -135,7 +135,10 @@ def test_new_mail_read_and_delete_arrive_as_events(
     assert s.next("stats") == {"Total": 0, "Unread": 0}
 
     send(b"Subject: again\r\n\r\nx\r\n")
-    s.next("new")
+    again = s.next("new")
+    api.put("/api/v1/tags", json={"IDs": [again["ID"]], "Tags": ["checked"]}).raise_for_status()
+    update = s.next("update")
+    assert update["ID"] == again["ID"] and update["Tags"] == ["checked"]
     api.delete("/api/v1/messages").raise_for_status()
     assert s.next("deleted") == {"IDs": []}  # empty: everything
 

@@ -53,12 +53,12 @@ export async function getText(path, params, signal) {
   return { status: response.status, text: await response.text() };
 }
 
-/** A write to the JSON API. */
+/** A write to the JSON API; `path` may be a URL from url() when it needs parameters. */
 export async function call(method, path, body) {
   const init = { method, headers: {} };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  return check(await fetch(url(path), init));
+  return check(await fetch(path instanceof URL ? path : url(path), init));
 }

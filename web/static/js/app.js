@@ -1,7 +1,7 @@
 // mailsink's web UI: wires the list, the message pane, the live stream and the keyboard.
 
 import { call, route, url } from "./api.js";
-import { count } from "./format.js";
+import { count, plural } from "./format.js";
 import { Inbox } from "./inbox.js";
 import { installShortcuts } from "./keys.js";
 import { Live } from "./live.js";
@@ -128,31 +128,50 @@ document.getElementById("new-pill").addEventListener("click", async () => {
   history.pushState({ id: pane.current }, "", stateURL(pane.current));
 });
 
+// While a search is shown, the bulk actions act on what it matches, not on everything.
 document.getElementById("mark-all-read").addEventListener("click", async () => {
   try {
-    await call("PUT", "api/v1/messages", { Read: true });
+    const query = inbox.query;
+    await call("PUT", "api/v1/messages", query ? { Search: query, Read: true } : { Read: true });
     inbox.setRead(null, true);
-    pane.setRead(true);
-    notify("Every message is marked read");
+    if (!query) pane.setRead(true);
+    notify(query ? "Every matching message is marked read" : "Every message is marked read");
   } catch (error) {
     notify(error.message);
   }
 });
 
 const confirmDialog = document.getElementById("confirm");
+const confirmTitle = document.getElementById("confirm-title");
+const confirmText = document.getElementById("confirm-text");
+const confirmOK = document.getElementById("confirm-ok");
+let deleteQuery = "";
 document.getElementById("delete-all").addEventListener("click", () => {
-  document.getElementById("confirm-text").textContent =
-    `This deletes all ${count(inbox.total)} messages, not only the ones shown. It cannot be undone.`;
+  deleteQuery = inbox.query;
+  if (deleteQuery) {
+    confirmTitle.textContent = "Delete the matching messages?";
+    confirmText.textContent = `This deletes the ${plural(inbox.matched, "message", "messages")} that match “${deleteQuery}”. It cannot be undone.`;
+    confirmOK.textContent = `Delete ${count(inbox.matched)}`;
+  } else {
+    confirmTitle.textContent = "Delete every message?";
+    confirmText.textContent = `This deletes all ${count(inbox.total)} messages, not only the ones shown. It cannot be undone.`;
+    confirmOK.textContent = "Delete all";
+  }
   confirmDialog.returnValue = "";
   confirmDialog.showModal();
 });
 confirmDialog.addEventListener("close", async () => {
   if (confirmDialog.returnValue !== "confirm") return;
   try {
-    await call("DELETE", "api/v1/messages");
-    inbox.removed(null);
-    if (pane.current) close();
-    notify("Every message is deleted");
+    if (deleteQuery) {
+      await call("DELETE", url("api/v1/search", { query: deleteQuery }));
+      scheduleReload();
+    } else {
+      await call("DELETE", "api/v1/messages");
+      inbox.removed(null);
+    }
+    if (pane.current && !deleteQuery) close();
+    notify(deleteQuery ? "The matching messages are deleted" : "Every message is deleted");
   } catch (error) {
     notify(error.message);
   }

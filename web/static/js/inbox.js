@@ -114,6 +114,15 @@ export class Inbox {
     if (!to.length && s.Envelope) to = s.Envelope.RcptTo || [];
     field("to").textContent = to.length ? `To ${to.slice(0, 3).join(", ")}${to.length > 3 ? ` +${to.length - 3}` : ""} —` : "";
     field("subject").textContent = s.Subject || "(no subject)";
+    const tags = field("tags");
+    tags.replaceChildren(
+      ...(s.Tags || []).map((tag) => {
+        const chip = document.createElement("span");
+        chip.className = "tag";
+        chip.textContent = tag;
+        return chip;
+      }),
+    );
     field("snippet").textContent = s.Snippet || "";
     const time = field("time");
     const created = new Date(s.Created);
@@ -139,6 +148,7 @@ export class Inbox {
     const searching = Boolean(this.query);
     const shown = this.rows.size;
     els.title.textContent = searching ? "Search results" : "Inbox";
+    this.bulkLabels(searching);
     if (searching) {
       els.counts.textContent = `${plural(this.matched, "match", "matches")} of ${count(this.total)}`;
     } else if (this.total) {
@@ -165,6 +175,18 @@ export class Inbox {
     els.pill.hidden = this.missed === 0;
     els.pillText.textContent = `${plural(this.missed, "new message", "new messages")}`;
     document.dispatchEvent(new CustomEvent("mailsink:counts"));
+  }
+
+  bulkLabels(searching) {
+    for (const [id, all, matching] of [
+      ["mark-all-read", "Mark all read", "Mark all matching read"],
+      ["delete-all", "Delete all messages", "Delete all matching messages"],
+    ]) {
+      const button = document.getElementById(id);
+      const label = searching ? matching : all;
+      button.setAttribute("aria-label", label);
+      button.title = label;
+    }
   }
 
   showError(message) {
