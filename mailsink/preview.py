@@ -21,7 +21,6 @@ from .message import Part
 __all__ = [
     "Preview",
     "content_ids",
-    "has_remote_content",
     "part_path",
     "preview_csp",
     "rewrite_cids",
@@ -87,11 +86,7 @@ _RESOURCE_SCHEMES = {"http", "https"}
 
 _PART_ID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 _CID = re.compile(r"""cid:([^\s"'()<>]+)""", re.IGNORECASE)
-_REMOTE_ATTRIBUTE = re.compile(
-    r"""\b(?:src|background|srcset|poster)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE
-)
 _REMOTE_CSS = re.compile(r"""url\(\s*['"]?\s*(?:https?:)?//|@import""", re.IGNORECASE)
-_STYLESHEET_LINK = re.compile(r"""<link\b[^>]*\bstylesheet\b""", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -128,13 +123,6 @@ def rewrite_cids(html: str, urls: Mapping[str, str]) -> str:
         return url if url is not None else match.group(0)
 
     return _CID.sub(swap, html)
-
-
-def has_remote_content(html: str) -> bool:
-    """Whether the HTML would load anything from another host (images, stylesheets, fonts)."""
-    return bool(
-        _REMOTE_ATTRIBUTE.search(html) or _REMOTE_CSS.search(html) or _STYLESHEET_LINK.search(html)
-    )
 
 
 def sanitise(html: str, part_prefix: str) -> Preview:

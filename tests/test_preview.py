@@ -13,7 +13,6 @@ from mailsink import Server
 from mailsink.message import Part
 from mailsink.preview import (
     content_ids,
-    has_remote_content,
     part_path,
     preview_csp,
     rewrite_cids,
@@ -115,13 +114,6 @@ def test_sanitise_drops_titles_and_notices_remote_content() -> None:
     assert not sanitise(
         "<p><a href='https://x.test/'>a link is not remote content</a>", PREFIX
     ).remote
-
-
-def test_has_remote_content_on_raw_html() -> None:
-    assert has_remote_content('<img src="http://x.test/a.png">')
-    assert has_remote_content('<link rel="stylesheet" href="x.css">')
-    assert has_remote_content("<td background='//x.test/bg.png'>")
-    assert not has_remote_content('<img src="cid:logo"><a href="https://x.test">x</a>')
 
 
 def test_rewrite_cids_matches_content_ids_like_mail_clients_do() -> None:

@@ -8,13 +8,14 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from mailsink import Server, Settings
 from mailsink.app import create_app
 from mailsink.server import Sink
 from mailsink.web import filesize, web_dir
 
-from .conftest import Send
+from .conftest import CORPUS_FILES, Send, crlf
 
 
 def initial_page(html: str) -> object:
@@ -200,3 +201,20 @@ def test_filesize_reads_like_the_ui() -> None:
         "4.2 MB",
         "7.0 GB",
     ]
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
+def test_every_corpus_message_shows_in_the_ui(
+    path: Path, server: Server, api: httpx.Client, send: Send
+) -> None:
+    send(crlf(path.read_bytes()))
+    uid = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+    page = api.get(f"/view/{uid}")
+    assert page.status_code == 200, page.text[:300]
+    assert f'data-id="{uid}"' in page.text
+    assert api.get(f"/view/{uid}", params={"fragment": 1}).status_code == 200
+    html = api.get(f"/view/{uid}.html", params={"embed": 1})
+    assert html.status_code in (200, 404)
+    if html.status_code == 200:
+        assert "<script" not in html.text.split("<body>", 1)[1].lower()
+    assert api.get(f"/view/{uid}.txt").status_code == 200

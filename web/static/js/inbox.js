@@ -61,6 +61,12 @@ export class Inbox {
         ? await getJSON("api/v1/search", { query, start, limit }, controller.signal)
         : await getJSON("api/v1/messages", { start, limit }, controller.signal);
       if (this.loading !== controller) return;
+      if (!page.messages.length && start > 0 && page.messages_count > 0) {
+        // Past the end (the last page's messages were deleted, say): show the last page.
+        const last = Math.floor((page.messages_count - 1) / limit) * limit;
+        this.loading = null;
+        return this.load({ query, start: last, keepCursor });
+      }
       this.query = query;
       this.render(page, { keepCursor });
       this.showError("");
