@@ -133,6 +133,7 @@ def test_new_mail_appears_live_and_every_tab_shows_its_part(
     expect(row).to_have_class(re.compile(r"\bis-unread\b"))
     expect(row.locator("[data-field=attachments]")).to_be_visible()
     expect(page).to_have_title(re.compile(r"^\(1\) Inbox"))
+    expect(page.locator("#announcer")).to_have_text("New message from Ana Lima: Quarterly report")
     assert page.evaluate("window.sameDocument") is True, "the page reloaded"
 
     uid = api.get("/api/v1/messages").json()["messages"][0]["ID"]

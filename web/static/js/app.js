@@ -194,6 +194,25 @@ search.addEventListener("search", () => {
 
 // -- live updates -----------------------------------------------------------------------
 
+// New mail is announced to screen readers, a burst as one sentence.
+const announcer = document.getElementById("announcer");
+let arrivals = [];
+let announceTimer = null;
+function announce(summary) {
+  arrivals.push(summary);
+  if (announceTimer) return;
+  announceTimer = setTimeout(() => {
+    const [first] = arrivals;
+    const from = first.From ? first.From.Name || first.From.Address : "";
+    announcer.textContent =
+      arrivals.length === 1
+        ? `New message${from ? ` from ${from}` : ""}: ${first.Subject || "no subject"}`
+        : `${arrivals.length} new messages`;
+    arrivals = [];
+    announceTimer = null;
+  }, 1000);
+}
+
 let reloadTimer = null;
 /** Reload the current page soon, at most every half second, however many events arrive. */
 function scheduleReload() {
@@ -208,6 +227,7 @@ new Live(
   {
     new(summary) {
       if (inbox.arrived(summary) === "search") scheduleReload();
+      announce(summary);
     },
     update(summary) {
       inbox.changed(summary);
