@@ -10,9 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, web
-from .api import chaos, checks, forms, info, mailhog, release, search, send, thumbs, v1
+from . import __version__, metrics, web
+from .api import chaos, checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
 from .api import wait as wait_api
+from .auth import BasicAuth, load_htpasswd
+from .basepath import BasePath
 from .server import Sink
 
 __all__ = ["create_app"]
@@ -51,6 +53,14 @@ def create_app(sink: Sink) -> FastAPI:
     app.include_router(mailhog.router)
     app.add_middleware(forms.JSONBodies)
     app.include_router(web.router)
+    # -- Running in a stack: metrics, mbox export, login, base path --
+    app.state.metrics_registry = metrics.registry_for(sink)
+    app.include_router(metrics.router)
+    app.include_router(mbox.router)
+    if sink.settings.ui_auth_file:
+        app.add_middleware(BasicAuth, credentials=load_htpasswd(sink.settings.ui_auth_file))
+    if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
+        app.add_middleware(BasePath, base=sink.settings.base_path)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,4 +1,7 @@
-"""The ``mailsink`` command: every setting is a flag and a ``MAILSINK_*`` variable."""
+"""The ``mailsink`` command: serve (the default), import, export and healthcheck.
+
+Every setting is a flag of ``serve`` (and of the bare command) and a ``MAILSINK_*`` variable.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,21 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from . import __version__
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, parse_hostport
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command's argument parser, one flag per setting, defaults from the environment."""
-    parser = argparse.ArgumentParser(
-        prog="mailsink",
-        description="A catch-all SMTP server for developers: accepts every message, relays "
-        "none, and shows them in a web UI and a Mailpit-compatible JSON API.",
-        epilog="Every option can also be set with an environment variable: --max-message-size "
-        "is MAILSINK_MAX_MESSAGE_SIZE, and so on. A flag wins over the variable.",
-    )
-    parser.add_argument("--version", action="version", version=f"mailsink {__version__}")
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; unset flags stay out of the namespace (the environment decides)."""
     defaults = Settings()
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-")
@@ -36,19 +35,102 @@ def build_parser() -> argparse.ArgumentParser:
                 flag,
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
-                default=None,
+                default=argparse.SUPPRESS,
                 help=help_text,
             )
         else:
             parser.add_argument(
                 flag,
                 dest=f.name,
-                default=None,
+                default=argparse.SUPPRESS,
                 metavar=f.name.upper(),
                 type=type(default),
                 help=help_text,
             )
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log warnings and errors only",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser: serve's options at the top, and the subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="mailsink",
+        description="A catch-all SMTP server for developers: accepts every message, relays "
+        "none, and shows them in a web UI and a Mailpit-compatible JSON API. Without a "
+        "command, mailsink serves, taking the options listed here.",
+        epilog="Every option can also be set with an environment variable: --max-message-size "
+        "is MAILSINK_MAX_MESSAGE_SIZE, and so on. A flag wins over the variable. "
+        "'mailsink COMMAND --help' describes a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailsink {__version__}")
+    _add_settings(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the SMTP server, web UI and API (what mailsink does without a command)",
+        description="Run the SMTP server, web UI and API until SIGINT or SIGTERM.",
+    )
+    _add_settings(serve)
+
+    importer = commands.add_parser(
+        "import",
+        help="load .eml files, folders of them, or mbox files into a server or a SQLite file",
+        description="Load messages from .eml files, folders (every .eml and .mbox file in them, "
+        "recursively) and mbox files: into a running server over SMTP (the default), or "
+        "straight into a SQLite file with --db. Line endings become CRLF, as over SMTP.",
+    )
+    importer.add_argument("paths", nargs="+", metavar="PATH", help=".eml file, folder or mbox")
+    target = importer.add_mutually_exclusive_group()
+    target.add_argument(
+        "--smtp",
+        metavar="HOST:PORT",
+        help="the running server's SMTP address [env MAILSINK_SMTP; default: '127.0.0.1:1025']",
+    )
+    target.add_argument(
+        "--db", metavar="PATH", help="write into this SQLite file instead (the server may be off)"
+    )
+    importer.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+    exporter = commands.add_parser(
+        "export",
+        help="write the messages a search finds as an mbox file",
+        description="Write the messages a search finds (all of them without --query), oldest "
+        "first, as one mbox file: from a running server's API (the default) or from a SQLite "
+        "file with --db.",
+    )
+    source = exporter.add_mutually_exclusive_group()
+    source.add_argument(
+        "--url",
+        metavar="URL",
+        help="the running server's base URL, with user:password@ if it asks for a login "
+        "[default: from MAILSINK_HTTP and MAILSINK_BASE_PATH, else http://127.0.0.1:8025]",
+    )
+    source.add_argument("--db", metavar="PATH", help="read this SQLite file instead")
+    exporter.add_argument("--query", default="", help="search query, as in the UI (default: all)")
+    exporter.add_argument("--tz", default=None, help="time zone for before: and after: dates")
+    exporter.add_argument(
+        "-o", "--output", metavar="FILE", help="write here instead of standard output"
+    )
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 if the server on MAILSINK_HTTP is ready, 1 if not (for HEALTHCHECK)",
+        description="Ask the server listening on MAILSINK_HTTP (or --url) whether it is ready "
+        "(GET /readyz). Exit 0 if it is, 1 if not: for container health checks.",
+    )
+    health.add_argument("--url", metavar="URL", help="the server's base URL")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default: 3)")
     return parser
 
 
@@ -56,37 +138,178 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = args.command or "serve"
+    if command == "import":
+        return _import(parser, args)
+    if command == "export":
+        return _export(parser, args)
+    if command == "healthcheck":
+        return _healthcheck(args)
+    return _serve(parser, args)
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     overrides = {
-        name: value
-        for name, value in vars(args).items()
-        if name in Settings.field_names() and value is not None
+        name: value for name, value in vars(args).items() if name in Settings.field_names()
     }
     try:
         settings = Settings.from_env(**overrides)
     except ConfigError as exc:
         parser.error(str(exc))
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # INFO is one line per accepted message. aiosmtpd logs every SMTP command at INFO and
+    # httpx every request (the webhook's URL may hold a token): only their warnings show.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from .passwords import CredentialsError
     from .server import Sink, serve
 
     def ready(sink: Sink, http: tuple[str, int] | None) -> None:
         host, port = sink.smtp_address
         print(f"mailsink: SMTP listening on {_hostport(host, port)}", flush=True)
         if http is not None:
-            print(f"mailsink: HTTP listening on http://{_hostport(*http)}", flush=True)
+            path = _base(settings) and _base(settings) + "/"
+            print(f"mailsink: HTTP listening on http://{_hostport(*http)}{path}", flush=True)
         store = settings.db or "in memory"
         print(f"mailsink: messages kept {'in ' + store if settings.db else store}", flush=True)
 
     try:
         asyncio.run(serve(settings, on_ready=ready))
-    except OSError as exc:
+    except (OSError, CredentialsError) as exc:
         print(f"mailsink: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .importer import Progress, SMTPTarget, StoreTarget, find_sources, import_messages
+
+    try:
+        paths = find_sources(args.paths)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    target: SMTPTarget | StoreTarget
+    try:
+        if args.db:
+            target = StoreTarget(args.db)
+            where = args.db
+        else:
+            address = args.smtp or os.environ.get(Settings.env_name("smtp")) or Settings().smtp
+            host, port = parse_hostport(address, name="smtp")
+            target = SMTPTarget(_reachable(host), port)
+            where = f"the server at {_hostport(target.host, port)}"
+    except ConfigError as exc:
+        parser.error(str(exc))
+    except sqlite3.Error as exc:
+        print(f"mailsink: cannot open {args.db}: {exc}", file=sys.stderr)
+        return 1
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    total = sum(p.stat().st_size for p in paths)
+    try:
+        report = import_messages(paths, target, Progress(total, sys.stderr, show))
+    except ConnectionError as exc:
+        print(f"mailsink: {exc}", file=sys.stderr)
+        return 1
+    for failure in report.failures:
+        print(f"mailsink: {failure}", file=sys.stderr)
+    print(
+        f"mailsink: imported {report.imported} message(s) from {report.files} file(s) into "
+        f"{where}" + (f"; {len(report.failures)} failed" if report.failures else ""),
+        file=sys.stderr,
+    )
+    return 1 if report.failures else 0
+
+
+def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .importer import export_from_url, mbox_chunks, redact, search_condition
+
+    to_stdout = args.output in (None, "-")
+    if to_stdout and sys.stdout.isatty():
+        parser.error("an mbox file is no sight for a terminal: use -o FILE or redirect stdout")
+    if args.db and not Path(args.db).is_file():
+        parser.error(f"{args.db}: no such file")
+    try:
+        where, params = search_condition(args.query, args.tz) if args.db else ("", [])
+    except ValueError as exc:
+        parser.error(f"--query: {exc}")
+    # A file appears only whole: written beside its name, renamed once complete.
+    partial = None if to_stdout else Path(f"{args.output}.part")
+    out: Any = partial.open("wb") if partial else sys.stdout.buffer
+    done = False
+    try:
+        if args.db:
+            from .store import Store
+
+            with Store(args.db) as store:
+                for chunk in mbox_chunks(store, where, params):
+                    out.write(chunk)
+            out.flush()
+            done = True
+        else:
+            import httpx
+
+            url = args.url or _default_url()
+            try:
+                export_from_url(url, args.query, out, tz=args.tz)
+                done = True
+            except (ValueError, httpx.HTTPError) as exc:
+                print(f"mailsink: cannot export from {redact(url)}: {exc}", file=sys.stderr)
+    finally:
+        if partial:
+            out.close()
+            if done:
+                partial.replace(args.output)
+            else:
+                partial.unlink(missing_ok=True)
+    return 0 if done else 1
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        url = (args.url or _default_url(with_base=False)).rstrip("/") + "/readyz"
+    except ConfigError as exc:
+        print(f"mailsink: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            ok = response.status == 200
+    except urllib.error.HTTPError as exc:
+        print(f"mailsink: not ready: {url} answered {exc.code}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"mailsink: not ready: {url}: {exc}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1
+
+
+def _default_url(*, with_base: bool = True) -> str:
+    """The local server's URL, from the same variables it was started with."""
+    settings = Settings.from_env()
+    address = settings.http_address
+    if address is None:
+        raise SystemExit("mailsink: MAILSINK_HTTP is empty (HTTP is off): give --url")
+    host, port = address
+    base = _base(settings) if with_base else ""
+    return f"http://{_hostport(_reachable(host), port)}{base}"
+
+
+def _base(settings: Settings) -> str:
+    from .basepath import normalize_base_path
+
+    return normalize_base_path(settings.base_path)
+
+
+def _reachable(host: str) -> str:
+    """Where to connect to reach a server listening on ``host`` (all interfaces: loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
 def _hostport(host: str, port: int) -> str:

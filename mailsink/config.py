@@ -118,6 +118,23 @@ class Settings:
     relay_allowed_recipients: str = _setting(
         "", "regular expression every released message's recipient must match (empty: any)"
     )
+    # -- Running in a stack --
+    ui_auth_file: str = _setting(
+        "",
+        "htpasswd file (user:bcrypt-hash lines, as 'htpasswd -B' writes) whose users alone may "
+        "use the web UI, API and /metrics; /livez and /readyz stay open ('': no login)",
+    )
+    base_path: str = _setting(
+        "",
+        "URL path to serve everything under, behind a reverse proxy on a sub-path, e.g. /mail",
+    )
+    webhook_url: str = _setting(
+        "", "URL that gets a POST with a JSON summary of each new message ('': no webhook)"
+    )
+    webhook_timeout: int = _setting(10, "seconds to wait for the webhook to answer, per attempt")
+    webhook_retries: int = _setting(
+        3, "attempts after a failed webhook call, waiting 1 s, 2 s, 4 s... between them"
+    )
     # -- Web UI --
     template_dir: str = _setting(
         "", "directory of Jinja2 templates that replace the web UI's own, file by file"
@@ -132,6 +149,7 @@ class Settings:
         _check_smtp_settings(self)
         _check_search_settings(self)
         _check_relay(self)
+        _check_stack_settings(self)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -228,6 +246,21 @@ def _check_relay(settings: Settings) -> None:
         re.compile(settings.relay_allowed_recipients)
     except re.error as exc:
         raise ConfigError(f"relay-allowed-recipients: not a regular expression: {exc}") from None
+
+
+def _check_stack_settings(settings: Settings) -> None:
+    """Refuse webhook and base-path values that could never work."""
+    if settings.webhook_url and not settings.webhook_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"webhook-url: expected an http:// or https:// URL, got {settings.webhook_url!r}"
+        )
+    if settings.webhook_timeout <= 0:
+        raise ConfigError("webhook-timeout must be at least 1 second")
+    if settings.webhook_retries < 0:
+        raise ConfigError("webhook-retries must not be negative")
+    base = settings.base_path
+    if any(c in base for c in "?#%\\ ") or "//" in base:
+        raise ConfigError(f"base-path: expected a path such as /mail, got {base!r}")
 
 
 def _convert(name: str, raw: str, type_name: str) -> Any:

@@ -9,6 +9,7 @@ opaque origin with scripts, forms and top navigation disabled; and the UI embeds
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from .message import Part
 __all__ = [
     "Preview",
     "content_ids",
+    "data_urls",
     "part_path",
     "preview_csp",
     "rewrite_cids",
@@ -84,6 +86,7 @@ _URL_ATTRIBUTES = {"href", "src", "background", "cite", "action", "poster", "lon
 _LINK_SCHEMES = {"http", "https", "mailto", "tel"}
 _RESOURCE_SCHEMES = {"http", "https"}
 
+_IMAGE_TYPE = re.compile(r"image/[a-z0-9.+-]+")
 _PART_ID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 _CID = re.compile(r"""cid:([^\s"'()<>]+)""", re.IGNORECASE)
 _REMOTE_CSS = re.compile(r"""url\(\s*['"]?\s*(?:https?:)?//|@import""", re.IGNORECASE)
@@ -111,6 +114,22 @@ def content_ids(message_id: str, parts: Iterable[Part]) -> dict[str, str]:
     return found
 
 
+def data_urls(parts: Iterable[Part], contents: Mapping[str, bytes]) -> dict[str, str]:
+    """Each image part's Content-ID mapped to a ``data:`` URL of its bytes.
+
+    The UI's preview carries its inline images itself: a sandboxed document has an opaque
+    origin, and the browser would send its requests to this server without the login the
+    rest of the UI uses.
+    """
+    found: dict[str, str] = {}
+    for part in parts:
+        data = contents.get(part.part_id)
+        if part.content_id and data is not None and _IMAGE_TYPE.fullmatch(part.content_type):
+            encoded = base64.b64encode(data).decode("ascii")
+            found.setdefault(part.content_id, f"data:{part.content_type};base64,{encoded}")
+    return found
+
+
 def rewrite_cids(html: str, urls: Mapping[str, str]) -> str:
     """``cid:`` references (RFC 2392) replaced by the URLs of the parts they name."""
     if not urls or "cid:" not in html.lower():
@@ -125,11 +144,12 @@ def rewrite_cids(html: str, urls: Mapping[str, str]) -> str:
     return _CID.sub(swap, html)
 
 
-def sanitise(html: str, part_prefix: str) -> Preview:
+def sanitise(html: str, part_prefix: str | None = None) -> Preview:
     """The HTML with everything active removed; links open in a new tab.
 
     Relative URLs survive only when they start with ``part_prefix`` (the message's own parts,
-    after ``cid:`` rewriting): any other relative URL would point into this server's API.
+    after ``cid:`` rewriting), and not at all without one: any other relative URL would
+    point into this server's API.
     """
     remote = False
 
@@ -138,7 +158,11 @@ def sanitise(html: str, part_prefix: str) -> Preview:
         if attribute not in _URL_ATTRIBUTES:
             return value
         url = value.strip()
-        if url.startswith(part_prefix) and _PART_ID.fullmatch(url[len(part_prefix) :]):
+        if (
+            part_prefix
+            and url.startswith(part_prefix)
+            and _PART_ID.fullmatch(url[len(part_prefix) :])
+        ):
             return value
         scheme = urlsplit(url).scheme.lower() if ":" in url else ""
         if tag == "a" and attribute == "href":
@@ -173,26 +197,28 @@ def _source(url: str) -> str:
     return quote(url, safe=":/[]@%.-_~")
 
 
-def preview_csp(part_source: str, *, remote: bool) -> str:
+def preview_csp(part_source: str | None, *, remote: bool) -> str:
     """The Content-Security-Policy a preview document is served with.
 
     ``part_source`` is the absolute URL prefix of the message's parts: a path-scoped source,
-    so that CSS in a message cannot make the browser request any other URL of this server
-    (a ``GET`` of a message marks it read). ``remote`` lets images, stylesheets and fonts
-    load from anywhere on the web, which is what the UI's "load remote content" asks for.
+    so that CSS in a message cannot make the browser request any other URL of this server.
+    None allows nothing from this server at all (the UI's preview carries its images as
+    ``data:`` URLs). ``remote`` lets images, stylesheets and fonts load from anywhere on
+    the web, which is what the UI's "load remote content" asks for.
     """
-    parts = _source(part_source)
+    parts = f" {_source(part_source)}" if part_source else ""
     extra = " http: https:" if remote else ""
+    media_none = "" if remote else " 'none'"
     return "; ".join(
         [
             # An opaque origin: no script, no forms, no navigating the page around it; new
             # tabs for links, outside the sandbox so that the linked site works normally.
             "sandbox allow-popups allow-popups-to-escape-sandbox",
             "default-src 'none'",
-            f"img-src data: {parts}{extra}",
+            f"img-src data:{parts}{extra}",
             f"style-src 'unsafe-inline'{extra}",
-            f"font-src data: {parts}{extra}",
-            f"media-src {parts}{extra}",
+            f"font-src data:{parts}{extra}",
+            f"media-src{parts or media_none}{extra}",
             "form-action 'none'",
             "base-uri 'none'",
             "frame-ancestors 'self'",

@@ -9,7 +9,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -22,6 +22,9 @@ from .smtp import start_smtp
 from .stats import Stats
 from .store import Store
 from .tags import make_tagger
+
+if TYPE_CHECKING:
+    from .webhook import WebhookSender
 
 __all__ = ["Server", "Sink", "serve"]
 
@@ -61,6 +64,11 @@ class Sink:
         # responses: long-lived ones (the UI's event stream) end on it instead of holding
         # the shutdown open until its timeout.
         self.stopping = asyncio.Event()
+        self.webhook: WebhookSender | None = None
+        if self.settings.webhook_url:
+            from .webhook import WebhookSender  # httpx is imported only when it is needed
+
+            self.webhook = WebhookSender.from_settings(self.settings, self.store, self.hub)
 
     async def start(self) -> None:
         """Open the store and start listening for SMTP on the running loop."""
@@ -77,6 +85,8 @@ class Sink:
             self.store.close()
             raise
         self.pruner.start()
+        if self.webhook is not None:
+            await self.webhook.start()
         self.started = True
 
     async def stop(self) -> None:
@@ -93,6 +103,8 @@ class Sink:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
         await self.pruner.stop()
+        if self.webhook is not None:  # while the store is open: it reads what it sends
+            await self.webhook.stop()
         # close() drains the writer's queue: nothing already handed to the store is lost.
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
@@ -204,8 +216,14 @@ async def serve(
     from .app import create_app  # the web layer is imported only where it is served
 
     bound = sock.getsockname()[:2]
+    try:
+        app = create_app(sink)  # may refuse its settings (an unreadable htpasswd file)
+    except BaseException:
+        smtp_sock.close()
+        sock.close()
+        raise
     config = uvicorn.Config(
-        create_app(sink),
+        app,
         log_level="warning",
         access_log=False,
         lifespan="on",

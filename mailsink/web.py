@@ -18,8 +18,8 @@ from starlette.staticfiles import StaticFiles
 from . import __version__, events_api
 from .api.shapes import envelope_json, page_json, rfc3339
 from .api.v1 import CONTENT_HEADERS, MessageID, found, is_reading, raw_of, sink_of
-from .message import parse
-from .preview import content_ids, part_path, preview_csp, rewrite_cids, sanitise
+from .message import parse, part_contents
+from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
 from .server import Sink
 from .store import StoredMessage
 
@@ -151,7 +151,7 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "envelope": envelope_json(message),
         "text": _cut(parsed.text),
         "html_source": _cut(parsed.html),
-        "has_remote": bool(parsed.html) and sanitise(parsed.html, "\0").remote,
+        "has_remote": bool(parsed.html) and sanitise(parsed.html).remote,
         "headers": parsed.headers,
     }
 
@@ -187,19 +187,25 @@ def view_html(
     """The HTML part, in a sandbox: script never runs, remote content loads only on request."""
     sink = sink_of(request)
     message = found(sink, ID)
-    parsed = parse(raw_of(sink, message))
+    raw = raw_of(sink, message)
+    parsed = parse(raw)
     if not parsed.html:
         raise HTTPException(404, f"message {message.id!r} has no HTML part")
-    prefix = part_path(message.id, "")
-    html = rewrite_cids(parsed.html, content_ids(message.id, parsed.inline + parsed.attachments))
+    parts = parsed.inline + parsed.attachments
     if embed:
-        clean = sanitise(html, prefix)
+        # Sanitised, with its images inside it: the frame asks this server for nothing.
+        images = data_urls(parts, part_contents(raw))
+        clean = sanitise(rewrite_cids(parsed.html, images))
         html = (
             _ui(request).env.get_template("preview.html").render(body=clean.html, message=message)
         )
-    parts = f"{request.base_url}api/v1/message/{message.id}/part/"
+        part_source = None
+    else:
+        # As sent, for tests that look at it; cid: points at the parts, which the CSP allows.
+        html = rewrite_cids(parsed.html, content_ids(message.id, parts))
+        part_source = f"{request.base_url}api/v1/message/{message.id}/part/"
     headers = {
-        "Content-Security-Policy": preview_csp(parts, remote=remote),
+        "Content-Security-Policy": preview_csp(part_source, remote=remote),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",

@@ -13,6 +13,7 @@ from mailsink import Server
 from mailsink.message import Part
 from mailsink.preview import (
     content_ids,
+    data_urls,
     part_path,
     preview_csp,
     rewrite_cids,
@@ -146,6 +147,10 @@ def test_preview_csp_blocks_remote_content_unless_asked() -> None:
     loose = preview_csp(parts, remote=True)
     assert "img-src data: " + parts + " http: https:" in loose
     assert "allow-scripts" not in loose
+    # The UI's preview carries its images: nothing at all from this server.
+    sealed = preview_csp(None, remote=False)
+    assert "img-src data:;" in sealed and "media-src 'none'" in sealed
+    assert "http" not in sealed
     # A Host header cannot smuggle extra directives into the policy.
     assert ";" not in preview_csp("http://evil; script-src *", remote=False).split("; ")[2]
 
@@ -191,15 +196,26 @@ def test_view_html_rewrites_cids_and_is_served_sandboxed(
     assert "<script" not in embedded.text
     assert embedded.text.lstrip().lower().startswith("<!doctype html>")
     assert '<base target="_blank">' in embedded.text
-    part_url = embedded.text.split('<img src="', 1)[1].split('"', 1)[0]
-    assert part_url.startswith(f"../api/v1/message/{uid}/part/")
-    image = api.get(f"/view/{part_url}")
-    assert image.status_code == 200 and image.content == PNG
+    # The preview carries its inline image as a data: URL and may load nothing from here.
+    image = embedded.text.split('<img src="', 1)[1].split('"', 1)[0]
+    assert image == "data:image/png;base64," + base64.b64encode(PNG).decode()
+    assert "/api/" not in embedded.text
+    csp = embedded.headers["content-security-policy"]
+    assert "img-src data:;" in csp and server.url not in csp
 
     remote = api.get(f"/view/{uid}.html", params={"embed": 1, "remote": 1})
-    assert " http: https:" in remote.headers["content-security-policy"]
-    strict_images = embedded.headers["content-security-policy"].split("img-src ", 1)[1]
-    assert strict_images.split(";")[0] == f"data: {server.url}/api/v1/message/{uid}/part/"
+    assert "img-src data: http: https:;" in remote.headers["content-security-policy"]
+
+
+def test_data_urls_only_for_images() -> None:
+    parts = [
+        Part("2", "logo.png", "image/png", "logo@x", 3, True),
+        Part("3", "a.html", "text/html", "page@x", 3, True),
+        Part("4", "odd", 'image/png"><script>', "odd@x", 3, True),
+        Part("5", "gone.png", "image/png", "gone@x", 3, True),
+    ]
+    urls = data_urls(parts, {"2": b"\x89PN", "3": b"<p>", "4": b"x"})
+    assert urls == {"logo@x": "data:image/png;base64,iVBO"}
 
 
 def test_view_text_and_latest(api: httpx.Client, send: Send) -> None:

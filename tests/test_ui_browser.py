@@ -597,3 +597,41 @@ def test_screenshots_for_the_readme(chromium: Any, server: Server, send: Send) -
             context.close()
     for name in ("inbox", "message", "message-dark"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_the_ui_works_under_a_base_path_and_behind_a_login(
+    chromium: Any, make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    users = tmp_path / "htpasswd"
+    users.write_text("dev:s3cret\n")
+    server = make_server(base_path="/mail", ui_auth_file=str(users))
+    context = chromium.new_context(
+        viewport={"width": 1280, "height": 800},
+        http_credentials={"username": "dev", "password": "s3cret"},
+    )
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        open_inbox(page, server, "/mail/")
+        host, port = server.smtp_address
+        import smtplib
+
+        with smtplib.SMTP(host, port) as client:
+            client.sendmail("a@example.test", ["b@example.test"], rich_message())
+        page.locator(".row-link").click()
+        expect(page).to_have_url(re.compile(r"/mail/view/\w+$"))
+        preview = page.frame_locator("iframe.preview")
+        expect(preview.locator("h1")).to_have_text("Numbers are up")
+        frame = next(f for f in page.frames if f.url.endswith(".html?embed=1"))
+        frame.wait_for_function("document.querySelector('img[alt=chart]').naturalWidth === 16")
+        page.locator("#tab-raw").click()
+        expect(page.locator("#panel-raw code")).to_contain_text("Subject: Quarterly report")
+        # Every request the UI made stayed under the base path.
+        mine = [url for url in requested if url.startswith(server.url)]
+        assert mine and all(url.startswith(f"{server.url}/mail/") for url in mine), mine
+        assert not errors
+    finally:
+        context.close()

@@ -1,0 +1,29 @@
+"""``GET /api/v1/search/mbox``: the messages a search finds, as one mbox file."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from ..importer import mbox_chunks
+from .search import SearchQuery, TimeZone, compiled
+from .v1 import sink_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["messages"])
+
+
+@router.get(
+    "/search/mbox",
+    summary="Download the messages a search finds (all: no query) as an mbox file, oldest first",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/mbox": {}}}},
+)
+def search_mbox(request: Request, query: SearchQuery = "", tz: TimeZone = "") -> StreamingResponse:
+    where, params = compiled(query, tz) if query.strip() else ("", [])
+    return StreamingResponse(
+        mbox_chunks(sink_of(request).store, where, params),
+        media_type="application/mbox",
+        headers={"Content-Disposition": 'attachment; filename="mailsink.mbox"'},
+    )
