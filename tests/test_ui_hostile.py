@@ -74,11 +74,6 @@ def outside() -> Iterator[Outside]:
     server.server_close()
 
 
-@pytest.fixture
-def page(browser_context: Any) -> Any:
-    return browser_context.new_page()
-
-
 def hostile_html(out: str, mailsink: str, victim: str) -> str:
     """Every trick in one message. ``victim`` is another message, unread, that must stay so."""
     mark = "top.pwned=1;document.documentElement.dataset.pwned=1;"
