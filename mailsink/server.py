@@ -176,7 +176,20 @@ class _UvicornServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._on_shutdown()
-        await super().shutdown(sockets)
+        # uvicorn tells the connections open when shutdown starts to finish; one that a
+        # browser opened ahead of need and that arrives a moment later would sit idle until
+        # the graceful timeout, and then stay open as the loop closes. Tell those too.
+        late = asyncio.create_task(self._finish_late_connections())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            late.cancel()
+
+    async def _finish_late_connections(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            for connection in list(self.server_state.connections):
+                connection.shutdown()
 
 
 async def serve(
