@@ -18,7 +18,7 @@ from ..server import Sink
 from ..store import StoredMessage
 from .mailhog_shapes import content_json, message_json, page_json
 from .release import relay_of
-from .v1 import CONTENT_HEADERS, sink_of
+from .v1 import CONTENT_HEADERS, MAX_START, sink_of
 
 __all__ = ["MailHogRelease", "router", "search_condition"]
 
@@ -27,7 +27,9 @@ router = APIRouter(tags=["MailHog"])
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
 
-Start = Annotated[int, Query(ge=0, description="Index of the first message (newest is 0)")]
+Start = Annotated[
+    int, Query(ge=0, le=MAX_START, description="Index of the first message (newest is 0)")
+]
 Limit = Annotated[
     int, Query(description=f"Messages per page: {DEFAULT_LIMIT} if 0 or less, {MAX_LIMIT} at most")
 ]

@@ -15,7 +15,7 @@ from ..server import Sink
 from ..store import StoredMessage
 from .shapes import canonical_header_name, message_json, page_json
 
-__all__ = ["router", "sink_of"]
+__all__ = ["MAX_START", "router", "sink_of"]
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -72,7 +72,10 @@ class DeleteRequest(_Strict):
     IDs: list[str] = Field(default_factory=list, description="Messages to delete; empty: all")
 
 
-Start = Annotated[int, Query(ge=0, description="Pagination offset")]
+MAX_START = 2**63 - 1
+"""The largest offset SQLite can take: a larger one is a 400, not an overflow."""
+
+Start = Annotated[int, Query(ge=0, le=MAX_START, description="Pagination offset")]
 Limit = Annotated[int, Query(ge=1, le=5000, description="Number of messages per page")]
 
 

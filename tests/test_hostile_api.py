@@ -1,0 +1,50 @@
+"""Hostile input to the HTTP API: every odd value gets a 4xx JSON error, never a 500.
+
+Each case here once answered 500 (or broke the connection); the server must refuse it with
+``{"Error": ...}`` and go on serving.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .conftest import Send
+
+TOO_LARGE_FOR_SQLITE = 2**63  # one past SQLite's largest integer
+
+
+def refused(response: httpx.Response) -> str:
+    """The ``Error`` of a 4xx JSON answer (failing the test for anything else)."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    error: str = response.json()["Error"]
+    assert error
+    return error
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/messages",
+        "/api/v1/search?query=hello",
+        "/api/v1/wait?timeout=0",
+        "/api/v2/messages",
+        "/api/v2/search?kind=from&query=a",
+    ],
+)
+@pytest.mark.parametrize("start", [TOO_LARGE_FOR_SQLITE, 10**30])
+def test_a_paging_offset_sqlite_cannot_hold_is_a_400(
+    send: Send, api: httpx.Client, path: str, start: int
+) -> None:
+    send(b"Subject: hello\r\n\r\nhello\r\n")
+    glue = "&" if "?" in path else "?"
+    assert "start" in refused(api.get(f"{path}{glue}start={start}"))
+    # The largest offset SQLite takes still works: an empty page.
+    page = api.get(f"{path}{glue}start={TOO_LARGE_FOR_SQLITE - 1}")
+    assert page.status_code == 200, page.text
+
+
+def test_the_server_goes_on_serving_after_hostile_input(api: httpx.Client) -> None:
+    for _ in range(3):
+        refused(api.get(f"/api/v1/messages?start={TOO_LARGE_FOR_SQLITE}"))
+    assert api.get("/api/v1/messages").json()["total"] == 0
