@@ -6,8 +6,12 @@ Each case here once answered 500 (or broke the connection); the server must refu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
+
+from mailsink import Server
 
 from .conftest import Send
 
@@ -48,3 +52,48 @@ def test_the_server_goes_on_serving_after_hostile_input(api: httpx.Client) -> No
     for _ in range(3):
         refused(api.get(f"/api/v1/messages?start={TOO_LARGE_FOR_SQLITE}"))
     assert api.get("/api/v1/messages").json()["total"] == 0
+
+
+LONE_SURROGATE = '"\\ud800"'  # valid JSON, but no Unicode text: half of a surrogate pair
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/api/v1/messages", '{"IDs": [%s]}'),
+        ("PUT", "/api/v1/messages", '{"Search": %s, "Read": true}'),
+        ("DELETE", "/api/v1/messages", '{"IDs": [%s]}'),
+        ("PUT", "/api/v1/tags", '{"IDs": [%s], "Tags": ["a"]}'),
+        ("PUT", "/api/v1/tags/a", '{"Name": %s}'),
+        ("PUT", "/api/v1/chaos", '{"Rules": [{"Recipient": %s, "ErrorCode": 550}]}'),
+        ("POST", "/api/v1/send", '{"From": "a@example.test", "To": [%s], "Subject": "x"}'),
+        ("POST", "/api/v1/send", '{"From": "a@example.test", "Bcc": [%s], "Subject": "x"}'),
+        (
+            "POST",
+            "/api/v1/send",
+            '{"From": "a@example.test", "To": "b@example.test", "Subject": "x", "Headers": {%s: "1"}}',
+        ),
+        ("POST", "/api/v1/message/latest/release", '{"To": [%s]}'),
+        ("POST", "/api/v1/messages/{id}/release", '{"Email": "a@example.test", "Host": %s}'),
+    ],
+)
+def test_text_that_is_not_unicode_is_a_400(
+    make_server: Callable[..., Server], method: str, path: str, body: str
+) -> None:
+    sink = make_server(relay="127.0.0.1:1")
+    with httpx.Client(base_url=sink.url, timeout=30) as api:
+        sent = api.post(
+            "/api/v1/send",
+            json={"From": "a@example.test", "To": "b@example.test", "Subject": "kept"},
+        )
+        uid = sent.json()["ID"]
+        error = refused(
+            api.request(
+                method,
+                path.replace("{id}", uid),
+                content=(body % LONE_SURROGATE).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+        )
+        assert "unicode" in error.lower()
+        assert [m["Subject"] for m in api.get("/api/v1/messages").json()["messages"]] == ["kept"]

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..relay import RelayError, envelope_sender, remove_headers
 from ..server import Sink
 from ..store import StoredMessage
+from .bodies import RequestBody
 from .mailhog_shapes import content_json, message_json, page_json
 from .release import relay_of
 from .v1 import CONTENT_HEADERS, MAX_START, sink_of
@@ -168,7 +169,7 @@ def _one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-class MailHogRelease(BaseModel):
+class MailHogRelease(RequestBody):
     """Body of MailHog's release: the recipient, and the SMTP server it expects to use."""
 
     Email: str = Field(description="Recipient", examples=["someone@example.com"])

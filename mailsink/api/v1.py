@@ -7,12 +7,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..message import parse, part_content, part_contents
 from ..search import SearchError, compile_search
 from ..server import Sink
 from ..store import StoredMessage
+from .bodies import StrictBody
 from .shapes import canonical_header_name, message_json, page_json
 
 __all__ = ["MAX_START", "router", "sink_of"]
@@ -52,11 +53,7 @@ def raw_of(sink: Sink, message: StoredMessage) -> bytes:
     return raw
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReadStatus(_Strict):
+class ReadStatus(StrictBody):
     """Body of ``PUT /api/v1/messages``."""
 
     IDs: list[str] = Field(default_factory=list, description="Messages to change; empty: all")
@@ -66,7 +63,7 @@ class ReadStatus(_Strict):
     )
 
 
-class DeleteRequest(_Strict):
+class DeleteRequest(StrictBody):
     """Body of ``DELETE /api/v1/messages``."""
 
     IDs: list[str] = Field(default_factory=list, description="Messages to delete; empty: all")
