@@ -161,12 +161,21 @@ def download_part(
     headers = dict(CONTENT_HEADERS)
     headers["Content-Disposition"] = f'attachment; filename="{message.id}-part-{index}"'
     return Response(
-        part["Body"].encode("utf-8"), media_type=_one_line(content_type), headers=headers
+        part["Body"].encode("utf-8"), media_type=_header_safe(content_type), headers=headers
     )
 
 
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
+def _header_safe(content_type: str) -> str:
+    """The part's Content-Type as a response header can carry it: one line of ASCII.
+
+    Parameters beyond ASCII (``name="日本.txt"``) cannot be sent in an HTTP header: then
+    only the type is kept.
+    """
+    line = " ".join(content_type.split())
+    if line.isascii() and line.isprintable():
+        return line
+    kind = line.split(";", 1)[0].strip()
+    return kind if kind.isascii() and kind.isprintable() and kind else "application/octet-stream"
 
 
 class MailHogRelease(RequestBody):
