@@ -1,7 +1,7 @@
-"""Hostile input to the HTTP API: every odd value gets a 4xx JSON error, never a 500.
+"""Hostile input to the HTTP API: odd values get a 4xx JSON error, never a 500, and hostile
+content is served so that a browser can neither sniff it nor run it in mailsink's origin.
 
-Each case here once answered 500 (or broke the connection); the server must refuse it with
-``{"Error": ...}`` and go on serving.
+Each case here once answered 500 (or broke the connection), or lacked those headers.
 """
 
 from __future__ import annotations
@@ -97,3 +97,33 @@ def test_text_that_is_not_unicode_is_a_400(
         )
         assert "unicode" in error.lower()
         assert [m["Subject"] for m in api.get("/api/v1/messages").json()["messages"]] == ["kept"]
+
+
+HTML_ATTACHMENT = (
+    b"Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+    b"--b\r\nContent-Type: text/html\r\nContent-Disposition: attachment; filename=x.html\r\n\r\n"
+    b"<script>parent.document.title='owned'</script>\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/message/{id}/raw",
+        "/api/v1/message/{id}/raw?dl=1",
+        "/api/v1/message/{id}/part/2",
+        "/api/v1/message/{id}/part/2/thumb",
+        "/api/v1/search/mbox",
+        "/api/v1/messages/{id}/download",
+        "/api/v1/messages/{id}/mime/part/1/download",
+    ],
+)
+def test_captured_content_is_served_inert(send: Send, api: httpx.Client, path: str) -> None:
+    """Whatever a message holds, the browser may neither sniff it nor run it in our origin."""
+    send(HTML_ATTACHMENT)
+    uid = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+    response = api.get(path.replace("{id}", uid))
+    assert response.status_code == 200, response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("sandbox;")
