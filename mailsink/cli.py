@@ -166,6 +166,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from .passwords import CredentialsError
     from .server import Sink, serve
+    from .tls import TLSConfigError
 
     def ready(sink: Sink, http: tuple[str, int] | None) -> None:
         host, port = sink.smtp_address
@@ -178,7 +179,10 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve(settings, on_ready=ready))
-    except (OSError, CredentialsError) as exc:
+    except sqlite3.Error as exc:
+        print(f"mailsink: cannot start: database {settings.db}: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, CredentialsError, TLSConfigError) as exc:
         print(f"mailsink: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -71,13 +71,15 @@ class Sink:
         if self.started:
             return
         self.hub.bind(asyncio.get_running_loop())
-        self.store.open()
         try:
+            self.store.open()
             self._smtp = await start_smtp(
                 self.settings, self.store, self.stats, self._smtp_socket, self.chaos
             )
         except BaseException:
             self.store.close()
+            if self._smtp_socket is not None:  # bound for us, and nobody else will close it
+                self._smtp_socket.close()
             raise
         self.pruner.start()
         if self.webhook is not None:
@@ -228,10 +230,17 @@ async def serve(
 
     watcher = asyncio.create_task(watch())
     try:
+        # Started here rather than by uvicorn's lifespan (for which it is then a no-op): a
+        # store or listener that cannot open is raised as itself, not logged by uvicorn and
+        # turned into SystemExit(3).
+        await sink.start()
         await server.serve(sockets=[sock])
     finally:
         watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         sock.close()
+        await sink.stop()  # a no-op once the lifespan has stopped it
     if not server.started:
         raise RuntimeError("mailsink failed to start; see the log above")
 

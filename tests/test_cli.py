@@ -144,3 +144,18 @@ def test_port_in_use_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "cannot start" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("http", ["127.0.0.1:0", ""])
+def test_a_database_that_cannot_open_is_a_clear_error(tmp_path: Path, http: str) -> None:
+    missing = tmp_path / "no such folder" / "mail.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "mailsink", "--smtp", "127.0.0.1:0", "--http", http],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "MAILSINK_DB": str(missing)},
+    )
+    assert result.returncode == 1
+    assert f"cannot start: database {missing}: unable to open database file" in result.stderr
+    assert "Traceback" not in result.stderr
