@@ -19,6 +19,7 @@ from .events import Hub
 from .inbox import LocalInbox
 from .retention import Pruner, parse_age
 from .smtp import start_smtp
+from .smtp_protocol import SessionGate
 from .stats import Stats
 from .store import Store
 from .tags import make_tagger
@@ -59,6 +60,7 @@ class Sink:
             max_age=parse_age(self.settings.max_age),
         )
         self._smtp: asyncio.Server | None = None
+        self._sessions = SessionGate(self.settings.smtp_max_connections)
         self.started = False
         self.webhook: WebhookSender | None = None
         if self.settings.webhook_url:
@@ -74,7 +76,7 @@ class Sink:
         try:
             self.store.open()
             self._smtp = await start_smtp(
-                self.settings, self.store, self.stats, self._smtp_socket, self.chaos
+                self.settings, self.store, self.stats, self._smtp_socket, self.chaos, self._sessions
             )
         except BaseException:
             self.store.close()
@@ -93,9 +95,9 @@ class Sink:
         self.started = False
         if self._smtp is not None:
             self._smtp.close()
-            closer = getattr(self._smtp, "close_clients", None)
-            if closer is not None:  # Python 3.13+: do not wait on idle clients
-                closer()
+            # Closing the listener leaves its connections open: clients would hang on until
+            # their own timeout. Each is answered what it is owed, then told 421 and closed.
+            await self._sessions.close(grace=2)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
         await self.pruner.stop()

@@ -1,4 +1,5 @@
-"""Starting and stopping: a failed start is a plain error that leaves nothing open behind."""
+"""Starting and stopping: a failed start is a plain error that leaves nothing open behind, and
+a stop tells every SMTP client so rather than leaving it hanging."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 from mailsink import Server, Settings
 from mailsink.server import Sink
+
+from .smtp_support import RawSMTP
 
 
 @pytest.mark.parametrize("http", ["127.0.0.1:0", ""])
@@ -27,3 +30,21 @@ def test_a_sink_that_cannot_start_closes_the_socket_it_was_given(tmp_path: Path)
     with pytest.raises(sqlite3.OperationalError):
         asyncio.run(sink.start())
     assert sock.fileno() == -1  # closed, not left for the garbage collector
+
+
+@pytest.mark.parametrize("mid_message", [False, True])
+def test_stopping_tells_connected_smtp_clients_and_closes_them(mid_message: bool) -> None:
+    server = Server(Settings(smtp="127.0.0.1:0", http="")).start()
+    # A short timeout: without the server's word, the client would wait for its own.
+    with RawSMTP(server.smtp_address, timeout=10) as client:
+        assert client.reply()[0] == 220
+        assert client.command("EHLO client.test")[0] == 250
+        if mid_message:
+            assert client.command("MAIL FROM:<a@example.test>")[0] == 250
+            assert client.command("RCPT TO:<b@example.test>")[0] == 250
+            assert client.command("DATA")[0] == 354
+            client.send(b"Subject: half a message\r\n\r\nno end yet\r\n")
+        server.stop()
+        code, text = client.reply()
+        assert (code, "shutting down" in text) == (421, True)
+        assert client.rest() == b""  # and then the connection is closed
