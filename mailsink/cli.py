@@ -230,7 +230,8 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .importer import export_from_url, mbox_chunks, redact, search_condition
+    from .importer import export_from_url, mbox_chunks, search_condition
+    from .urls import redact
 
     to_stdout = args.output in (None, "-")
     if to_stdout and sys.stdout.isatty():
