@@ -15,6 +15,8 @@ import pytest
 
 from mailsink import Server
 
+from .processes import mailsink_process
+
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
 
 # Every inner session runs as strictly as ours: an unregistered marker or a warning fails it.
@@ -142,8 +144,6 @@ def test_xdist_workers_each_have_a_server_and_see_only_their_tests_mail(
 
 
 def test_remote_mode_keeps_parallel_tests_apart_by_address(pytester: pytest.Pytester) -> None:
-    from .test_cli import mailsink_process
-
     args = ("--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0")
     with mailsink_process(*args) as (_, bound):
         smtp_host, smtp_port = bound["SMTP"]
