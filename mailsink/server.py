@@ -278,7 +278,18 @@ class Server(LocalInbox):
         self.http_address: tuple[str, int] | None = None
 
     def start(self, timeout: float = 10.0) -> Server:
-        """Start and wait until both listeners accept connections."""
+        """Start and wait until both listeners accept connections; a no-op while running.
+
+        A stopped server can be started again (on new ports, if they were chosen by the OS).
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return self  # ``with Server().start() as s`` must not start a second one
+        # Whatever an earlier run left: its ready flag, its error, its loop and stop event.
+        self._ready.clear()
+        self._error = None
+        self._loop = self._stop = None
+        self.sink = None
+        self.http_address = None
         self._thread = threading.Thread(target=self._run, name="mailsink-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

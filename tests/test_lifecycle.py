@@ -4,10 +4,13 @@ a stop tells every SMTP client so rather than leaving it hanging."""
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import socket
 import sqlite3
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mailsink import Server, Settings
@@ -48,3 +51,43 @@ def test_stopping_tells_connected_smtp_clients_and_closes_them(mid_message: bool
         code, text = client.reply()
         assert (code, "shutting down" in text) == (421, True)
         assert client.rest() == b""  # and then the connection is closed
+
+
+def servers_running() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "mailsink-server")
+
+
+def stop_within(server: Server, seconds: float = 30) -> None:
+    """Stop ``server``, failing (rather than hanging) if that never returns."""
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+    assert not stopper.is_alive(), f"Server.stop() did not return within {seconds} s"
+
+
+def test_starting_a_running_server_again_changes_nothing() -> None:
+    before = servers_running()
+    server = Server(Settings(smtp="127.0.0.1:0", http=""))
+    server.start()
+    try:
+        address = server.smtp_address
+        assert server.start() is server  # as ``with Server().start() as s`` does
+        assert server.smtp_address == address
+        assert servers_running() == before + 1
+    finally:
+        stop_within(server)
+    assert servers_running() == before
+
+
+def test_a_stopped_server_starts_again() -> None:
+    server = Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0"))
+    server.start()
+    stop_within(server)
+    server.start()
+    try:
+        with smtplib.SMTP(server.host, server.port) as client:
+            client.sendmail("a@example.test", ["b@example.test"], b"Subject: again\r\n\r\nx\r\n")
+        assert [m.subject for m in server.wait_for()] == ["again"]
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+    finally:
+        stop_within(server)
