@@ -127,3 +127,11 @@ def test_captured_content_is_served_inert(send: Send, api: httpx.Client, path: s
     assert response.status_code == 200, response.text
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-security-policy"].startswith("sandbox;")
+
+
+def test_a_date_header_past_year_9999_is_shown_not_a_500(send: Send, api: httpx.Client) -> None:
+    # 31 Dec 9999 23:59:59 at -12:00 is in year 10000 in UTC: written as the latest time.
+    send(b"Subject: far off\r\nDate: Fri, 31 Dec 9999 23:59:59 -1200\r\n\r\nx\r\n")
+    response = api.get("/api/v1/message/latest")
+    assert response.status_code == 200, response.text
+    assert response.json()["Date"] == "9999-12-31T23:59:59.999Z"
