@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["ConfigError", "Settings", "parse_hostport"]
 
@@ -250,10 +251,8 @@ def _check_relay(settings: Settings) -> None:
 
 def _check_stack_settings(settings: Settings) -> None:
     """Refuse webhook and base-path values that could never work."""
-    if settings.webhook_url and not settings.webhook_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"webhook-url: expected an http:// or https:// URL, got {settings.webhook_url!r}"
-        )
+    if settings.webhook_url:
+        _check_webhook_url(settings.webhook_url)
     if settings.webhook_timeout <= 0:
         raise ConfigError("webhook-timeout must be at least 1 second")
     if settings.webhook_retries < 0:
@@ -261,6 +260,22 @@ def _check_stack_settings(settings: Settings) -> None:
     base = settings.base_path
     if any(c in base for c in "?#%\\ ") or "//" in base:
         raise ConfigError(f"base-path: expected a path such as /mail, got {base!r}")
+
+
+def _check_webhook_url(url: str) -> None:
+    # The URL may hold a token (in its path, query or user info): errors never repeat it.
+    try:
+        parts = urlsplit(url)
+        scheme, host, _ = parts.scheme, parts.hostname, parts.port
+    except ValueError:  # a bad port or a bracket left open
+        scheme, host = "http", None
+    if scheme not in ("http", "https"):
+        got = f"a {scheme}: URL" if scheme else "no scheme"
+        raise ConfigError(f"webhook-url: expected an http:// or https:// URL, got {got}")
+    if not host:
+        raise ConfigError(
+            "webhook-url: expected http(s)://HOST[:PORT]/...; its host or port is bad"
+        )
 
 
 def _convert(name: str, raw: str, type_name: str) -> Any:

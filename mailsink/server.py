@@ -19,6 +19,7 @@ from .events import Hub
 from .inbox import LocalInbox
 from .retention import Pruner, parse_age
 from .smtp import start_smtp
+from .smtp_protocol import SessionGate
 from .stats import Stats
 from .store import Store
 from .tags import make_tagger
@@ -59,6 +60,7 @@ class Sink:
             max_age=parse_age(self.settings.max_age),
         )
         self._smtp: asyncio.Server | None = None
+        self._sessions = SessionGate(self.settings.smtp_max_connections)
         self.started = False
         # Set as soon as the server begins to shut down, before uvicorn waits for open
         # responses: long-lived ones (the UI's event stream) end on it instead of holding
@@ -76,13 +78,15 @@ class Sink:
             return
         self.stopping.clear()
         self.hub.bind(asyncio.get_running_loop())
-        self.store.open()
         try:
+            self.store.open()
             self._smtp = await start_smtp(
-                self.settings, self.store, self.stats, self._smtp_socket, self.chaos
+                self.settings, self.store, self.stats, self._smtp_socket, self.chaos, self._sessions
             )
         except BaseException:
             self.store.close()
+            if self._smtp_socket is not None:  # bound for us, and nobody else will close it
+                self._smtp_socket.close()
             raise
         self.pruner.start()
         if self.webhook is not None:
@@ -97,9 +101,9 @@ class Sink:
         self.started = False
         if self._smtp is not None:
             self._smtp.close()
-            closer = getattr(self._smtp, "close_clients", None)
-            if closer is not None:  # Python 3.13+: do not wait on idle clients
-                closer()
+            # Closing the listener leaves its connections open: clients would hang on until
+            # their own timeout. Each is answered what it is owed, then told 421 and closed.
+            await self._sessions.close(grace=2)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
         await self.pruner.stop()
@@ -257,10 +261,17 @@ async def serve(
 
     watcher = asyncio.create_task(watch())
     try:
+        # Started here rather than by uvicorn's lifespan (for which it is then a no-op): a
+        # store or listener that cannot open is raised as itself, not logged by uvicorn and
+        # turned into SystemExit(3).
+        await sink.start()
         await server.serve(sockets=[sock])
     finally:
         watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         sock.close()
+        await sink.stop()  # a no-op once the lifespan has stopped it
     if not server.started:
         raise RuntimeError("mailsink failed to start; see the log above")
 
@@ -296,7 +307,18 @@ class Server(LocalInbox):
         self.http_address: tuple[str, int] | None = None
 
     def start(self, timeout: float = 10.0) -> Server:
-        """Start and wait until both listeners accept connections."""
+        """Start and wait until both listeners accept connections; a no-op while running.
+
+        A stopped server can be started again (on new ports, if they were chosen by the OS).
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return self  # ``with Server().start() as s`` must not start a second one
+        # Whatever an earlier run left: its ready flag, its error, its loop and stop event.
+        self._ready.clear()
+        self._error = None
+        self._loop = self._stop = None
+        self.sink = None
+        self.http_address = None
         self._thread = threading.Thread(target=self._run, name="mailsink-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

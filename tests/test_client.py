@@ -85,6 +85,26 @@ def test_errors_carry_the_servers_reason(client: Client) -> None:
         client.last  # noqa: B018
 
 
+@pytest.mark.parametrize("odd", ["../messages", "a?b=1", "a#b", "x/raw"])
+def test_an_id_is_one_path_segment_whatever_it_holds(
+    server: Server, client: Client, odd: str
+) -> None:
+    send(server, "there")
+    with pytest.raises(MailsinkError, match="404"):
+        client.get(odd)
+    with pytest.raises(MailsinkError, match="404"):
+        client.raw(odd)
+
+
+@pytest.mark.anyio
+async def test_an_id_is_one_path_segment_for_the_async_client_too(server: Server) -> None:
+    send(server, "there")
+    async with AsyncClient(server.url) as client:
+        for call in (client.get, client.raw):
+            with pytest.raises(MailsinkError, match="404"):
+                await call("../messages")
+
+
 def test_wait_for_is_answered_by_the_server_when_mail_arrives(
     server: Server, client: Client
 ) -> None:

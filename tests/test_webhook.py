@@ -206,5 +206,10 @@ def test_a_webhook_url_must_be_http() -> None:
 
     with pytest.raises(ConfigError, match="webhook-url"):
         Settings(webhook_url="ftp://example.test/")
+    # The URL may carry a token: the error names what is wrong, never the URL itself.
+    for url in ("ftp://example.test/hook?token=SECRET", "http://u:SECRET@example.test:1x/"):
+        with pytest.raises(ConfigError, match="webhook-url") as refused:
+            Settings(webhook_url=url)
+        assert "SECRET" not in str(refused.value)
     with pytest.raises(ConfigError, match="webhook-timeout"):
         Settings(webhook_url="http://example.test/", webhook_timeout=0)

@@ -7,15 +7,16 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..message import parse, part_content, part_contents
 from ..search import SearchError, compile_search
 from ..server import Sink
 from ..store import StoredMessage
+from .bodies import StrictBody
 from .shapes import canonical_header_name, message_json, page_json
 
-__all__ = ["is_reading", "router", "sink_of"]
+__all__ = ["MAX_START", "is_reading", "router", "sink_of"]
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -62,11 +63,7 @@ def raw_of(sink: Sink, message: StoredMessage) -> bytes:
     return raw
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReadStatus(_Strict):
+class ReadStatus(StrictBody):
     """Body of ``PUT /api/v1/messages``."""
 
     IDs: list[str] = Field(default_factory=list, description="Messages to change; empty: all")
@@ -76,13 +73,16 @@ class ReadStatus(_Strict):
     )
 
 
-class DeleteRequest(_Strict):
+class DeleteRequest(StrictBody):
     """Body of ``DELETE /api/v1/messages``."""
 
     IDs: list[str] = Field(default_factory=list, description="Messages to delete; empty: all")
 
 
-Start = Annotated[int, Query(ge=0, description="Pagination offset")]
+MAX_START = 2**63 - 1
+"""The largest offset SQLite can take: a larger one is a 400, not an overflow."""
+
+Start = Annotated[int, Query(ge=0, le=MAX_START, description="Pagination offset")]
 Limit = Annotated[int, Query(ge=1, le=5000, description="Number of messages per page")]
 
 

@@ -19,7 +19,7 @@ from ..events import Subscription
 from ..store import Page
 from .search import SearchQuery, TimeZone, compiled
 from .shapes import page_json
-from .v1 import sink_of
+from .v1 import MAX_START, sink_of
 
 __all__ = ["MAX_WAIT", "router"]
 
@@ -52,7 +52,9 @@ async def wait(
     timeout: Annotated[
         float, Query(ge=0, le=MAX_WAIT, description="Seconds to wait at most")
     ] = 30.0,
-    start: Annotated[int, Query(ge=0, description="Pagination offset of the answer")] = 0,
+    start: Annotated[
+        int, Query(ge=0, le=MAX_START, description="Pagination offset of the answer")
+    ] = 0,
     limit: Annotated[
         int, Query(ge=1, le=5000, description="Messages in the answer, newest first")
     ] = 50,
