@@ -209,6 +209,20 @@ def test_abandoned_wait_ends_when_the_client_goes_away(server: Server) -> None:
     assert _eventually(lambda: len(hub._subscriptions) == before)
 
 
+def test_a_wait_ends_with_503_when_the_server_shuts_down(
+    make_server: Callable[..., Server],
+) -> None:
+    server = make_server()
+    assert server.sink is not None
+    hub = server.sink.hub
+    with Client(server.url) as client, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client.wait_for, timeout=60)
+        assert _eventually(lambda: len(hub._subscriptions) == 1)  # the wait is on the server
+        server.stop()
+        with pytest.raises(MailsinkError, match="503: mailsink is shutting down"):
+            waiting.result(timeout=30)
+
+
 def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
     done = threading.Event()
     deadline = threading.Timer(timeout, done.set)
