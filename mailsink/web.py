@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import __version__, events_api
 from .api.shapes import envelope_json, page_json, rfc3339
-from .api.v1 import CONTENT_HEADERS, MessageID, found, is_reading, raw_of, sink_of
+from .api.v1 import CONTENT_HEADERS, MAX_START, MessageID, found, is_reading, raw_of, sink_of
 from .message import parse, part_contents
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
 from .server import Sink
@@ -160,7 +160,7 @@ def _cut(text: str) -> dict[str, Any]:
     return {"value": text[:_SHOWN_CHARS], "cut": len(text) > _SHOWN_CHARS, "length": len(text)}
 
 
-Start = Annotated[int, Query(ge=0, description="Pagination offset")]
+Start = Annotated[int, Query(ge=0, le=MAX_START, description="Pagination offset")]
 
 
 @router.get("/", include_in_schema=False)

@@ -218,3 +218,13 @@ def test_every_corpus_message_shows_in_the_ui(
     if html.status_code == 200:
         assert "<script" not in html.text.split("<body>", 1)[1].lower()
     assert api.get(f"/view/{uid}.txt").status_code == 200
+
+
+@pytest.mark.parametrize("start", ["-1", "x", str(2**63)])
+def test_bad_page_offsets_get_400_not_500(api: httpx.Client, send: Send, start: str) -> None:
+    send(b"Subject: one\r\n\r\nx\r\n")
+    uid = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+    for path in ("/", f"/view/{uid}"):
+        response = api.get(path, params={"start": start})
+        assert response.status_code == 400, (path, start, response.text)
+        assert "start" in response.json()["Error"]
