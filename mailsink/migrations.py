@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .indexing import unpack_raw
 from .search import fold
 
 __all__ = ["MIGRATIONS", "migrate", "register_functions"]
@@ -104,12 +105,23 @@ def _search(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Step] = [_initial, _search]
+def _compact(db: sqlite3.Connection) -> None:
+    """Raw bytes may be kept compressed; ``compression`` says how ('' for not at all)."""
+    db.executescript(
+        """
+        ALTER TABLE raw ADD COLUMN compression TEXT NOT NULL DEFAULT '';
+        """
+    )
+
+
+MIGRATIONS: list[Step] = [_initial, _search, _compact]
 
 
 def register_functions(db: sqlite3.Connection) -> None:
-    """The SQL functions the schema and search queries call: ``mailsink_fold(text)``."""
+    """SQL functions for the schema and queries: ``mailsink_fold(text)`` folds case in any
+    script; ``mailsink_raw(data, compression)`` gives a ``raw`` row's bytes as received."""
     db.create_function("mailsink_fold", 1, fold, deterministic=True)
+    db.create_function("mailsink_raw", 2, unpack_raw, deterministic=True)
 
 
 def migrate(db: sqlite3.Connection) -> int:

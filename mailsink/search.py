@@ -25,7 +25,16 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["FILTERS", "SearchError", "Term", "compile_search", "fold", "parse_search"]
+__all__ = [
+    "FILTERS",
+    "FTS_CONDITION",
+    "CompiledSearch",
+    "SearchError",
+    "Term",
+    "compile_search",
+    "fold",
+    "parse_search",
+]
 
 # Every filter name, and what it takes; the README's "Searching" section says the same.
 FILTERS: dict[str, str] = {
@@ -70,6 +79,8 @@ _HAS = {
     "attachments": "m.attachments > 0",
     "inline": "m.inline > 0",
 }
+
+FTS_CONDITION = "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
 
 _NAME = re.compile(r"([A-Za-z][A-Za-z-]*):")
 # A whole address: something, one @, something; no spaces.
@@ -171,16 +182,38 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
         sql, values = _filter(term, zone)
         conditions.append(f"NOT ({sql})" if term.negated else sql)
         params += values
-    # All the words go to the full-text index in one query each way: one index lookup.
+    # All the words go to the full-text index as one query: one index lookup.
+    fts = ""
     if text_in:
-        conditions.insert(0, "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)")
-        params.insert(0, " AND ".join(text_in))
-    if text_out:
+        fts = " AND ".join(text_in)
+        if text_out:
+            fts = f"({fts}) NOT ({' OR '.join(text_out)})"
+    elif text_out:
         conditions.append("m.id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)")
         params.append(" OR ".join(text_out))
-    if not conditions:
-        return "1", []
-    return " AND ".join(conditions), params
+    rest = " AND ".join(conditions)
+    return CompiledSearch(fts, rest, params), ([fts] if fts else []) + params
+
+
+class CompiledSearch(str):
+    """The SQL condition ``compile_search`` returns: a ``str``, which also keeps its parts.
+
+    ``fts`` is the full-text query (an FTS5 MATCH expression, or ``""``) and ``rest`` the
+    condition on ``messages m`` besides it, with ``rest_params``. The store uses them to let
+    the full-text index drive a query (count straight from the index, pages in its order)
+    instead of materialising every match.
+    """
+
+    fts: str
+    rest: str
+    rest_params: list[object]
+
+    def __new__(cls, fts: str, rest: str, rest_params: list[object]) -> CompiledSearch:
+        parts = [FTS_CONDITION] if fts else []
+        parts += [rest] if rest else []
+        self = super().__new__(cls, " AND ".join(parts) or "1")
+        self.fts, self.rest, self.rest_params = fts, rest, list(rest_params)
+        return self
 
 
 # -- terms ------------------------------------------------------------------------------

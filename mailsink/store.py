@@ -6,7 +6,6 @@ and tells a listener what changed (``on_event``) after each commit.
 
 from __future__ import annotations
 
-import json
 import queue
 import sqlite3
 import threading
@@ -17,7 +16,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .message import ParsedMessage, html_to_text, parse
+from .indexing import Prepared, prepare, unpack_raw
+from .message import ParsedMessage
 from .migrations import migrate, register_functions
 from .records import (
     SUMMARY_COLUMNS,
@@ -25,13 +25,12 @@ from .records import (
     Event,
     Page,
     StoredMessage,
-    addr_json,
     chunks,
     new_id,
     prefixed,
     rows_to_messages,
 )
-from .search import fold
+from .search import CompiledSearch
 
 __all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
 
@@ -283,83 +282,38 @@ class Store:
         return self.submit(run)
 
     def _insert(self, db: sqlite3.Connection, raw: bytes, env: Envelope, received: float) -> str:
-        parsed = parse(raw)
-        uid = new_id()
-        sender = parsed.sender
+        return self._write(db, prepare(raw, env, received, self.tagger))
+
+    def _write(self, db: sqlite3.Connection, p: Prepared) -> str:
         cur = db.execute(
             "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
             "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
             "snippet, attachments, inline, subject_folded) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                uid,
-                received,
-                len(raw),
-                env.mail_from,
-                json.dumps(list(env.rcpt_to)),
-                env.helo,
-                env.peer,
-                env.username,
-                env.tls,
-                parsed.message_id,
-                parsed.subject,
-                json.dumps(sender.as_json()) if sender else None,
-                addr_json(parsed.to),
-                addr_json(parsed.cc),
-                addr_json(parsed.bcc),
-                addr_json(parsed.reply_to),
-                parsed.date.timestamp() if parsed.date else None,
-                parsed.snippet,
-                len(parsed.attachments),
-                len(parsed.inline),
-                fold(parsed.subject),
-            ),
+            (p.uid, *p.message),
         )
         rowid = cur.lastrowid
-        db.execute("INSERT INTO raw (id, data) VALUES (?, ?)", (rowid, raw))
-        addresses: list[tuple[Any, ...]] = []
-        for field_name, values in (
-            ("from", [sender] if sender else []),
-            ("to", parsed.to),
-            ("cc", parsed.cc),
-            ("bcc", parsed.bcc),
-            ("reply-to", parsed.reply_to),
-        ):
-            addresses += [
-                (rowid, field_name, a.name, a.address.lower(), fold(a.name)) for a in values
-            ]
-        addresses.append((rowid, "mailfrom", "", env.mail_from.lower(), ""))
-        addresses += [(rowid, "rcpt", "", r.lower(), "") for r in env.rcpt_to]
+        db.execute(
+            "INSERT INTO raw (id, data, compression) VALUES (?, ?, ?)",
+            (rowid, p.raw, p.compression),
+        )
         db.executemany(
             "INSERT INTO addresses (message, field, name, address, name_folded) VALUES (?,?,?,?,?)",
-            addresses,
+            [(rowid, *a) for a in p.addresses],
         )
         db.executemany(
             "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
-            [(rowid, name.lower(), value) for name, value in parsed.headers],
+            [(rowid, *h) for h in p.headers],
         )
-        tags = set(self.tagger(parsed, env)) if self.tagger else set()
-        if tags:
-            db.executemany(
-                "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)",
-                [(rowid, t) for t in sorted(tags)],
-            )
-        everyone = [sender] if sender else []
-        everyone += parsed.to + parsed.cc + parsed.bcc + parsed.reply_to
+        db.executemany(
+            "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
+        )
         db.execute(
             "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (
-                rowid,
-                parsed.subject,
-                " ".join(f"{a.name} {a.address}" for a in everyone)
-                + f" {env.mail_from} "
-                + " ".join(env.rcpt_to),
-                parsed.text + "\n" + html_to_text(parsed.html),
-                " ".join(p.filename for p in parsed.attachments + parsed.inline),
-            ),
+            (rowid, *p.fts),
         )
-        self.after_commit(db, Event("new", (uid,)))
-        return uid
+        self.after_commit(db, Event("new", (p.uid,)))
+        return p.uid
 
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
@@ -486,6 +440,11 @@ class Store:
 
         def run(db: sqlite3.Connection) -> Page:
             total, unread = _counts(db)
+            if isinstance(where, CompiledSearch) and where.fts:
+                matched, matched_unread, rows = _fts_page(db, where, start, limit)
+                return Page(
+                    rows_to_messages(db, rows), start, total, unread, matched, matched_unread
+                )
             if where:
                 matched, matched_unread = db.execute(
                     f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}",
@@ -537,10 +496,12 @@ class Store:
         """The exact bytes received, or None if there is no such message."""
         row = self.read(
             lambda db: db.execute(
-                "SELECT r.data FROM raw r JOIN messages m ON m.id = r.id WHERE m.uid = ?", (uid,)
+                "SELECT r.data, r.compression FROM raw r JOIN messages m ON m.id = r.id "
+                "WHERE m.uid = ?",
+                (uid,),
             ).fetchone()
         )
-        return bytes(row[0]) if row else None
+        return unpack_raw(row[0], row[1]) if row else None
 
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
@@ -559,6 +520,35 @@ class Store:
             # only a power cut can lose the newest commits.
             db.execute("PRAGMA synchronous = NORMAL")
         return db
+
+
+def _fts_page(
+    db: sqlite3.Connection, search: CompiledSearch, start: int, limit: int
+) -> tuple[int, int, list[Any]]:
+    """A page of a search with words in it, the full-text index driving: it counts its
+    matches itself and yields them newest first, so nothing is materialised or sorted."""
+    rest = f"AND ({search.rest})" if search.rest else ""
+    params = (search.fts, *search.rest_params)
+    if rest:
+        matched, matched_unread = db.execute(
+            "SELECT count(*), coalesce(sum(m.read = 0), 0) FROM fts "
+            f"JOIN messages m ON m.id = fts.rowid WHERE fts MATCH ? {rest}",
+            params,
+        ).fetchone()
+    else:
+        (matched,) = db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", params).fetchone()
+        # The small index of unread IDs answers this without reading any message row.
+        (matched_unread,) = db.execute(
+            "SELECT count(*) FROM fts JOIN messages m INDEXED BY messages_unread "
+            "ON m.id = fts.rowid WHERE fts MATCH ? AND m.read = 0",
+            params,
+        ).fetchone()
+    rows = db.execute(
+        f"SELECT {prefixed('m')} FROM fts JOIN messages m ON m.id = fts.rowid "
+        f"WHERE fts MATCH ? {rest} ORDER BY fts.rowid DESC LIMIT ? OFFSET ?",
+        (*params, limit, start),
+    ).fetchall()
+    return int(matched), int(matched_unread), rows
 
 
 def _counts(db: sqlite3.Connection) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .message import ParsedMessage
 from .records import Envelope
@@ -38,10 +39,15 @@ def tags_of(parsed: ParsedMessage, envelope: Envelope, *, plus_addresses: bool =
     return sorted(found)
 
 
+@dataclass(frozen=True)
+class _Tagger:
+    # A class, not a closure: worker processes receive it pickled.
+    plus_addresses: bool
+
+    def __call__(self, parsed: ParsedMessage, envelope: Envelope) -> list[str]:
+        return tags_of(parsed, envelope, plus_addresses=self.plus_addresses)
+
+
 def make_tagger(*, plus_addresses: bool) -> Callable[[ParsedMessage, Envelope], list[str]]:
     """The store's ``tagger``: tags from X-Tags, and from plus-addressing if asked."""
-
-    def tagger(parsed: ParsedMessage, envelope: Envelope) -> list[str]:
-        return tags_of(parsed, envelope, plus_addresses=plus_addresses)
-
-    return tagger
+    return _Tagger(plus_addresses)

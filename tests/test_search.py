@@ -100,8 +100,11 @@ def test_an_empty_query_selects_everything() -> None:
 
 def test_a_word_becomes_a_prefix_query_and_a_phrase_an_exact_one() -> None:
     where, params = compile_search('invoice "due date" -spam')
-    assert params == ['"invoice"* AND "due date"', '"spam"*']
-    assert where.count("fts MATCH ?") == 2
+    assert params == ['("invoice"* AND "due date") NOT ("spam"*)']
+    assert where.count("fts MATCH ?") == 1
+    where, params = compile_search("-spam -ham")
+    assert params == ['"spam"* OR "ham"*']
+    assert "NOT IN (SELECT rowid FROM fts" in where
 
 
 def test_quotes_inside_words_cannot_break_out_of_the_fts_query() -> None:
@@ -382,3 +385,34 @@ def test_a_database_from_before_search_is_migrated_and_searchable(tmp_path: Path
     db.close()
     with Store(str(path)) as s:
         assert subjects(s, "subject:über to:ärger") == {"ÜBER"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "invoice",
+        "invoice -march",
+        "invoice is:unread",
+        "invoice -to:a@x.test has:attachment",
+        "-invoice",
+        "to:a@x.test",
+        "",
+    ],
+)
+def test_the_index_driven_plan_gives_what_the_plain_condition_gives(
+    store: Store, query: str
+) -> None:
+    for i in range(30):
+        to = "a@x.test" if i % 3 else "b@x.test"
+        subject = f"Invoice {i} March" if i % 2 else f"Invoice {i}"
+        store.add(mail(subject, to=to, attach="f.pdf" if i % 5 == 0 else "")).result()
+        if i % 4 == 0:
+            store.add(mail(f"Other {i}", to=to)).result()
+    store.set_read([m.id for m in store.page(0, 10).messages], True).result()
+    where, params = compile_search(query)
+    for start, limit in [(0, 5), (3, 7), (0, 100)]:
+        fast = store.page(start, limit, where, params)
+        plain = store.page(start, limit, str(where), params)
+        assert (fast.matched, fast.matched_unread) == (plain.matched, plain.matched_unread)
+        assert [m.id for m in fast.messages] == [m.id for m in plain.messages]
+    assert fast.matched > 0

@@ -46,7 +46,8 @@ _ANY_HEADER_HAS = (
     "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id AND instr(lower(h.value), ?) > 0)"
 )
 _RAW_HAS = (
-    "EXISTS (SELECT 1 FROM raw r WHERE r.id = m.id AND instr(lower(CAST(r.data AS TEXT)), ?) > 0)"
+    "EXISTS (SELECT 1 FROM raw r WHERE r.id = m.id "
+    "AND instr(lower(CAST(mailsink_raw(r.data, r.compression) AS TEXT)), ?) > 0)"
 )
 _RCPT_HAS = "EXISTS (SELECT 1 FROM json_each(m.rcpt_to) t WHERE instr(lower(t.value), ?) > 0)"
 

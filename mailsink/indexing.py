@@ -1,0 +1,130 @@
+"""Raw bytes in, every row the store writes for them out: the CPU work of keeping a message.
+
+``prepare`` parses the message, folds, compresses and extracts the search text. It touches no
+database and returns plain values, so it can run anywhere (the store's writer thread, or a
+worker process); the store then only inserts the rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .message import Address, ParsedMessage, html_to_text, parse
+from .records import Envelope, addr_json, new_id
+from .search import fold
+
+__all__ = ["Prepared", "Tagger", "prepare", "search_body", "unpack_raw"]
+
+# Raw bytes are kept zlib-compressed (mail is text: a third of the size, or less);
+# level 1 costs little time for most of the gain.
+_LEVEL = 1
+_ZLIB = "zlib"
+_WORD = re.compile(r"\w+")
+
+Tagger = Callable[[ParsedMessage, Envelope], Iterable[str]]
+
+
+@dataclass
+class Prepared:
+    """Everything the store inserts for one message (``message`` lacks the row ID)."""
+
+    uid: str
+    message: tuple[object, ...]
+    raw: bytes
+    compression: str
+    addresses: list[tuple[str, str, str, str]]  # field, name, address, folded name
+    headers: list[tuple[str, str]]  # lower-case name, value
+    tags: list[str]
+    fts: tuple[str, str, str, str]  # subject, addresses, body, file names
+
+
+def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = None) -> Prepared:
+    """Parse ``raw`` and compute every row to store for it."""
+    parsed = parse(raw)
+    sender = parsed.sender
+    message = (
+        received,
+        len(raw),
+        env.mail_from,
+        json.dumps(list(env.rcpt_to)),
+        env.helo,
+        env.peer,
+        env.username,
+        env.tls,
+        parsed.message_id,
+        parsed.subject,
+        json.dumps(sender.as_json()) if sender else None,
+        addr_json(parsed.to),
+        addr_json(parsed.cc),
+        addr_json(parsed.bcc),
+        addr_json(parsed.reply_to),
+        parsed.date.timestamp() if parsed.date else None,
+        parsed.snippet,
+        len(parsed.attachments),
+        len(parsed.inline),
+        fold(parsed.subject),
+    )
+    fields: list[tuple[str, list[Address]]] = [
+        ("from", [sender] if sender else []),
+        ("to", parsed.to),
+        ("cc", parsed.cc),
+        ("bcc", parsed.bcc),
+        ("reply-to", parsed.reply_to),
+    ]
+    addresses = [(f, a.name, a.address.lower(), fold(a.name)) for f, items in fields for a in items]
+    addresses.append(("mailfrom", "", env.mail_from.lower(), ""))
+    addresses += [("rcpt", "", r.lower(), "") for r in env.rcpt_to]
+    everyone = [a for _, items in fields for a in items]
+    fts = (
+        parsed.subject,
+        " ".join(f"{a.name} {a.address}" for a in everyone)
+        + f" {env.mail_from} "
+        + " ".join(env.rcpt_to),
+        search_body(parsed.text, html_to_text(parsed.html)),
+        " ".join(p.filename for p in parsed.attachments + parsed.inline),
+    )
+    packed = zlib.compress(raw, _LEVEL)
+    keep, compression = (packed, _ZLIB) if len(packed) < len(raw) else (raw, "")
+    return Prepared(
+        uid=new_id(),
+        message=message,
+        raw=keep,
+        compression=compression,
+        addresses=addresses,
+        headers=[(name.lower(), value) for name, value in parsed.headers],
+        tags=sorted(set(tagger(parsed, env))) if tagger else [],
+        fts=fts,
+    )
+
+
+def search_body(text: str, html_text: str) -> str:
+    """The body text to index: the text part, plus whatever words only the HTML part has.
+
+    Most mail carries the same words twice (text and HTML alternatives); indexing them
+    once halves the index without losing a word.
+    """
+    if not html_text:
+        return text
+    if not text.strip():
+        return html_text
+    seen = {w.casefold() for w in _WORD.findall(text)}
+    extra = []
+    for word in _WORD.findall(html_text):
+        key = word.casefold()
+        if key not in seen:
+            seen.add(key)
+            extra.append(word)
+    return text + ("\n" + " ".join(extra) if extra else "")
+
+
+def unpack_raw(data: bytes, compression: str) -> bytes:
+    """The bytes as received, from what the ``raw`` table keeps."""
+    if compression == _ZLIB:
+        return zlib.decompress(data)
+    if compression:
+        raise ValueError(f"unknown compression {compression!r}")
+    return bytes(data)

@@ -1,0 +1,105 @@
+"""What the store keeps for search: compressed raw bytes, the indexed body, a header cache."""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailsink.indexing import prepare, search_body, unpack_raw
+from mailsink.message import parse
+from mailsink.migrations import MIGRATIONS, register_functions
+from mailsink.search import compile_search
+from mailsink.store import Envelope, Store
+from tests.conftest import CORPUS_FILES
+
+
+def test_raw_bytes_are_compressed_and_come_back_exactly() -> None:
+    raw = b"Subject: x\r\n\r\n" + b"the same line again\r\n" * 200
+    prepared = prepare(raw, Envelope(), 0.0)
+    assert prepared.compression == "zlib" and len(prepared.raw) < len(raw) / 5
+    assert unpack_raw(prepared.raw, prepared.compression) == raw
+    tiny = prepare(b"x", Envelope(), 0.0)  # nothing to gain: kept as is
+    assert (tiny.raw, tiny.compression) == (b"x", "")
+    with pytest.raises(ValueError, match="unknown compression 'lz4'"):
+        unpack_raw(b"", "lz4")
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
+def test_every_corpus_message_comes_back_byte_for_byte(path: Path) -> None:
+    raw = path.read_bytes()
+    with Store() as store:
+        uid = store.add(raw).result()
+        assert store.raw(uid) == raw
+        stored = store.read(lambda db: db.execute("SELECT data FROM raw").fetchone()[0])
+        assert len(stored) <= len(raw)
+
+
+def test_the_raw_table_stays_searchable_in_sql() -> None:
+    with Store() as store:
+        store.add(b"Subject: a\r\n\r\n" + b"needle in a haystack " * 50).result()
+        hits = store.read(
+            lambda db: db.execute(
+                "SELECT count(*) FROM raw WHERE instr(mailsink_raw(data, compression), ?) > 0",
+                (b"needle",),
+            ).fetchone()[0]
+        )
+    assert hits == 1
+
+
+def test_rows_written_before_compression_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    register_functions(db)
+    for step in MIGRATIONS[:2]:
+        step(db)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("INSERT INTO messages (id, uid, created, size) VALUES (1, 'OLD', 0, 5)")
+    db.execute("INSERT INTO raw (id, data) VALUES (1, ?)", (b"hello",))
+    db.close()
+    with Store(str(path)) as store:
+        assert store.raw("OLD") == b"hello"
+        uid = store.add(b"Subject: new\r\n\r\n" + b"body " * 100).result()
+        assert store.raw(uid) == b"Subject: new\r\n\r\n" + b"body " * 100
+
+
+def test_the_body_is_indexed_once_when_text_and_html_say_the_same() -> None:
+    text = "Your order has shipped.\nTrack it online."
+    html = "Your order has shipped. Track it online. View in browser"
+    body = search_body(text, html)
+    assert body.startswith(text) and body.endswith("View in browser")
+    assert body.count("shipped") == 1
+    assert search_body("", html) == html
+    assert search_body(text, "") == text
+
+
+def test_words_only_in_the_html_part_are_found(tmp_path: Path) -> None:
+    msg = EmailMessage()
+    msg["Subject"] = "two parts"
+    msg.set_content("plain words here")
+    msg.add_alternative("<p>plain words here and <b>htmlonly</b></p>", subtype="html")
+    with Store() as store:
+        store.add(msg.as_bytes()).result()
+        for word in ("plain", "htmlonly"):
+            page = store.page(0, 10, *compile_search(word))
+            assert page.matched == 1, word
+
+
+def test_parsing_remembers_headers_only_within_one_message() -> None:
+    first = parse(b"Content-Type: text/plain; charset=utf-8\r\nSubject: one\r\n\r\nbody\r\n")
+    second = parse(b"Content-Type: text/plain; charset=iso-8859-1\r\nSubject: two\r\n\r\nb\xe9\r\n")
+    assert (first.subject, first.text) == ("one", "body\r\n")
+    assert (second.subject, second.text) == ("two", "bé\r\n")
+
+
+def test_zlib_is_what_the_raw_column_holds() -> None:
+    raw = b"Subject: z\r\n\r\n" + b"zzzz " * 300
+    with Store() as store:
+        store.add(raw).result()
+        data, how = store.read(
+            lambda db: db.execute("SELECT data, compression FROM raw").fetchone()
+        )
+    assert how == "zlib" and zlib.decompress(data) == raw
