@@ -32,9 +32,13 @@ def parse_hostport(value: str, *, name: str) -> tuple[str, int]:
     return host, port
 
 
-def _setting(default: Any, help: str) -> Any:
-    """A settings field with its help text, which the command's --help shows."""
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    """A settings field with its help text, which the command's --help shows.
+
+    A ``secret`` one (a URL that may carry a token) is left out of the settings' repr, so
+    that logging or printing the settings never shows it.
+    """
+    return field(default=default, metadata={"help": help}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,9 @@ class Settings:
         "URL path to serve everything under, behind a reverse proxy on a sub-path, e.g. /mail",
     )
     webhook_url: str = _setting(
-        "", "URL that gets a POST with a JSON summary of each new message ('': no webhook)"
+        "",
+        "URL that gets a POST with a JSON summary of each new message ('': no webhook)",
+        secret=True,
     )
     webhook_timeout: int = _setting(10, "seconds to wait for the webhook to answer, per attempt")
     webhook_retries: int = _setting(
