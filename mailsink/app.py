@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, metrics
+from . import __version__, metrics, web
 from .api import chaos, checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
 from .api import wait as wait_api
 from .auth import BasicAuth, load_htpasswd
@@ -52,6 +52,7 @@ def create_app(sink: Sink) -> FastAPI:
     app.include_router(checks.router)
     app.include_router(mailhog.router)
     app.add_middleware(forms.JSONBodies)
+    app.include_router(web.router)
     # -- Running in a stack: metrics, mbox export, login, base path --
     app.state.metrics_registry = metrics.registry_for(sink)
     app.include_router(metrics.router)

@@ -166,6 +166,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from .passwords import CredentialsError
     from .server import Sink, serve
+    from .tls import TLSConfigError
 
     def ready(sink: Sink, http: tuple[str, int] | None) -> None:
         host, port = sink.smtp_address
@@ -178,7 +179,10 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve(settings, on_ready=ready))
-    except (OSError, CredentialsError) as exc:
+    except sqlite3.Error as exc:
+        print(f"mailsink: cannot start: database {settings.db}: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, CredentialsError, TLSConfigError) as exc:
         print(f"mailsink: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -226,7 +230,8 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .importer import export_from_url, mbox_chunks, redact, search_condition
+    from .importer import export_from_url, mbox_chunks, search_condition
+    from .urls import redact
 
     to_stdout = args.output in (None, "-")
     if to_stdout and sys.stdout.isatty():

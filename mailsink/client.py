@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -138,6 +139,11 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+def _message_path(id: str, rest: str = "") -> str:
+    # Quoted whole: an ID is one path segment, whatever it holds ("../messages" included).
+    return f"/api/v1/message/{quote(id, safe='')}{rest}"
+
+
 def _check(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
         raise MailsinkError(response)
@@ -200,14 +206,14 @@ class Client(Inbox):
 
     def get(self, id: str = "latest") -> Mail:
         """One message by ID (``latest``: the newest); marks it read, as the API does."""
-        summary = _check(self._http.get(f"/api/v1/message/{id}")).json()
+        summary = _check(self._http.get(_message_path(id))).json()
         return self._proto.cached(summary) or self._proto.cache.put(
             summary["ID"], self._proto.mail(summary, self.raw(summary["ID"]))
         )
 
     def raw(self, id: str) -> bytes:
         """The exact bytes of one message."""
-        return _check(self._http.get(f"/api/v1/message/{id}/raw")).content
+        return _check(self._http.get(_message_path(id, "/raw"))).content
 
     def delete(self, ids: Sequence[str] | None = None) -> None:
         """Delete messages by ID; every message on the server when ``ids`` is None."""
@@ -317,14 +323,14 @@ class AsyncClient:
 
     async def get(self, id: str = "latest") -> Mail:
         """One message by ID (``latest``: the newest); marks it read, as the API does."""
-        summary = _check(await self._http.get(f"/api/v1/message/{id}")).json()
+        summary = _check(await self._http.get(_message_path(id))).json()
         return self._proto.cached(summary) or self._proto.cache.put(
             summary["ID"], self._proto.mail(summary, await self.raw(summary["ID"]))
         )
 
     async def raw(self, id: str) -> bytes:
         """The exact bytes of one message."""
-        return _check(await self._http.get(f"/api/v1/message/{id}/raw")).content
+        return _check(await self._http.get(_message_path(id, "/raw"))).content
 
     async def delete(self, ids: Sequence[str] | None = None) -> None:
         """Delete messages by ID; every message on the server when ``ids`` is None."""

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["ConfigError", "Settings", "parse_hostport"]
 
@@ -31,9 +32,13 @@ def parse_hostport(value: str, *, name: str) -> tuple[str, int]:
     return host, port
 
 
-def _setting(default: Any, help: str) -> Any:
-    """A settings field with its help text, which the command's --help shows."""
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    """A settings field with its help text, which the command's --help shows.
+
+    A ``secret`` one (a URL that may carry a token) is left out of the settings' repr, so
+    that logging or printing the settings never shows it.
+    """
+    return field(default=default, metadata={"help": help}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -129,11 +134,17 @@ class Settings:
         "URL path to serve everything under, behind a reverse proxy on a sub-path, e.g. /mail",
     )
     webhook_url: str = _setting(
-        "", "URL that gets a POST with a JSON summary of each new message ('': no webhook)"
+        "",
+        "URL that gets a POST with a JSON summary of each new message ('': no webhook)",
+        secret=True,
     )
     webhook_timeout: int = _setting(10, "seconds to wait for the webhook to answer, per attempt")
     webhook_retries: int = _setting(
         3, "attempts after a failed webhook call, waiting 1 s, 2 s, 4 s... between them"
+    )
+    # -- Web UI --
+    template_dir: str = _setting(
+        "", "directory of Jinja2 templates that replace the web UI's own, file by file"
     )
 
     def __post_init__(self) -> None:
@@ -246,10 +257,8 @@ def _check_relay(settings: Settings) -> None:
 
 def _check_stack_settings(settings: Settings) -> None:
     """Refuse webhook and base-path values that could never work."""
-    if settings.webhook_url and not settings.webhook_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"webhook-url: expected an http:// or https:// URL, got {settings.webhook_url!r}"
-        )
+    if settings.webhook_url:
+        _check_webhook_url(settings.webhook_url)
     if settings.webhook_timeout <= 0:
         raise ConfigError("webhook-timeout must be at least 1 second")
     if settings.webhook_retries < 0:
@@ -257,6 +266,22 @@ def _check_stack_settings(settings: Settings) -> None:
     base = settings.base_path
     if any(c in base for c in "?#%\\ ") or "//" in base:
         raise ConfigError(f"base-path: expected a path such as /mail, got {base!r}")
+
+
+def _check_webhook_url(url: str) -> None:
+    # The URL may hold a token (in its path, query or user info): errors never repeat it.
+    try:
+        parts = urlsplit(url)
+        scheme, host, _ = parts.scheme, parts.hostname, parts.port
+    except ValueError:  # a bad port or a bracket left open
+        scheme, host = "http", None
+    if scheme not in ("http", "https"):
+        got = f"a {scheme}: URL" if scheme else "no scheme"
+        raise ConfigError(f"webhook-url: expected an http:// or https:// URL, got {got}")
+    if not host:
+        raise ConfigError(
+            "webhook-url: expected http(s)://HOST[:PORT]/...; its host or port is bad"
+        )
 
 
 def _convert(name: str, raw: str, type_name: str) -> Any:

@@ -16,6 +16,7 @@ import pytest
 from .config import ConfigError, Settings, parse_hostport
 from .inbox import Inbox
 from .mail import Mail
+from .urls import redact
 
 if TYPE_CHECKING:
     from .client import Client
@@ -111,7 +112,7 @@ class MailsinkFixture(Inbox):
         self._inbox.clear()
 
     def __repr__(self) -> str:
-        where = self.url if self.server is None else "in-process"
+        where = redact(self.url or "") if self.server is None else "in-process"
         return f"<mailsink {self.smtp_url} ({where})>"
 
 

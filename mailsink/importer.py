@@ -23,6 +23,7 @@ from typing import IO, Any
 from .mbox import mbox_entry, read_mbox
 from .search import compile_search
 from .store import Envelope, Store
+from .urls import redact
 
 __all__ = [
     "ImportFailure",
@@ -35,7 +36,6 @@ __all__ = [
     "import_messages",
     "mbox_chunks",
     "read_source",
-    "redact",
     "search_condition",
 ]
 
@@ -336,13 +336,3 @@ def export_from_url(
             written += len(chunk)
     out.flush()
     return written
-
-
-def redact(url: str) -> str:
-    """A URL without its password, fit for a message: ``http://ci:***@host/``."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at:
-        return url
-    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{host}{slash}{path}"

@@ -109,6 +109,10 @@ async def _check(client: httpx.AsyncClient, url: str) -> LinkResult:
         return LinkResult(url, 0, _summary(exc))
     except ValueError as exc:  # a URL httpx cannot even build a request for
         return LinkResult(url, 0, str(exc) or "invalid URL")
+    except Exception as exc:
+        # A link is whatever the mail says; one httpx cannot use fails alone, never the
+        # whole check. (A port past 65535 comes out of anyio as an ExceptionGroup.)
+        return LinkResult(url, 0, f"invalid URL ({type(exc).__name__})")
     code = response.status_code
     try:
         phrase = HTTPStatus(code).phrase

@@ -66,7 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str | None:
     """Say so when tests talk to a running mailsink rather than their own."""
     url = config.getoption("mailsink_url", None) or os.environ.get("MAILSINK_URL")
-    return f"mailsink: using the running server at {url}" if url else None
+    if not url:
+        return None
+    from .urls import redact  # a password in the URL must not reach the CI log
+
+    return f"mailsink: using the running server at {redact(str(url))}"
 
 
 @pytest.fixture(scope="session")

@@ -114,7 +114,12 @@ class Relay:
                     smtp.starttls(context=context)
                 if self.username:
                     smtp.login(self.username, password)
-                refused = smtp.sendmail(sender, list(recipients), data)
+                # smtplib writes commands in ASCII unless asked for SMTPUTF8 (RFC 6531), and
+                # refuses the message itself when the server does not offer it.
+                utf8 = not all(a.isascii() for a in (sender, *recipients))
+                refused = smtp.sendmail(
+                    sender, list(recipients), data, mail_options=["SMTPUTF8"] if utf8 else []
+                )
         except smtplib.SMTPRecipientsRefused as exc:
             raise RelayError(
                 f"SMTP error: every recipient refused: {_refusals(exc.recipients)}"

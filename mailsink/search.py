@@ -339,4 +339,11 @@ def _size(term: Term, value: str) -> int:
             f"{term.name}: expects a size such as 5000, 10K or 2.5M, not {value!r}", term.position
         )
     number, unit = match.groups()
-    return int(float(number) * _UNITS[unit.lower()])
+    size = float(number) * _UNITS[unit.lower()]
+    # SQLite integers are 64-bit; a size past that (or float infinity) cannot be bound.
+    if not size < _MAX_SIZE:
+        raise SearchError(f"{term.name}: {value!r} is larger than any message", term.position)
+    return int(size)
+
+
+_MAX_SIZE = float(2**63 - 1)

@@ -19,6 +19,7 @@ from .events import Hub
 from .inbox import LocalInbox
 from .retention import Pruner, parse_age
 from .smtp import start_smtp
+from .smtp_protocol import SessionGate
 from .stats import Stats
 from .store import Store
 from .tags import make_tagger
@@ -59,7 +60,12 @@ class Sink:
             max_age=parse_age(self.settings.max_age),
         )
         self._smtp: asyncio.Server | None = None
+        self._sessions = SessionGate(self.settings.smtp_max_connections)
         self.started = False
+        # Set as soon as the server begins to shut down, before uvicorn waits for open
+        # responses: long-lived ones (the UI's event stream) end on it instead of holding
+        # the shutdown open until its timeout.
+        self.stopping = asyncio.Event()
         self.webhook: WebhookSender | None = None
         if self.settings.webhook_url:
             from .webhook import WebhookSender  # httpx is imported only when it is needed
@@ -70,14 +76,17 @@ class Sink:
         """Open the store and start listening for SMTP on the running loop."""
         if self.started:
             return
+        self.stopping.clear()
         self.hub.bind(asyncio.get_running_loop())
-        self.store.open()
         try:
+            self.store.open()
             self._smtp = await start_smtp(
-                self.settings, self.store, self.stats, self._smtp_socket, self.chaos
+                self.settings, self.store, self.stats, self._smtp_socket, self.chaos, self._sessions
             )
         except BaseException:
             self.store.close()
+            if self._smtp_socket is not None:  # bound for us, and nobody else will close it
+                self._smtp_socket.close()
             raise
         self.pruner.start()
         if self.webhook is not None:
@@ -86,14 +95,15 @@ class Sink:
 
     async def stop(self) -> None:
         """Stop taking mail, finish every write already accepted, close the store."""
+        self.stopping.set()
         if not self.started:
             return
         self.started = False
         if self._smtp is not None:
             self._smtp.close()
-            closer = getattr(self._smtp, "close_clients", None)
-            if closer is not None:  # Python 3.13+: do not wait on idle clients
-                closer()
+            # Closing the listener leaves its connections open: clients would hang on until
+            # their own timeout. Each is answered what it is owed, then told 421 and closed.
+            await self._sessions.close(grace=2)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
         await self.pruner.stop()
@@ -130,11 +140,16 @@ class _UvicornServer(uvicorn.Server):
     """uvicorn's server, telling us when it is up (after the lifespan has started the sink)."""
 
     def __init__(
-        self, config: uvicorn.Config, on_ready: Callable[[], None], handle_signals: bool
+        self,
+        config: uvicorn.Config,
+        on_ready: Callable[[], None],
+        handle_signals: bool,
+        on_shutdown: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(config)
         self._on_ready = on_ready
         self._handle_signals = handle_signals
+        self._on_shutdown = on_shutdown
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -162,6 +177,23 @@ class _UvicornServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             self._on_ready()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._on_shutdown()
+        # uvicorn tells the connections open when shutdown starts to finish; one that a
+        # browser opened ahead of need and that arrives a moment later would sit idle until
+        # the graceful timeout, and then stay open as the loop closes. Tell those too.
+        late = asyncio.create_task(self._finish_late_connections())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            late.cancel()
+
+    async def _finish_late_connections(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            for connection in list(self.server_state.connections):
+                connection.shutdown()
 
 
 async def serve(
@@ -220,6 +252,7 @@ async def serve(
         config,
         lambda: on_ready(sink, http_address) if on_ready else None,
         handle_signals,
+        sink.stopping.set,
     )
 
     async def watch() -> None:
@@ -228,10 +261,17 @@ async def serve(
 
     watcher = asyncio.create_task(watch())
     try:
+        # Started here rather than by uvicorn's lifespan (for which it is then a no-op): a
+        # store or listener that cannot open is raised as itself, not logged by uvicorn and
+        # turned into SystemExit(3).
+        await sink.start()
         await server.serve(sockets=[sock])
     finally:
         watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         sock.close()
+        await sink.stop()  # a no-op once the lifespan has stopped it
     if not server.started:
         raise RuntimeError("mailsink failed to start; see the log above")
 
@@ -267,7 +307,18 @@ class Server(LocalInbox):
         self.http_address: tuple[str, int] | None = None
 
     def start(self, timeout: float = 10.0) -> Server:
-        """Start and wait until both listeners accept connections."""
+        """Start and wait until both listeners accept connections; a no-op while running.
+
+        A stopped server can be started again (on new ports, if they were chosen by the OS).
+        """
+        if self._thread is not None and self._thread.is_alive():
+            return self  # ``with Server().start() as s`` must not start a second one
+        # Whatever an earlier run left: its ready flag, its error, its loop and stop event.
+        self._ready.clear()
+        self._error = None
+        self._loop = self._stop = None
+        self.sink = None
+        self.http_address = None
         self._thread = threading.Thread(target=self._run, name="mailsink-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):

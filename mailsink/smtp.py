@@ -40,12 +40,14 @@ class SinkHandler:
         settings: Settings | None = None,
         chaos: Chaos | None = None,
         authenticator: Authenticator | None = None,
+        gate: SessionGate | None = None,
     ) -> None:
         self.store = store
         self.stats = stats
         self.settings = settings or Settings()
         self.chaos = chaos or Chaos()
         self.authenticator = authenticator or Authenticator()
+        self.gate = gate or SessionGate(0)
         self.offers_auth = bool(self.settings.smtp_auth or self.settings.smtp_auth_file)
 
     async def handle_EHLO(
@@ -145,7 +147,8 @@ class SinkHandler:
         )
         try:
             # 250 only once the message is committed: the future resolves after COMMIT.
-            uid = await asyncio.wrap_future(self.store.add(raw, env))
+            with self.gate.storing():
+                uid = await asyncio.wrap_future(self.store.add(raw, env))
         except Exception:
             self.stats.add("smtp_rejected")
             log.exception("could not store a message of %d bytes", len(raw))
@@ -195,8 +198,12 @@ async def start_smtp(
     stats: Stats,
     sock: socket.socket | None = None,
     chaos: Chaos | None = None,
+    gate: SessionGate | None = None,
 ) -> asyncio.Server:
-    """Serve SMTP on the running loop, on ``sock`` if given, else on ``settings.smtp``."""
+    """Serve SMTP on the running loop, on ``sock`` if given, else on ``settings.smtp``.
+
+    ``gate`` holds the sessions (``gate.close`` ends them at shutdown).
+    """
     loop = asyncio.get_running_loop()
     quiet_aiosmtpd_log()
     if chaos is None:
@@ -205,13 +212,15 @@ async def start_smtp(
         )
     credentials = Credentials.load(settings.smtp_auth_file) if settings.smtp_auth_file else None
     authenticator = Authenticator(credentials, stats)
-    handler = SinkHandler(store, stats, settings=settings, chaos=chaos, authenticator=authenticator)
+    gate = gate or SessionGate(settings.smtp_max_connections)
+    handler = SinkHandler(
+        store, stats, settings=settings, chaos=chaos, authenticator=authenticator, gate=gate
+    )
     tls = server_context(settings)
     implicit = settings.smtp_tls_implicit
     # aiosmtpd refuses AUTH (538) where it requires TLS and sees no STARTTLS; an SMTPS
     # connection is encrypted without one, and with AUTH off the handler answers 503 itself.
     auth_require_tls = handler.offers_auth and not (implicit or settings.smtp_auth_allow_insecure)
-    gate = SessionGate(settings.smtp_max_connections)
     host, port = settings.smtp_address
 
     def factory() -> SMTP:

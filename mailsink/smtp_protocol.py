@@ -1,14 +1,17 @@
 """aiosmtpd's SMTP protocol with what a real server adds around the session.
 
 A cap on concurrent connections, faults injected at connect time, a ``421`` before an idle
-client is dropped, and counting the refusals aiosmtpd makes on its own (size, line length).
+client is dropped or the server shuts down, and counting the refusals aiosmtpd makes on its
+own (size, line length).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP
@@ -25,15 +28,46 @@ _REFUSED_BY_AIOSMTPD = (b"552 Error:", b"500 Line too long")
 
 
 class SessionGate:
-    """Counts the SMTP sessions being served, against a limit (0: none)."""
+    """The SMTP sessions being served: held to a limit (0: none), and ended at shutdown."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.active = 0
+        self.sessions: set[SinkSMTP] = set()
+        self._storing = 0
+        self._stored = asyncio.Event()
+
+    @property
+    def active(self) -> int:
+        """How many sessions are being served."""
+        return len(self.sessions)
 
     def full(self) -> bool:
         """Whether one more session would go over the limit."""
         return bool(self.limit) and self.active >= self.limit
+
+    @contextlib.contextmanager
+    def storing(self) -> Iterator[None]:
+        """Around the wait for a message's commit, so that shutdown lets it be answered."""
+        self._storing += 1
+        try:
+            yield
+        finally:
+            self._storing -= 1
+            self._stored.set()
+
+    async def close(self, grace: float) -> None:
+        """End every session: messages being committed get up to ``grace`` seconds to be
+        answered, then each client is told ``421`` and disconnected."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._storing and deadline > loop.time():
+            self._stored.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stored.wait(), deadline - loop.time())
+        # No await from here to the last close: no session can start storing in between.
+        tasks = [task for session in list(self.sessions) if (task := session.shut_down())]
+        if tasks:  # their handlers end once their connections are lost
+            await asyncio.wait(tasks, timeout=grace)
 
 
 class SinkSMTP(SMTP):
@@ -62,7 +96,7 @@ class SinkSMTP(SMTP):
             transport.close()  # after the reply has been written out
             return
         self._admitted = True
-        self._gate.active += 1
+        self._gate.sessions.add(self)
         super().connection_made(transport)
 
     def _refusal(self) -> str | None:
@@ -80,7 +114,7 @@ class SinkSMTP(SMTP):
         if not self._admitted:
             return  # refused in connection_made: no session was started
         self._admitted = False
-        self._gate.active -= 1
+        self._gate.sessions.discard(self)
         super().connection_lost(error)
 
     def eof_received(self) -> bool | None:
@@ -88,6 +122,15 @@ class SinkSMTP(SMTP):
             return False  # a refused connection: nothing to tell
         result: bool | None = super().eof_received()
         return result
+
+    def shut_down(self) -> asyncio.Task[None] | None:
+        """Tell the client the server is going away (``421``) and close; returns the
+        session's task, which ends once the connection is lost."""
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(f"421 4.3.2 {self.hostname} Service shutting down\r\n".encode())
+            transport.close()  # after the reply has been written out
+        return self._handler_coroutine
 
     def _timeout_cb(self) -> None:
         # aiosmtpd just closes the connection; a real server says why first (RFC 5321 4.2.2).

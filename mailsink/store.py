@@ -80,9 +80,13 @@ class Store:
     def open(self) -> Store:
         """Create or migrate the database and start the writer; returns self."""
         db = self._connect()
-        if self.path:
-            db.execute("PRAGMA journal_mode = WAL")
-        migrate(db)
+        try:
+            if self.path:
+                db.execute("PRAGMA journal_mode = WAL")
+            migrate(db)
+        except BaseException:
+            db.close()
+            raise
         self._writer_db = db
         self._writer = threading.Thread(target=self._write_loop, name="mailsink-store", daemon=True)
         self._writer.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import smtplib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -87,3 +88,66 @@ def send(server: Server) -> Send:
             return client.sendmail(sender, list(to), data, mail_options=list(mail_options))
 
     return send_message
+
+
+# -- Web UI: one headless Chromium per session, a fresh context per test --
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last, in collection order otherwise.
+
+    Playwright's sync API leaves its event loop marked as running in the main thread for as
+    long as the browser is up, which breaks every later test that runs an event loop itself.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def _browser_missing(reason: str) -> None:
+    # A CI run that skipped every browser test would pass while testing no UI at all.
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests cannot run: {reason} (and CI is set, so this is a failure)")
+    pytest.skip(f"browser tests need {reason}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright, shared by the whole session."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_missing("Playwright (pip install playwright)")
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(executable):
+        _browser_missing("Chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_context(chromium: Any) -> Iterator[Any]:
+    """A fresh browser profile (no storage shared with other tests) that accepts downloads."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(browser_context: Any) -> Iterator[Any]:
+    """A browser page whose script errors fail the test."""
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    assert not errors, f"the page's script failed: {errors}"

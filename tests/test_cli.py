@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import smtplib
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,38 +14,7 @@ import pytest
 
 from mailsink.config import Settings
 
-LISTEN = re.compile(r"mailsink: (SMTP|HTTP) listening on (?:http://)?([\d.]+):(\d+)")
-
-
-@contextmanager
-def mailsink_process(
-    *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], dict[str, tuple[str, int]]]]:
-    """Run ``python -m mailsink`` and read the addresses it prints."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailsink", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    bound: dict[str, tuple[str, int]] = {}
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            match = LISTEN.search(line)
-            if match:
-                bound[match[1]] = (match[2], int(match[3]))
-            if "messages kept" in line:
-                break
-        else:
-            pytest.fail(f"mailsink exited early with {proc.wait()}")
-        yield proc, bound
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
+from .processes import mailsink_process
 
 
 def send(address: tuple[str, int], subject: str) -> str:
@@ -143,4 +109,19 @@ def test_port_in_use_is_a_clear_error() -> None:
         )
     assert result.returncode == 1
     assert "cannot start" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("http", ["127.0.0.1:0", ""])
+def test_a_database_that_cannot_open_is_a_clear_error(tmp_path: Path, http: str) -> None:
+    missing = tmp_path / "no such folder" / "mail.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "mailsink", "--smtp", "127.0.0.1:0", "--http", http],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "MAILSINK_DB": str(missing)},
+    )
+    assert result.returncode == 1
+    assert f"cannot start: database {missing}: unable to open database file" in result.stderr
     assert "Traceback" not in result.stderr

@@ -85,6 +85,26 @@ def test_errors_carry_the_servers_reason(client: Client) -> None:
         client.last  # noqa: B018
 
 
+@pytest.mark.parametrize("odd", ["../messages", "a?b=1", "a#b", "x/raw"])
+def test_an_id_is_one_path_segment_whatever_it_holds(
+    server: Server, client: Client, odd: str
+) -> None:
+    send(server, "there")
+    with pytest.raises(MailsinkError, match="404"):
+        client.get(odd)
+    with pytest.raises(MailsinkError, match="404"):
+        client.raw(odd)
+
+
+@pytest.mark.anyio
+async def test_an_id_is_one_path_segment_for_the_async_client_too(server: Server) -> None:
+    send(server, "there")
+    async with AsyncClient(server.url) as client:
+        for call in (client.get, client.raw):
+            with pytest.raises(MailsinkError, match="404"):
+                await call("../messages")
+
+
 def test_wait_for_is_answered_by_the_server_when_mail_arrives(
     server: Server, client: Client
 ) -> None:
@@ -187,6 +207,20 @@ def test_abandoned_wait_ends_when_the_client_goes_away(server: Server) -> None:
         httpx.get(f"{server.url}/api/v1/wait", params={"timeout": 60}, timeout=0.2)
     # The server notices the disconnect and drops the subscription; wait for it with a deadline.
     assert _eventually(lambda: len(hub._subscriptions) == before)
+
+
+def test_a_wait_ends_with_503_when_the_server_shuts_down(
+    make_server: Callable[..., Server],
+) -> None:
+    server = make_server()
+    assert server.sink is not None
+    hub = server.sink.hub
+    with Client(server.url) as client, ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(client.wait_for, timeout=60)
+        assert _eventually(lambda: len(hub._subscriptions) == 1)  # the wait is on the server
+        server.stop()
+        with pytest.raises(MailsinkError, match="503: mailsink is shutting down"):
+            waiting.result(timeout=30)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:

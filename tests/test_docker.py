@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -26,8 +25,9 @@ import pytest
 
 from mailsink.config import Settings
 
+from .processes import running
+
 ROOT = Path(__file__).parent.parent
-LISTEN = re.compile(r"mailsink: (SMTP|HTTP) listening on (?:http://)?([\d.]+):(\d+)")
 
 
 @dataclass
@@ -159,30 +159,10 @@ def image_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[
         "MAILSINK_DB": str(tmp_path / Path(FINAL.env()["MAILSINK_DB"]).name),
     }
     argv = exec_form(FINAL.last("ENTRYPOINT")) + exec_form(FINAL.last("CMD"))
-    proc = subprocess.Popen(
-        installed(argv),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            match = LISTEN.search(line)
-            if match:
-                env[f"BOUND_{match[1]}"] = f"{match[2]}:{match[3]}"
-            if "messages kept" in line:
-                break
-        else:
-            pytest.fail(f"the image's command exited early with {proc.wait()}")
+    with running(installed(argv), env=env, cwd=tmp_path) as (proc, bound):
+        for name, (host, port) in bound.items():
+            env[f"BOUND_{name}"] = f"{host}:{port}"
         yield proc, env
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
 
 
 def test_the_image_command_serves_and_its_healthcheck_follows_it(
@@ -276,6 +256,11 @@ def test_the_build_stage_makes_a_wheel_with_the_command_and_the_web_files(tmp_pa
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "mailsink = mailsink.cli:main" in archive.read(entry_points).decode()
     assert "mailsink/cli.py" in names and "mailsink/py.typed" in names
-    web_files = [p.relative_to(ROOT).as_posix() for p in (ROOT / "web").rglob("*") if p.is_file()]
+    # All but the README's screenshots, which pyproject.toml leaves out of the wheel.
+    web_files = [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "web").rglob("*")
+        if p.is_file() and "screenshots" not in p.parts
+    ]
     for web_file in web_files:
         assert f"mailsink/{web_file}" in names, f"{web_file} is not in the wheel"

@@ -14,18 +14,16 @@ import re
 import signal
 import smtplib
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from .processes import Bound, mailsink_process
 from .smtp_support import wait_until
 
-LISTEN = re.compile(r"mailsink: (SMTP|HTTP) listening on (?:http://)?([\d.]+):(\d+)")
 QUEUED = re.compile(rb"queued as (\w+)")
 SERVE_ARGS = ("--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quiet")
 CLIENTS = 8
@@ -33,32 +31,9 @@ ROUNDS = 2
 ACKS_BEFORE_KILL = 150  # per round; the kill lands while every client is mid-conversation
 
 
-@contextmanager
-def mailsink(db: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, tuple[str, int]]]]:
+def mailsink(db: Path) -> AbstractContextManager[tuple[subprocess.Popen[str], Bound]]:
     """``python -m mailsink --db db`` on free ports; yields the process and its addresses."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailsink", "--db", str(db), *SERVE_ARGS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    bound: dict[str, tuple[str, int]] = {}
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            match = LISTEN.search(line)
-            if match:
-                bound[match[1]] = (match[2], int(match[3]))
-            if "messages kept" in line:
-                break
-        else:
-            pytest.fail(f"mailsink exited early with {proc.wait()}")
-        yield proc, bound
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    return mailsink_process("--db", str(db), *SERVE_ARGS)
 
 
 def message(token: str, rng: random.Random) -> bytes:

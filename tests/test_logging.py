@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import signal
 import smtplib
 import socket
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-LISTEN = re.compile(r"mailsink: (SMTP|HTTP) listening on (?:http://)?([\d.]+):(\d+)")
+from .processes import LISTEN
+
 BODY_SECRET = "body-secret-7f3a9c"
 PASSWORD = "auth-password-51d2e8"
 WRONG_PASSWORD = "wrong-password-0c9e41"

@@ -213,3 +213,23 @@ def test_v1_mime_part_download(send: Send, api: httpx.Client) -> None:
     assert part.headers["content-type"] == "application/octet-stream"
     assert part.content.strip() == b"YXR0YWNoZWQ="
     assert api.get(f"/api/v1/messages/{uid}/mime/part/7/download").status_code == 404
+
+
+def test_v1_mime_part_download_with_a_content_type_beyond_ascii(
+    send: Send, api: httpx.Client
+) -> None:
+    send(
+        "Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        '--b\r\nContent-Type: text/plain; name="日本.txt"\r\n\r\nhello\r\n'
+        "--b\r\nContent-Type: image/\u00e9\r\n\r\nodd\r\n--b--\r\n".encode(),
+        mail_options=["SMTPUTF8"],
+    )
+    uid = api.get("/api/v2/messages").json()["items"][0]["ID"]
+    part = api.get(f"/api/v1/messages/{uid}/mime/part/0/download")
+    assert part.status_code == 200, part.text
+    assert part.headers["content-type"].startswith("text/plain")
+    assert part.headers["content-disposition"].startswith("attachment")
+    assert part.content.strip().endswith(b"hello")
+    odd = api.get(f"/api/v1/messages/{uid}/mime/part/1/download")
+    assert odd.status_code == 200, odd.text
+    assert odd.headers["content-type"] == "application/octet-stream"

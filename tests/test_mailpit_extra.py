@@ -306,6 +306,23 @@ def test_link_check_asks_each_link_over_http(send: Send, api: httpx.Client, webs
     assert moved["StatusCode"] == 200
 
 
+def test_link_check_reports_a_link_it_cannot_ask_for_as_failed(
+    send: Send, api: httpx.Client
+) -> None:
+    bad = ["http://127.0.0.1:99999/", "http://localhost:65536/x", "http://:80/"]
+    body = "".join(f'<a href="{url}">x</a>' for url in bad)
+    send(f"Subject: odd links\r\nContent-Type: text/html\r\n\r\n{body}\r\n".encode())
+    response = api.get("/api/v1/message/latest/link-check")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    check_mailpit(result, "/api/v1/message/{ID}/link-check")
+    assert [(link["URL"], link["StatusCode"]) for link in result["Links"]] == [
+        (url, 0) for url in bad
+    ]
+    assert all(link["Status"] for link in result["Links"])
+    assert result["Errors"] == 3
+
+
 def test_link_check_of_a_message_without_links(send: Send, api: httpx.Client) -> None:
     send(b"Subject: none\r\n\r\nno links here\r\n")
     result = api.get("/api/v1/message/latest/link-check").json()

@@ -7,9 +7,15 @@ where xdist starts its workers.
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
+
+from mailsink import Server
+
+from .processes import mailsink_process
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
 
@@ -138,8 +144,6 @@ def test_xdist_workers_each_have_a_server_and_see_only_their_tests_mail(
 
 
 def test_remote_mode_keeps_parallel_tests_apart_by_address(pytester: pytest.Pytester) -> None:
-    from .test_cli import mailsink_process
-
     args = ("--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0")
     with mailsink_process(*args) as (_, bound):
         smtp_host, smtp_port = bound["SMTP"]
@@ -197,3 +201,26 @@ def test_remote_mode_keeps_parallel_tests_apart_by_address(pytester: pytest.Pyte
         "mine 2",
         "mine 4",
     ]
+
+
+def test_remote_mode_never_shows_the_password_in_its_url(
+    pytester: pytest.Pytester, make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    users = tmp_path / "users.htpasswd"
+    users.write_text("ci:s3cret-pw\n")
+    remote = make_server(ui_auth_file=str(users))
+    host, port = remote.http_address or ("", 0)
+    url = f"http://ci:s3cret-pw@{host}:{port}"
+    pytester.makepyfile(
+        test_remote="""
+        def test_repr_hides_the_password(mailsink):
+            assert mailsink.messages == []  # the login in the URL works
+            print("REPR", repr(mailsink))
+        """
+    )
+    result = pytester.runpytest(*STRICT, "-s", f"--mailsink-url={url}")
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    assert f"using the running server at http://ci:***@{host}:{port}" in output
+    assert f"REPR <mailsink smtp://{host}:1025 (http://ci:***@{host}:{port})>" in output
+    assert "s3cret-pw" not in output

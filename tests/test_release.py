@@ -177,6 +177,33 @@ def test_mailhog_release_goes_only_to_the_configured_server(
     assert b"hidden@example.test" not in raw
 
 
+def test_addresses_beyond_ascii_are_relayed_with_smtputf8(
+    make_server: Callable[..., Server], target: Server, send: Send
+) -> None:
+    relay = relaying(make_server, target)
+    send(
+        "From: Jürgen <jürgen@exämple.test>\r\nSubject: grüße\r\n\r\nhallo\r\n".encode(),
+        sender="jürgen@exämple.test",
+        mail_options=["SMTPUTF8"],
+        target=relay,
+    )
+    with httpx.Client(base_url=relay.url) as api:
+        uid = api.get("/api/v1/messages").json()["messages"][0]["ID"]
+        mailpit = api.post(f"/api/v1/message/{uid}/release", json={"To": ["zoë@example.test"]})
+        assert mailpit.status_code == 200, mailpit.text
+        mailhog = api.post(f"/api/v1/messages/{uid}/release", json={"Email": "émile@example.test"})
+        assert mailhog.status_code == 200, mailhog.text
+    envelopes = [m["Envelope"] for m in messages_of(target)]
+    assert sorted(e["RcptTo"][0] for e in envelopes) == ["zoë@example.test", "émile@example.test"]
+    assert {e["MailFrom"] for e in envelopes} == {"jürgen@exämple.test"}
+
+
+def messages_of(server: Server) -> list[dict[str, object]]:
+    with httpx.Client(base_url=server.url) as api:
+        listing: list[dict[str, object]] = api.get("/api/v1/messages").json()["messages"]
+    return listing
+
+
 def test_mailhog_release_is_off_unless_configured(send: Send, api: httpx.Client) -> None:
     send(MESSAGE)
     uid = api.get("/api/v1/messages").json()["messages"][0]["ID"]

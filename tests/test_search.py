@@ -125,6 +125,8 @@ def test_quotes_inside_words_cannot_break_out_of_the_fts_query() -> None:
         ("after:31/12/2024", "after: expects a date", 0),
         ("larger:huge", "larger: expects a size such as 5000, 10K or 2.5M", 0),
         ("smaller:-3", "smaller: expects a size", 0),
+        ("larger:99999999999999999999G", "larger: '99999999999999999999G' is larger than any", 0),
+        ("smaller:" + "9" * 400, "is larger than any message", 0),
         ("header::spring", "header: needs a header name", 0),
         ('-tag:""', "tag: needs a value", 0),
     ],

@@ -134,3 +134,11 @@ def test_search_endpoints_are_in_the_openapi_document(api: httpx.Client) -> None
     assert {"put", "delete"} <= set(paths["/api/v1/tags/{Tag}"])
     schema = api.get("/api/v1/openapi.json").json()["components"]["schemas"]["ReadStatus"]
     assert "Search" in schema["properties"]
+
+
+def test_a_size_beyond_any_integer_is_a_400_everywhere(api: httpx.Client, mailbox: None) -> None:
+    query = "larger:99999999999999999999G"
+    assert api.get("/api/v1/search", params={"query": query}).status_code == 400
+    assert api.put("/api/v1/messages", json={"Search": query, "Read": True}).status_code == 400
+    assert api.get("/api/v1/search/mbox", params={"query": query}).status_code == 400
+    assert api.get("/api/v1/messages").json()["total"] == 3

@@ -206,5 +206,18 @@ def test_a_webhook_url_must_be_http() -> None:
 
     with pytest.raises(ConfigError, match="webhook-url"):
         Settings(webhook_url="ftp://example.test/")
+    # The URL may carry a token: the error names what is wrong, never the URL itself.
+    for url in ("ftp://example.test/hook?token=SECRET", "http://u:SECRET@example.test:1x/"):
+        with pytest.raises(ConfigError, match="webhook-url") as refused:
+            Settings(webhook_url=url)
+        assert "SECRET" not in str(refused.value)
     with pytest.raises(ConfigError, match="webhook-timeout"):
         Settings(webhook_url="http://example.test/", webhook_timeout=0)
+
+
+def test_the_webhook_url_stays_out_of_the_settings_repr() -> None:
+    from mailsink import Settings
+
+    settings = Settings(webhook_url="https://hooks.example.test/T0KEN-s3cret")
+    assert "T0KEN-s3cret" not in repr(settings)
+    assert settings.webhook_url.endswith("T0KEN-s3cret")

@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
+from .bodies import StrictBody
 from .v1 import sink_of
 
 __all__ = ["ChaosTriggers", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["testing"])
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _valid_code(code: int) -> int:
@@ -25,7 +22,7 @@ def _valid_code(code: int) -> int:
     return code
 
 
-class ChaosTrigger(_Strict):
+class ChaosTrigger(StrictBody):
     """One stage's trigger (Mailpit's ``ChaosTrigger``)."""
 
     ErrorCode: int = Field(0, description="SMTP code, 400 to 599; 0 or absent: the default")
@@ -34,7 +31,7 @@ class ChaosTrigger(_Strict):
     _code = field_validator("ErrorCode")(_valid_code)
 
 
-class ChaosRejectNext(_Strict):
+class ChaosRejectNext(StrictBody):
     """Refuse the next ``Count`` messages, at the end of DATA, with ``ErrorCode``."""
 
     Count: int = Field(0, ge=0, description="How many messages to refuse")
@@ -43,7 +40,7 @@ class ChaosRejectNext(_Strict):
     _code = field_validator("ErrorCode")(_valid_code)
 
 
-class ChaosRule(_Strict):
+class ChaosRule(StrictBody):
     """Refuse recipients matching a glob pattern, every time."""
 
     Recipient: str = Field(min_length=1, description="Glob pattern, e.g. `bounce@*`")
@@ -52,7 +49,7 @@ class ChaosRule(_Strict):
     _code = field_validator("ErrorCode")(_valid_code)
 
 
-class ChaosTriggers(_Strict):
+class ChaosTriggers(StrictBody):
     """Body of ``PUT /api/v1/chaos``. Anything left out is switched off, as with Mailpit."""
 
     Sender: ChaosTrigger | None = Field(default=None, description="At MAIL FROM (default 451)")

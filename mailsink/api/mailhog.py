@@ -11,14 +11,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..relay import RelayError, envelope_sender, remove_headers
 from ..server import Sink
 from ..store import StoredMessage
+from .bodies import RequestBody
 from .mailhog_shapes import content_json, message_json, page_json
 from .release import relay_of
-from .v1 import CONTENT_HEADERS, sink_of
+from .v1 import CONTENT_HEADERS, MAX_START, sink_of
 
 __all__ = ["MailHogRelease", "router", "search_condition"]
 
@@ -27,7 +28,9 @@ router = APIRouter(tags=["MailHog"])
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
 
-Start = Annotated[int, Query(ge=0, description="Index of the first message (newest is 0)")]
+Start = Annotated[
+    int, Query(ge=0, le=MAX_START, description="Index of the first message (newest is 0)")
+]
 Limit = Annotated[
     int, Query(description=f"Messages per page: {DEFAULT_LIMIT} if 0 or less, {MAX_LIMIT} at most")
 ]
@@ -159,15 +162,24 @@ def download_part(
     headers = dict(CONTENT_HEADERS)
     headers["Content-Disposition"] = f'attachment; filename="{message.id}-part-{index}"'
     return Response(
-        part["Body"].encode("utf-8"), media_type=_one_line(content_type), headers=headers
+        part["Body"].encode("utf-8"), media_type=_header_safe(content_type), headers=headers
     )
 
 
-def _one_line(value: str) -> str:
-    return " ".join(value.split())
+def _header_safe(content_type: str) -> str:
+    """The part's Content-Type as a response header can carry it: one line of ASCII.
+
+    Parameters beyond ASCII (``name="日本.txt"``) cannot be sent in an HTTP header: then
+    only the type is kept.
+    """
+    line = " ".join(content_type.split())
+    if line.isascii() and line.isprintable():
+        return line
+    kind = line.split(";", 1)[0].strip()
+    return kind if kind.isascii() and kind.isprintable() and kind else "application/octet-stream"
 
 
-class MailHogRelease(BaseModel):
+class MailHogRelease(RequestBody):
     """Body of MailHog's release: the recipient, and the SMTP server it expects to use."""
 
     Email: str = Field(description="Recipient", examples=["someone@example.com"])

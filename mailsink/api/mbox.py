@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from ..importer import mbox_chunks
 from .search import SearchQuery, TimeZone, compiled
-from .v1 import sink_of
+from .v1 import CONTENT_HEADERS, sink_of
 
 __all__ = ["router"]
 
@@ -25,5 +25,5 @@ def search_mbox(request: Request, query: SearchQuery = "", tz: TimeZone = "") ->
     return StreamingResponse(
         mbox_chunks(sink_of(request).store, where, params),
         media_type="application/mbox",
-        headers={"Content-Disposition": 'attachment; filename="mailsink.mbox"'},
+        headers={**CONTENT_HEADERS, "Content-Disposition": 'attachment; filename="mailsink.mbox"'},
     )

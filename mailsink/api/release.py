@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..relay import Relay, RelayError, envelope_sender, prepare_release
 from ..server import Sink
+from .bodies import RequestBody
 from .v1 import MessageID, found, raw_of, sink_of
 
 __all__ = ["ReleaseRequest", "relay_of", "release", "router"]
@@ -17,7 +18,7 @@ __all__ = ["ReleaseRequest", "relay_of", "release", "router"]
 router = APIRouter(prefix="/api/v1", tags=["release"])
 
 
-class ReleaseRequest(BaseModel):
+class ReleaseRequest(RequestBody):
     """Body of ``POST /api/v1/message/{ID}/release``."""
 
     To: list[str] = Field(

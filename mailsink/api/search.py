@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..search import SearchError, compile_search
 from ..tags import clean_tag
+from .bodies import StrictBody
 from .shapes import page_json
 from .v1 import Limit, Start, sink_of
 
@@ -42,18 +43,14 @@ def compiled(query: str, tz: str = "") -> tuple[str, list[object]]:
         raise HTTPException(400, str(exc)) from None
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SetTags(_Strict):
+class SetTags(StrictBody):
     """Body of ``PUT /api/v1/tags``."""
 
     IDs: list[str] = Field(description="Messages whose tags to replace")
     Tags: list[str] = Field(description="Their new tags; empty removes every tag")
 
 
-class RenameTag(_Strict):
+class RenameTag(StrictBody):
     """Body of ``PUT /api/v1/tags/{Tag}``."""
 
     Name: str = Field(description="The tag's new name")

@@ -13,9 +13,10 @@ from email.message import EmailMessage
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..store import Envelope
+from .bodies import RequestBody
 from .v1 import sink_of
 
 __all__ = ["SendAddress", "SendAttachment", "SendRequest", "build_message", "router"]
@@ -54,7 +55,7 @@ def _canonical(value: Any, fields: dict[str, Any]) -> Any:
     return {names.get(str(key).lower(), key): item for key, item in value.items()}
 
 
-class SendAddress(BaseModel):
+class SendAddress(RequestBody):
     """An address with an optional display name; a bare string is taken as the address."""
 
     Email: str = Field(description="Email address", examples=["jane@example.com"])
@@ -68,7 +69,7 @@ class SendAddress(BaseModel):
         return _canonical(value, cls.model_fields)
 
 
-class SendAttachment(BaseModel):
+class SendAttachment(RequestBody):
     """A file to attach; with a ContentID it is attached inline (for ``cid:`` references)."""
 
     Content: str = Field(description="Base64-encoded content (a data: URL prefix is allowed)")
@@ -86,7 +87,7 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, (str, dict)) else value
 
 
-class SendRequest(BaseModel):
+class SendRequest(RequestBody):
     """Body of ``POST /api/v1/send``: Mailpit's ``SendMessageParams``."""
 
     From: SendAddress = Field(description='"From" sender')

@@ -21,9 +21,20 @@ __all__ = [
 ]
 
 
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
 def rfc3339(timestamp: float) -> str:
-    """Unix seconds as RFC 3339 in UTC with milliseconds: ``2026-11-28T09:44:23.123Z``."""
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    """Unix seconds as RFC 3339 in UTC with milliseconds: ``2026-11-28T09:44:23.123Z``.
+
+    A time outside years 1 to 9999 (a Date header of 31 Dec 9999 -1200 is in year 10000)
+    is written as the nearest one that can be.
+    """
+    try:
+        moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        moment = _LATEST if timestamp > 0 else _EARLIEST
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

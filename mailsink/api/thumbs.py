@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from ..message import part_content
 from ..thumbnail import thumbnail
-from .v1 import MessageID, sink_of
+from .v1 import CONTENT_HEADERS, MessageID, sink_of
 
 __all__ = ["router"]
 
@@ -39,8 +39,6 @@ def get_thumbnail(
         raise HTTPException(400, f"message {message.id!r} has no part {PartID!r}")
     part, data = hit
     name = part.filename or part.content_id or f"part-{PartID}"
-    return Response(
-        thumbnail(data, part.content_type),
-        media_type="image/jpeg",
-        headers={"Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}"},
-    )
+    # Always a JPEG of our own making; the headers keep it inert all the same.
+    headers = {**CONTENT_HEADERS, "Content-Disposition": f"inline; filename*=UTF-8''{quote(name)}"}
+    return Response(thumbnail(data, part.content_type), media_type="image/jpeg", headers=headers)

@@ -7,15 +7,16 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..message import parse, part_content, part_contents
 from ..search import SearchError, compile_search
 from ..server import Sink
 from ..store import StoredMessage
+from .bodies import StrictBody
 from .shapes import canonical_header_name, message_json, page_json
 
-__all__ = ["router", "sink_of"]
+__all__ = ["MAX_START", "is_reading", "router", "sink_of"]
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -37,6 +38,16 @@ def sink_of(request: Request) -> Sink:
     return sink
 
 
+def is_reading(request: Request) -> bool:
+    """Whether a request is someone reading, not a browser loading an image or stylesheet.
+
+    A message's HTML, once its remote content is allowed, may point an ``<img>`` or a CSS
+    ``url()`` at this server; such loads say so in ``Sec-Fetch-Dest`` and must not mark
+    messages read. Clients that send no such header (scripts, API clients) are reading.
+    """
+    return request.headers.get("sec-fetch-dest", "empty") in ("empty", "document")
+
+
 def found(sink: Sink, uid: str) -> StoredMessage:
     """The message with this ID, or a 404 that says so."""
     message = sink.store.get(uid)
@@ -52,11 +63,7 @@ def raw_of(sink: Sink, message: StoredMessage) -> bytes:
     return raw
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReadStatus(_Strict):
+class ReadStatus(StrictBody):
     """Body of ``PUT /api/v1/messages``."""
 
     IDs: list[str] = Field(default_factory=list, description="Messages to change; empty: all")
@@ -66,13 +73,16 @@ class ReadStatus(_Strict):
     )
 
 
-class DeleteRequest(_Strict):
+class DeleteRequest(StrictBody):
     """Body of ``DELETE /api/v1/messages``."""
 
     IDs: list[str] = Field(default_factory=list, description="Messages to delete; empty: all")
 
 
-Start = Annotated[int, Query(ge=0, description="Pagination offset")]
+MAX_START = 2**63 - 1
+"""The largest offset SQLite can take: a larger one is a 400, not an overflow."""
+
+Start = Annotated[int, Query(ge=0, le=MAX_START, description="Pagination offset")]
 Limit = Annotated[int, Query(ge=1, le=5000, description="Number of messages per page")]
 
 
@@ -118,7 +128,7 @@ def get_message(request: Request, ID: MessageID) -> dict[str, Any]:
     message = found(sink, ID)
     raw = raw_of(sink, message)
     parsed = parse(raw)
-    if not message.read:
+    if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
     return message_json(message, parsed, part_contents(raw))
 

@@ -19,7 +19,7 @@ from ..events import Subscription
 from ..store import Page
 from .search import SearchQuery, TimeZone, compiled
 from .shapes import page_json
-from .v1 import sink_of
+from .v1 import MAX_START, sink_of
 
 __all__ = ["MAX_WAIT", "router"]
 
@@ -36,13 +36,18 @@ MAX_WAIT = 300.0
         "Answers as soon as at least `count` messages match `query` (the search language; "
         "empty matches every message), with the same body as `GET /api/v1/search` would "
         "give then. Messages already there count. If `timeout` seconds pass first, answers "
-        '`408` with `{"Error": ...}` saying how many matched.'
+        '`408` with `{"Error": ...}` saying how many matched; if the server shuts down '
+        "first, `503`."
     ),
     responses={
         408: {
             "description": "Fewer than `count` messages matched within `timeout` seconds",
             "content": {"application/json": {"example": {"Error": "timed out: 0 of 1"}}},
-        }
+        },
+        503: {
+            "description": "The server began to shut down while the request waited",
+            "content": {"application/json": {"example": {"Error": "mailsink is shutting down"}}},
+        },
     },
 )
 async def wait(
@@ -52,7 +57,9 @@ async def wait(
     timeout: Annotated[
         float, Query(ge=0, le=MAX_WAIT, description="Seconds to wait at most")
     ] = 30.0,
-    start: Annotated[int, Query(ge=0, description="Pagination offset of the answer")] = 0,
+    start: Annotated[
+        int, Query(ge=0, le=MAX_START, description="Pagination offset of the answer")
+    ] = 0,
     limit: Annotated[
         int, Query(ge=1, le=5000, description="Messages in the answer, newest first")
     ] = 50,
@@ -69,6 +76,9 @@ async def wait(
     # Subscribe before the first look: a message stored in between still wakes us.
     sub = sink.hub.subscribe()
     disconnected: asyncio.Future[None] = asyncio.ensure_future(_disconnect(request))
+    # A shutdown ends the wait at once; uvicorn would otherwise hold the shutdown open for
+    # its graceful timeout, then cancel the request into a 500.
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(sink.stopping.wait())
     try:
         while True:
             page = await run_in_threadpool(look)
@@ -76,12 +86,15 @@ async def wait(
                 tags = await run_in_threadpool(sink.store.tags)
                 return page_json(page, tags)
             remaining = deadline - loop.time()
+            if stopping.done():
+                return JSONResponse({"Error": "mailsink is shutting down"}, status_code=503)
             if remaining <= 0 or disconnected.done():
                 break
-            sub = await _next_change(sub, sink.hub.subscribe, disconnected, remaining)
+            sub = await _next_change(sub, sink.hub.subscribe, {disconnected, stopping}, remaining)
     finally:
         sub.close()
         disconnected.cancel()
+        stopping.cancel()
     return JSONResponse(
         {
             "Error": f"timed out after {timeout:g} s: {page.matched} of {count} "
@@ -94,13 +107,14 @@ async def wait(
 async def _next_change(
     sub: Subscription,
     resubscribe: Any,
-    disconnected: asyncio.Future[None],
+    ends: set[asyncio.Future[Any]],
     timeout: float,
 ) -> Subscription:
-    """Wait for the next store event (or a disconnect, or the timeout); returns the subscription."""
+    """Wait for the next store event (or one of ``ends``, or the timeout); returns the
+    subscription."""
     getter = asyncio.ensure_future(sub.get())
     try:
-        waiting: set[asyncio.Future[Any]] = {getter, disconnected}
+        waiting: set[asyncio.Future[Any]] = {getter, *ends}
         await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         getter.cancel()
