@@ -131,6 +131,13 @@ def main() -> None:
         f"{args.messages} messages per round, {args.rounds} rounds; {os.cpu_count()} CPUs; "
         f"load average before: {os.getloadavg()[0]:.2f}"
     )
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop (mailsink[fast] installed)"
+    except ImportError:
+        loop = "asyncio's own (no uvloop)"
+    print(f"event loops: bare aiosmtpd asyncio's own; mailsink {loop}")
     print(f"{'size':>8} {'bare aiosmtpd':>15} {'mailsink':>15} {'ratio':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in (int(s) for s in args.sizes.split(",")):

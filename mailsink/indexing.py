@@ -111,13 +111,14 @@ def search_body(text: str, html_text: str) -> str:
         return text
     if not text.strip():
         return html_text
-    seen = {w.casefold() for w in _WORD.findall(text)}
-    extra = []
-    for word in _WORD.findall(html_text):
-        key = word.casefold()
-        if key not in seen:
-            seen.add(key)
-            extra.append(word)
+    flat = " ".join(text.split())
+    if flat in html_text:  # the usual case: the HTML says all the text says, and more
+        return html_text
+    if html_text in flat:
+        return text
+    # The index folds case itself, so folded words are as good as the originals.
+    seen = set(_WORD.findall(text.casefold()))
+    extra = [w for w in dict.fromkeys(_WORD.findall(html_text.casefold())) if w not in seen]
     return text + ("\n" + " ".join(extra) if extra else "")
 
 
