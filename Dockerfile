@@ -11,12 +11,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY mailsink ./mailsink
 COPY web ./web
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fast]"
 
 # -- run: Python and those wheels, nothing else (no compilers, no pip cache, no sources) -------
 FROM python:3.12-slim
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels mailsink \
+    pip install --no-cache-dir --no-index --find-links=/wheels "mailsink[fast]" \
     && useradd --system --uid 10025 --user-group --home-dir /data --no-create-home mailsink \
     && mkdir /data && chown mailsink:mailsink /data
 ENV MAILSINK_SMTP=0.0.0.0:1025 \
