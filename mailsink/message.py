@@ -24,7 +24,6 @@ __all__ = [
     "html_to_text",
     "parse",
     "part_content",
-    "part_contents",
 ]
 
 SNIPPET_LENGTH = 250
@@ -74,6 +73,8 @@ class ParsedMessage:
     inline: list[Part] = field(default_factory=list)
     headers: list[tuple[str, str]] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    part_bytes: dict[str, bytes] = field(default_factory=dict)
+    """Decoded bytes of each attachment and inline part, by part ID; only with ``keep_parts``."""
 
     def header_values(self, name: str) -> list[str]:
         """Every value of one header, in order; the name is matched case-insensitively."""
@@ -108,8 +109,12 @@ def _message_parser() -> BytesParser:
     return BytesParser(policy=policy.default.clone(header_factory=_OncePerMessage()))
 
 
-def parse(raw: bytes) -> ParsedMessage:
-    """Parse a message; never raises, whatever the bytes."""
+def parse(raw: bytes, *, keep_parts: bool = False) -> ParsedMessage:
+    """Parse a message; never raises, whatever the bytes.
+
+    ``keep_parts`` also keeps each attachment's decoded bytes (``part_bytes``), which the
+    walk decodes anyway to size them: a viewer that needs them parses once, not twice.
+    """
     result = ParsedMessage()
     try:
         msg = _message_parser().parsebytes(raw)
@@ -128,7 +133,7 @@ def parse(raw: bytes) -> ParsedMessage:
     result.return_path = _header_text(msg, "return-path").strip().strip("<>").strip()
     result.date = _date(msg)
     try:
-        _walk_body(msg, result)
+        _walk_body(msg, result, keep_parts)
     except (RecursionError, MemoryError, ValueError, LookupError, AttributeError) as exc:
         result.defects.append(f"body: {exc.__class__.__name__}")
     result.defects.extend(type(d).__name__ for d in msg.defects)
@@ -143,19 +148,11 @@ def part_content(raw: bytes, part_id: str) -> tuple[Part, bytes] | None:
         msg = _parser.parsebytes(raw)
         for pid, part in _leaves(msg):
             if pid == part_id:
-                return _describe(pid, part), _payload_bytes(part)
+                data = _payload_bytes(part)
+                return _describe(pid, part, data), data
     except (RecursionError, MemoryError, ValueError, LookupError):
         return None
     return None
-
-
-def part_contents(raw: bytes) -> dict[str, bytes]:
-    """The decoded bytes of every leaf part, by ``part_id``, from one parse of the message."""
-    try:
-        msg = _parser.parsebytes(raw)
-        return {pid: _payload_bytes(part) for pid, part in _leaves(msg)}
-    except (RecursionError, MemoryError, ValueError, LookupError):
-        return {}
 
 
 def html_to_text(html: str) -> str:
@@ -264,7 +261,7 @@ def _leaves(msg: Message, prefix: str = "") -> Iterator[tuple[str, Message]]:
             yield from _leaves(child, f"{prefix}.{index}" if prefix else str(index))
 
 
-def _walk_body(msg: Message, result: ParsedMessage) -> None:
+def _walk_body(msg: Message, result: ParsedMessage, keep_parts: bool) -> None:
     for part_id, part in _leaves(msg):
         content_type = part.get_content_type()
         disposition = _disposition(part)
@@ -275,7 +272,10 @@ def _walk_body(msg: Message, result: ParsedMessage) -> None:
             if content_type == "text/html" and not result.html:
                 result.html = _text_payload(part)
                 continue
-        described = _describe(part_id, part)
+        data = _payload_bytes(part)
+        described = _describe(part_id, part, data)
+        if keep_parts:
+            result.part_bytes[part_id] = data
         if described.inline:
             result.inline.append(described)
         elif (
@@ -303,7 +303,7 @@ def _filename(part: Message) -> str:
     return _clean(name)
 
 
-def _describe(part_id: str, part: Message) -> Part:
+def _describe(part_id: str, part: Message, data: bytes) -> Part:
     content_type = part.get_content_type()
     content_id = _header_text(part, "content-id").strip().strip("<>").strip()
     disposition = _disposition(part)
@@ -318,7 +318,7 @@ def _describe(part_id: str, part: Message) -> Part:
         filename=filename,
         content_type=content_type,
         content_id=content_id,
-        size=len(_payload_bytes(part)),
+        size=len(data),
         inline=inline,
     )
 

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from . import __version__, events_api
 from .api.shapes import envelope_json, page_json, rfc3339
 from .api.v1 import CONTENT_HEADERS, MAX_START, MessageID, found, is_reading, raw_of, sink_of
-from .message import parse, part_contents
+from .message import parse
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
 from .server import Sink
 from .store import StoredMessage
@@ -187,14 +187,13 @@ def view_html(
     """The HTML part, in a sandbox: script never runs, remote content loads only on request."""
     sink = sink_of(request)
     message = found(sink, ID)
-    raw = raw_of(sink, message)
-    parsed = parse(raw)
+    parsed = parse(raw_of(sink, message), keep_parts=embed)
     if not parsed.html:
         raise HTTPException(404, f"message {message.id!r} has no HTML part")
     parts = parsed.inline + parsed.attachments
     if embed:
         # Sanitised, with its images inside it: the frame asks this server for nothing.
-        images = data_urls(parts, part_contents(raw))
+        images = data_urls(parts, parsed.part_bytes)
         clean = sanitise(rewrite_cids(parsed.html, images))
         html = (
             _ui(request).env.get_template("preview.html").render(body=clean.html, message=message)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from ..message import part_content
 from ..thumbnail import thumbnail
-from .v1 import CONTENT_HEADERS, MessageID, sink_of
+from .v1 import CONTENT_HEADERS, MessageID, PartIDPath, sink_of
 
 __all__ = ["router"]
 
@@ -26,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["messages"])
 def get_thumbnail(
     request: Request,
     ID: MessageID,
-    PartID: Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Part ID, e.g. 2")],
+    PartID: PartIDPath,
 ) -> Response:
     sink = sink_of(request)
     # Mailpit answers 400 (not 404) when the message or part is missing; so does mailsink.

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
-from ..message import parse, part_content, part_contents
+from ..message import parse, part_content
 from ..search import SearchError, compile_search
 from ..server import Sink
 from ..store import StoredMessage
 from .bodies import StrictBody
 from .shapes import canonical_header_name, message_json, page_json
 
-__all__ = ["MAX_START", "is_reading", "router", "sink_of"]
+__all__ = ["MAX_START", "MessageID", "PartIDPath", "is_reading", "router", "sink_of"]
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -30,6 +30,7 @@ CONTENT_HEADERS = {
 }
 
 MessageID = Annotated[str, Path(description="Message ID, or `latest` for the newest message")]
+PartIDPath = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Part ID, e.g. 2.1")]
 
 
 def sink_of(request: Request) -> Sink:
@@ -127,10 +128,10 @@ def get_message(request: Request, ID: MessageID) -> dict[str, Any]:
     sink = sink_of(request)
     message = found(sink, ID)
     raw = raw_of(sink, message)
-    parsed = parse(raw)
+    parsed = parse(raw, keep_parts=True)
     if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
-    return message_json(message, parsed, part_contents(raw))
+    return message_json(message, parsed, parsed.part_bytes)
 
 
 @router.get("/message/{ID}/headers", summary="The message's headers, each with all its values")
@@ -168,7 +169,7 @@ def get_raw(request: Request, ID: MessageID, dl: bool = False) -> Response:
 def get_part(
     request: Request,
     ID: MessageID,
-    PartID: Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Part ID, e.g. 2.1")],
+    PartID: PartIDPath,
 ) -> Response:
     sink = sink_of(request)
     message = found(sink, ID)
