@@ -206,7 +206,7 @@ class SinkSMTP(SMTP):
     async def _read_data(self) -> tuple[bytes, str | None]:
         """The message's bytes up to its end (dot-stuffing still in), and the refusal to
         send instead of handling it, if any. Always reads to the end of the message."""
-        reader = self._reader
+        reader: Any = self._reader  # its _limit is private to asyncio, and stable since 3.4
         size_limit = self.data_size_limit or 0
         chunks: list[bytes] = []
         size = 0
