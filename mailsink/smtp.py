@@ -234,7 +234,6 @@ async def start_smtp(
             ident="mailsink ESMTP",
             data_size_limit=settings.max_message_size or None,
             enable_SMTPUTF8=True,
-            decode_data=False,
             tls_context=None if implicit else tls,
             require_starttls=settings.smtp_require_starttls,
             timeout=settings.smtp_timeout,

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import inspect
 import logging
 import re
+import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import MISSING, SMTP
+from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr
 
 from .chaos import Chaos, reply
 from .stats import Stats
@@ -82,16 +86,105 @@ class SessionGate:
             await asyncio.wait(tasks, timeout=grace)
 
 
+@dataclass(frozen=True)
+class _Names:
+    """The methods aiosmtpd looks up by name on a protocol and its handler."""
+
+    auth: tuple[tuple[str, str, bool], ...]  # mechanism, method name, built into aiosmtpd
+    hooks: tuple[tuple[str, str], ...]  # hook, handler method name
+    commands: tuple[tuple[str, str], ...]  # SMTP command, protocol method name
+    ehlo_version: str | None
+
+
+@functools.cache
+def _names_of(protocol: Any, handler: Any) -> _Names:
+    """aiosmtpd's constructor's look-ups, once per pair of classes (typed Any: mypy does not
+    count a class as hashable)."""
+    auth = []
+    for owner, builtin in ((protocol, True), (handler, False)):
+        for name, method in inspect.getmembers(owner):
+            if name.startswith("auth_"):
+                mechanism = getattr(
+                    method, "__auth_mechanism_name__", name.replace("auth_", "").replace("__", "-")
+                )
+                auth.append((mechanism, name, builtin))
+    hooks = tuple((m.replace("handle_", ""), m) for m in dir(handler) if m.startswith("handle_"))
+    ehlo = getattr(handler, "handle_EHLO", None)
+    ehlo_version = None
+    if ehlo is not None:
+        # Counted on the function, ``self`` included: aiosmtpd's 5-argument hook is "new".
+        ehlo_version = {6: "new", 5: "old"}.get(len(inspect.signature(ehlo).parameters))
+        if ehlo_version is None:
+            raise RuntimeError("Unsupported EHLO Hook")
+    commands = tuple((m.replace("smtp_", ""), m) for m in dir(protocol) if m.startswith("smtp_"))
+    return _Names(tuple(auth), hooks, commands, ehlo_version)
+
+
 class SinkSMTP(SMTP):
     """One SMTP connection. Every argument but ``gate``, ``chaos`` and ``stats`` is aiosmtpd's."""
 
     def __init__(
-        self, handler: Any, *, gate: SessionGate, chaos: Chaos, stats: Stats, **kwargs: Any
+        self,
+        handler: Any,
+        *,
+        gate: SessionGate,
+        chaos: Chaos,
+        stats: Stats,
+        loop: asyncio.AbstractEventLoop,
+        data_size_limit: int | None,
+        enable_SMTPUTF8: bool,
+        hostname: str,
+        ident: str,
+        tls_context: ssl.SSLContext | None,
+        require_starttls: bool,
+        timeout: float,
+        auth_require_tls: bool,
+        authenticator: Any,
     ) -> None:
+        # What aiosmtpd's constructor does, for the arguments the server passes, but without
+        # looking up the handler's and the protocol's methods with inspect on each connection
+        # (a tenth of a session's CPU): the names are found once per handler class.
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=loop,
+        )
+        self.__ident__ = ident
+        self.loop = loop
+        self.event_handler = handler
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = False
         # aiosmtpd keeps this table on the class and grows it on every EHLO; a table of our
         # own keeps one session's EHLOs from changing another session's limits.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
-        super().__init__(handler, **kwargs)
+        self.hostname = hostname
+        self.tls_context = tls_context
+        self.require_starttls = tls_context and require_starttls
+        self._timeout_duration = timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = auth_require_tls
+        self._proxy_timeout = None
+        self._authenticator = authenticator
+        self._auth_callback = None
+        self._auth_required = False
+        names = _names_of(type(self), type(handler))
+        self._auth_methods = {
+            mechanism: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
+            for mechanism, name, builtin in names.auth
+        }
+        self._handle_hooks = {hook: getattr(handler, name) for hook, name in names.hooks}
+        self._ehlo_hook_ver = names.ehlo_version
+        self._smtp_methods = {command: getattr(self, name) for command, name in names.commands}
+        self._enforce_call_limit = False
         self._gate = gate
         self._chaos = chaos
         self._stats = stats
