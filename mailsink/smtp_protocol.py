@@ -97,9 +97,8 @@ class _Names:
 
 
 @functools.cache
-def _names_of(protocol: Any, handler: Any) -> _Names:
-    """aiosmtpd's constructor's look-ups, once per pair of classes (typed Any: mypy does not
-    count a class as hashable)."""
+def _names_of(protocol: type, handler: type) -> _Names:
+    """aiosmtpd's constructor's look-ups, once per pair of classes."""
     auth = []
     for owner, builtin in ((protocol, True), (handler, False)):
         for name, method in inspect.getmembers(owner):
@@ -176,7 +175,8 @@ class SinkSMTP(SMTP):
         self._authenticator = authenticator
         self._auth_callback = None
         self._auth_required = False
-        names = _names_of(type(self), type(handler))
+        # mypy does not count a class as hashable when its instances are not.
+        names = _names_of(type(self), type(handler))  # type: ignore[arg-type]
         self._auth_methods = {
             mechanism: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
             for mechanism, name, builtin in names.auth
