@@ -52,6 +52,7 @@ class Sink:
             self.settings.db,
             on_event=self.hub.publish_threadsafe,
             tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),
+            ingest_process=self.settings.ingest_process,
         )
         self.pruner = Pruner(
             self.store,

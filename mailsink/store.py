@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .indexing import Prepared, prepare, unpack_raw
+from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
 from .migrations import migrate, register_functions
 from .records import (
@@ -56,8 +57,12 @@ class Store:
         *,
         on_event: Callable[[Event], None] | None = None,
         tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
+        ingest_process: bool = False,
     ) -> None:
         self.path = path
+        # With a file, messages can be parsed and inserted by a process of their own.
+        self._ingest: IngestProcess | None = None
+        self._use_ingest_process = ingest_process and bool(path)
         self.on_event = on_event
         self.tagger = tagger
         if path:
@@ -90,6 +95,10 @@ class Store:
         self._writer_db = db
         self._writer = threading.Thread(target=self._write_loop, name="mailsink-store", daemon=True)
         self._writer.start()
+        if self._use_ingest_process:
+            self._ingest = IngestProcess(
+                self.path, tagger=self.tagger, on_stored=self._stored_elsewhere
+            ).start()
         return self
 
     def close(self) -> None:
@@ -97,6 +106,8 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        if self._ingest is not None:
+            self._ingest.close()
         if self._writer is not None:
             self._jobs.put(None)
             self._writer.join()
@@ -129,7 +140,25 @@ class Store:
         """Keep a message; the future gives its ID once it is committed."""
         envelope = envelope or Envelope()
         received = time.time()
+        if self._ingest is not None and self._ingest.alive:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            try:
+                return self._ingest.add(raw, envelope, received)
+            except IngestStopped:
+                pass  # it ended (and said why in the log): the writer thread takes over
         return self.submit(lambda db: self._insert(db, raw, envelope, received))
+
+    @property
+    def ingest_pid(self) -> int | None:
+        """The ingest process's ID while it is running; None when messages are stored here."""
+        if self._ingest is None or not self._ingest.alive:
+            return None
+        return self._ingest.pid
+
+    def _stored_elsewhere(self, uid: str) -> None:
+        if self.on_event is not None:
+            self.on_event(Event("new", (uid,)))
 
     def delete(self, ids: Sequence[str] | None = None) -> Future[int]:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
