@@ -16,20 +16,18 @@ An in-memory store cannot be shared between processes; it keeps its writer threa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
 import logging
 import os
 import pickle
-import queue
 import signal
 import struct
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,59 +47,61 @@ class IngestStopped(RuntimeError):
 
 
 class IngestProcess:
-    """The server side: hands messages to the ingest process and resolves their futures."""
+    """The server side, on the event loop: no threads, so nothing waits for the GIL.
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        tagger: Callable[..., Any] | None,
-        on_stored: Callable[[str], None],
-    ) -> None:
+    Messages are written to the process's stdin and replies read from its stdout with the
+    loop's own readiness callbacks; everything here runs on the loop's thread.
+    """
+
+    def __init__(self, path: str, *, tagger: Any, on_stored: Callable[[str], None]) -> None:
         self.path = path
         self.tagger = tagger
         self.on_stored = on_stored
         self._seq = itertools.count(1)
-        self._waiting: dict[int, Future[str]] = {}
-        self._lock = threading.Lock()
-        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._waiting: dict[int, asyncio.Future[str]] = {}
         self._proc: subprocess.Popen[bytes] | None = None
-        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._out = bytearray()  # frames not yet written
+        self._in = bytearray()  # replies not yet complete
+        self._flush_due = False
+        self._writing = False  # waiting for stdin to take more
+        self._closing = False
+        self._ended: asyncio.Event | None = None
         self.alive = False
-
-    def start(self) -> IngestProcess:
-        """Start the process (its imports run while the server starts up)."""
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "mailsink.ingest", self.path],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        tagger = pickle.dumps(self.tagger)
-        self._outbox.put(_TAGGER.pack(len(tagger)) + tagger)
-        self.alive = True
-        for target, name in ((self._send, "sender"), (self._receive, "receiver")):
-            thread = threading.Thread(target=target, name=f"mailsink-ingest-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        return self
 
     @property
     def pid(self) -> int | None:
         """The process's ID, once started."""
         return self._proc.pid if self._proc is not None else None
 
-    def add(self, raw: bytes, envelope: Envelope, received: float) -> Future[str]:
+    def start(self, loop: asyncio.AbstractEventLoop) -> IngestProcess:
+        """Start the process (its imports run while the server starts up)."""
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        proc = self._proc = subprocess.Popen(
+            [sys.executable, "-m", "mailsink.ingest", self.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        os.set_blocking(proc.stdin.fileno(), False)
+        os.set_blocking(proc.stdout.fileno(), False)
+        self._loop = loop
+        self._ended = asyncio.Event()
+        self.alive = True
+        loop.add_reader(proc.stdout.fileno(), self._readable)
+        tagger = pickle.dumps(self.tagger)
+        self._send(_TAGGER.pack(len(tagger)) + tagger)
+        return self
+
+    def keep(self, raw: bytes, envelope: Envelope, received: float) -> asyncio.Future[str]:
         """Hand over one message; the future gives its ID once it is committed."""
-        future: Future[str] = Future()
-        with self._lock:
-            if not self.alive:
-                raise IngestStopped("the ingest process is not running")
-            seq = next(self._seq)
-            self._waiting[seq] = future
+        if not self.alive or self._closing or self._loop is None:
+            raise IngestStopped("the ingest process is not running")
+        seq = next(self._seq)
+        future = self._waiting[seq] = self._loop.create_future()
         head = json.dumps(
             [
                 envelope.mail_from,
@@ -112,72 +112,119 @@ class IngestProcess:
                 envelope.tls,
             ]
         ).encode()
-        self._outbox.put(_REQUEST.pack(seq, received, len(head), len(raw)) + head + raw)
+        self._send(_REQUEST.pack(seq, received, len(head), len(raw)) + head + raw)
         return future
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Let the process finish what it was given, then wait for it to end."""
-        self._outbox.put(None)
-        for thread in self._threads:
-            thread.join()
-        if self._proc is not None:
-            self._proc.wait()
+        if self._proc is None or self._ended is None:
+            return
+        self._closing = True
+        self._send(b"")  # closes stdin once everything queued is written
+        await self._ended.wait()
+        await asyncio.get_running_loop().run_in_executor(None, self._proc.wait)
 
-    def _send(self) -> None:
+    def stop_now(self) -> None:
+        """Close without the loop (it has stopped): end the process, wait for it."""
         proc = self._proc
-        assert proc is not None and proc.stdin is not None
-        stdin = proc.stdin
+        if proc is None:
+            return
+        self.alive = False
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
         try:
-            while True:
-                frame = self._outbox.get()
-                frames = []
-                # Whatever else is queued goes in the same write.
-                while frame is not None:
-                    frames.append(frame)
-                    try:
-                        frame = self._outbox.get_nowait()
-                    except queue.Empty:
-                        break
-                if frames:
-                    stdin.write(b"".join(frames))
-                    stdin.flush()
-                if frame is None:
-                    break
-        except OSError:
-            pass  # the process is gone: the receiver fails what is waiting
-        finally:
-            with contextlib.suppress(OSError):
-                stdin.close()
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
-    def _receive(self) -> None:
+    def _send(self, data: bytes) -> None:
+        self._out += data
+        if not self._flush_due and not self._writing and self._loop is not None:
+            # Messages handed over in the same turn of the loop go in one write.
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        proc, loop = self._proc, self._loop
+        if proc is None or proc.stdin is None or proc.stdin.closed or loop is None:
+            return
+        fd = proc.stdin.fileno()
+        try:
+            written = os.write(fd, self._out) if self._out else 0
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self._out.clear()
+            self._ended_now()  # the process is gone
+            return
+        del self._out[:written]
+        if self._out and not self._writing:
+            self._writing = True
+            loop.add_writer(fd, self._flush)
+        elif not self._out:
+            if self._writing:
+                self._writing = False
+                loop.remove_writer(fd)
+            if self._closing:
+                proc.stdin.close()  # the process finishes its batch and exits
+
+    def _readable(self) -> None:
         proc = self._proc
         assert proc is not None and proc.stdout is not None
-        stdout = proc.stdout
         try:
-            while True:
-                head = stdout.read(_REPLY.size)
-                if len(head) < _REPLY.size:
-                    break
-                seq, ok, length = _REPLY.unpack(head)
-                text = stdout.read(length).decode("utf-8", "replace")
-                with self._lock:
-                    future = self._waiting.pop(seq, None)
-                if future is None:
-                    continue
-                if ok:
-                    future.set_result(text)
-                    self.on_stored(text)
-                else:
-                    future.set_exception(RuntimeError(text))
-        finally:
-            with self._lock:
-                self.alive = False
-                waiting = list(self._waiting.values())
-                self._waiting.clear()
-            if waiting:
-                log.error("the ingest process stopped with %d message(s) unanswered", len(waiting))
-            for future in waiting:
+            data = os.read(proc.stdout.fileno(), 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._ended_now()
+            return
+        buffer = self._in
+        buffer += data
+        at = 0
+        while len(buffer) - at >= _REPLY.size:
+            seq, ok, length = _REPLY.unpack_from(buffer, at)
+            end = at + _REPLY.size + length
+            if len(buffer) < end:
+                break
+            text = buffer[at + _REPLY.size : end].decode("utf-8", "replace")
+            at = end
+            future = self._waiting.pop(seq, None)
+            if future is None or future.done():
+                continue
+            if ok:
+                future.set_result(text)
+                self.on_stored(text)
+            else:
+                future.set_exception(RuntimeError(text))
+        del buffer[:at]
+
+    def _ended_now(self) -> None:
+        """The process has gone (or closed its output): fail what it never answered."""
+        proc, loop = self._proc, self._loop
+        self.alive = False
+        if proc is not None and loop is not None:
+            if proc.stdout is not None and not proc.stdout.closed:
+                loop.remove_reader(proc.stdout.fileno())
+            if proc.stdin is not None and not proc.stdin.closed:
+                if self._writing:
+                    loop.remove_writer(proc.stdin.fileno())
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+        waiting = list(self._waiting.values())
+        self._waiting.clear()
+        if waiting:
+            log.error("the ingest process stopped with %d message(s) unanswered", len(waiting))
+        for future in waiting:
+            if not future.done():
                 future.set_exception(IngestStopped("the ingest process stopped"))
+        if self._ended is not None:
+            self._ended.set()
 
 
 # -- the ingest process ---------------------------------------------------------------------

@@ -148,7 +148,7 @@ class SinkHandler:
         try:
             # 250 only once the message is committed: the future resolves after COMMIT.
             with self.gate.storing():
-                uid = await asyncio.wrap_future(self.store.add(raw, env))
+                uid = await self.store.keep(raw, env)
         except Exception:
             self.stats.add("smtp_rejected")
             log.exception("could not store a message of %d bytes", len(raw))

@@ -6,6 +6,7 @@ and tells a listener what changed (``on_event``) after each commit.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import sqlite3
 import threading
@@ -57,12 +58,10 @@ class Store:
         *,
         on_event: Callable[[Event], None] | None = None,
         tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
-        ingest_process: bool = False,
     ) -> None:
         self.path = path
         # With a file, messages can be parsed and inserted by a process of their own.
         self._ingest: IngestProcess | None = None
-        self._use_ingest_process = ingest_process and bool(path)
         self.on_event = on_event
         self.tagger = tagger
         if path:
@@ -95,11 +94,21 @@ class Store:
         self._writer_db = db
         self._writer = threading.Thread(target=self._write_loop, name="mailsink-store", daemon=True)
         self._writer.start()
-        if self._use_ingest_process:
-            self._ingest = IngestProcess(
-                self.path, tagger=self.tagger, on_stored=self._stored_elsewhere
-            ).start()
         return self
+
+    def start_ingest_process(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have ``keep`` hand messages to a process of their own (a file store only; call on
+        the running ``loop``, which then talks to that process)."""
+        if not self.path:
+            raise ValueError("an in-memory store cannot be shared with another process")
+        self._ingest = IngestProcess(
+            self.path, tagger=self.tagger, on_stored=self._stored_elsewhere
+        ).start(loop)
+
+    async def stop_ingest_process(self) -> None:
+        """Let the ingest process answer everything it was given, and end it."""
+        if self._ingest is not None:
+            await self._ingest.close()
 
     def close(self) -> None:
         """Finish every write already asked for, then close the database."""
@@ -107,7 +116,7 @@ class Store:
             return
         self._closed = True
         if self._ingest is not None:
-            self._ingest.close()
+            self._ingest.stop_now()
         if self._writer is not None:
             self._jobs.put(None)
             self._writer.join()
@@ -140,14 +149,22 @@ class Store:
         """Keep a message; the future gives its ID once it is committed."""
         envelope = envelope or Envelope()
         received = time.time()
+        return self.submit(lambda db: self._insert(db, raw, envelope, received))
+
+    async def keep(self, raw: bytes, envelope: Envelope) -> str:
+        """Keep a message and give its ID once it is committed (on the event loop)."""
         if self._ingest is not None and self._ingest.alive:
             if self._closed:
                 raise RuntimeError("the store is closed")
             try:
-                return self._ingest.add(raw, envelope, received)
+                return await self._ingest.keep(raw, envelope, time.time())
             except IngestStopped:
-                pass  # it ended (and said why in the log): the writer thread takes over
-        return self.submit(lambda db: self._insert(db, raw, envelope, received))
+                if self._ingest.alive:
+                    raise  # it is being closed: the server is shutting down
+                # It died before answering (and the log says so): the writer thread stores
+                # the message. Had it committed without replying, the message is kept twice,
+                # as it would be when a client retries after a 451.
+        return await asyncio.wrap_future(self.add(raw, envelope))
 
     @property
     def ingest_pid(self) -> int | None:
