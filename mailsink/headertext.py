@@ -49,7 +49,6 @@ _MAILBOX = re.compile(
     rf"[ \t]*(?:({_ADDR_SPEC})|({_ATEXT}+(?:[ \t]+{_ATEXT}+)*)[ \t]+<({_ADDR_SPEC})>)[ \t]*"
 )
 _ENCODED_WORD = re.compile(r"=\?[A-Za-z0-9_.:+-]+(?:\*[A-Za-z0-9-]+)?\?[QqBb]\?[!->@-~]*\?=")
-_FOLD_WS = re.compile(r"[ \t]\s*")
 _MESSAGE_ID = re.compile(rf"[ \t]*<{_DOT_ATOM}@{_DOT_ATOM}>[ \t]*")
 # MIME tokens without the characters RFC 2231 gives a meaning to (* ' %).
 _TOKEN = r"[A-Za-z0-9!#$&+.^_`{|}~-]+"
