@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from email import policy
 from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsink.headertext import decoded_value, mailboxes
+from mailsink.headertext import HeaderPolicy, decoded_value, mailboxes
 from mailsink.message import _simple_html_text, _snippet, _TextExtractor, html_to_text, parse
 
 
@@ -302,3 +303,34 @@ def test_snippet_reads_a_prefix_with_the_same_result(length: int, fill: str) -> 
     collapsed = " ".join(text.split())
     expected = collapsed if len(collapsed) <= 250 else collapsed[:250].rstrip() + "…"
     assert _snippet(text) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Mon, 1 Jan 2024 00:00:37 -0000",
+        "Mon, 01 Jan 2024 00:00:37 +0100 (CET)",
+        "1 Jan 2024 00:00 GMT",
+        "Mon, 1 Jan 2024\r\n 00:00:37 +0000",
+        "Mon, 1 Jan 2024 25:00:00 +0000",
+        "junk",
+        "",
+        "Mon, 1 Jan 2024 00:00:37 +0000 caf\udce9",
+    ],
+)
+def test_dates_are_read_as_the_standard_library_reads_them(value: str) -> None:
+    def standard() -> object:
+        header = oracle("date", value)
+        if header.datetime is not None:
+            return header.datetime
+        return parsedate_to_datetime(str(header))
+
+    try:
+        expected = standard()
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        got: object = HeaderPolicy().date(value)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected
