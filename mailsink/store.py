@@ -60,8 +60,8 @@ class Store:
         tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
     ) -> None:
         self.path = path
-        # With a file, messages can be parsed and inserted by a process of their own.
-        self._ingest: IngestProcess | None = None
+        # With a file, messages can be parsed and inserted by processes of their own.
+        self._ingest: list[IngestProcess] = []
         self.on_event = on_event
         self.tagger = tagger
         if path:
@@ -96,27 +96,29 @@ class Store:
         self._writer.start()
         return self
 
-    def start_ingest_process(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have ``keep`` hand messages to a process of their own (a file store only; call on
-        the running ``loop``, which then talks to that process)."""
+    def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
+        """Have ``keep`` hand messages to ``count`` processes of their own (a file store only;
+        call on the running ``loop``, which then talks to them)."""
         if not self.path:
             raise ValueError("an in-memory store cannot be shared with another process")
-        self._ingest = IngestProcess(
-            self.path, tagger=self.tagger, on_stored=self._stored_elsewhere
-        ).start(loop)
+        self._ingest += [
+            IngestProcess(self.path, tagger=self.tagger, on_stored=self._stored_elsewhere).start(
+                loop
+            )
+            for _ in range(count)
+        ]
 
-    async def stop_ingest_process(self) -> None:
-        """Let the ingest process answer everything it was given, and end it."""
-        if self._ingest is not None:
-            await self._ingest.close()
+    async def stop_ingest_processes(self) -> None:
+        """Let the ingest processes answer everything they were given, and end them."""
+        await asyncio.gather(*(ingest.close() for ingest in self._ingest))
 
     def close(self) -> None:
         """Finish every write already asked for, then close the database."""
         if self._closed:
             return
         self._closed = True
-        if self._ingest is not None:
-            self._ingest.stop_now()
+        for ingest in self._ingest:
+            ingest.stop_now()
         if self._writer is not None:
             self._jobs.put(None)
             self._writer.join()
@@ -153,13 +155,15 @@ class Store:
 
     async def keep(self, raw: bytes, envelope: Envelope) -> str:
         """Keep a message and give its ID once it is committed (on the event loop)."""
-        if self._ingest is not None and self._ingest.alive:
+        alive = [ingest for ingest in self._ingest if ingest.alive]
+        if alive:
             if self._closed:
                 raise RuntimeError("the store is closed")
+            ingest = min(alive, key=lambda i: i.waiting)  # the one with the least to do
             try:
-                return await self._ingest.keep(raw, envelope, time.time())
+                return await ingest.keep(raw, envelope, time.time())
             except IngestStopped:
-                if self._ingest.alive:
+                if ingest.alive:
                     raise  # it is being closed: the server is shutting down
                 # It died before answering (and the log says so): the writer thread stores
                 # the message. Had it committed without replying, the message is kept twice,
@@ -167,11 +171,9 @@ class Store:
         return await asyncio.wrap_future(self.add(raw, envelope))
 
     @property
-    def ingest_pid(self) -> int | None:
-        """The ingest process's ID while it is running; None when messages are stored here."""
-        if self._ingest is None or not self._ingest.alive:
-            return None
-        return self._ingest.pid
+    def ingest_pids(self) -> list[int]:
+        """The IDs of the ingest processes running; none when messages are stored here."""
+        return [i.pid for i in self._ingest if i.alive and i.pid is not None]
 
     def _stored_elsewhere(self, uid: str) -> None:
         if self.on_event is not None:
