@@ -131,6 +131,9 @@ def _lean(db: sqlite3.Connection) -> None:
       indexed values again, so ``raw.words`` keeps them, compressed with the message's own
       bytes as zlib's preset dictionary: the text repeats the message, so it takes about a
       tenth of its size (``pack_words``).
+    - The index also keeps every three-letter prefix's matches together: a short, common
+      word (``the``, a prefix of seven common words) otherwise merges the matches of every
+      word it begins on each query, hundreds of milliseconds at 100,000 messages.
     - ``headers`` and ``addresses`` are clustered by message (``WITHOUT ROWID``, keyed by
       message and position), which makes their separate per-message indexes unnecessary.
     - ``addresses.name`` goes: searches match the folded name, and summaries show the names
@@ -141,7 +144,7 @@ def _lean(db: sqlite3.Connection) -> None:
         ALTER TABLE raw ADD COLUMN words BLOB;
         CREATE VIRTUAL TABLE fts_lean USING fts5(
             subject, addresses, body, filenames,
-            content = '', columnsize = 0,
+            content = '', columnsize = 0, prefix = '3',
             tokenize = 'unicode61 remove_diacritics 2'
         );
         """
