@@ -158,3 +158,17 @@ def test_a_database_from_before_the_lean_schema_is_migrated_and_still_found(
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
+
+
+def test_the_in_memory_store_uses_8_kb_pages_and_a_file_keeps_sqlite_s_default(
+    tmp_path: Path,
+) -> None:
+    def page_size(db: sqlite3.Connection) -> int:
+        return int(db.execute("PRAGMA page_size").fetchone()[0])
+
+    with Store() as store:
+        store.add(MAILS[0]).result()
+        assert store.read(page_size) == 8192
+    with Store(str(tmp_path / "m.db")) as store:
+        store.add(MAILS[0]).result()
+        assert store.read(page_size) == 4096
