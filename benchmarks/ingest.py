@@ -8,7 +8,8 @@ processes, started here; rounds alternate between them so that a noisy neighbour
 alike. Prints messages per second (median of the rounds) for 2 KB and 100 KB messages and the
 ratio mailsink / bare. mailsink answers 250 only after the message is parsed and committed, so
 its figure includes durable storage and full parsing; the script checks that every message is
-in the database afterwards.
+in the database afterwards. On Linux it also prints the CPU time each server used per
+message, the ingest process (see the README's "Speed") counted apart.
 """
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ def mailsink_process(db: Path, extra: list[str]) -> Process:
     return Process(argv, r"SMTP listening on [\d.]+:(\d+)")
 
 
+def cpu_seconds(pid: int) -> list[float]:
+    """CPU time (user + system) of a process and of each process it started, from /proc;
+    an empty list where /proc is missing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    own = (int(fields[11]) + int(fields[12])) / tick
+    return [own] + [sum(cpu_seconds(int(child))) for child in children]
+
+
 def bare_process() -> Process:
     return Process([sys.executable, str(HERE / "bare_smtpd.py")], r"PORT (\d+)")
 
@@ -150,6 +164,7 @@ def main() -> None:
                 send(smtp_source, bare.port, message, warm, args.sessions)
                 send(smtp_source, sink.port, message, warm, args.sessions)
                 bare_rates, sink_rates = [], []
+                bare_cpu, sink_cpu = cpu_seconds(bare.proc.pid), cpu_seconds(sink.proc.pid)
                 for _ in range(args.rounds):
                     bare_rates.append(
                         send(smtp_source, bare.port, message, args.messages, args.sessions)
@@ -157,6 +172,12 @@ def main() -> None:
                     sink_rates.append(
                         send(smtp_source, sink.port, message, args.messages, args.sessions)
                     )
+                bare_used = [
+                    b - a for a, b in zip(bare_cpu, cpu_seconds(bare.proc.pid), strict=False)
+                ]
+                sink_used = [
+                    b - a for a, b in zip(sink_cpu, cpu_seconds(sink.proc.pid), strict=False)
+                ]
             finally:
                 bare.stop()
                 sink.stop()
@@ -173,6 +194,14 @@ def main() -> None:
                 f"mailsink {[round(r) for r in sink_rates]}",
                 flush=True,
             )
+            if bare_used and sink_used:
+                per = 1000 / (args.rounds * args.messages)
+                parts = " + ".join(f"{used * per:.2f}" for used in sink_used)
+                print(
+                    f"{'':>8} CPU per message: bare {bare_used[0] * per:.2f} ms, mailsink "
+                    f"{sum(sink_used) * per:.2f} ms ({parts}: server, ingest process)",
+                    flush=True,
+                )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

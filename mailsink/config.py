@@ -109,6 +109,9 @@ class Settings:
     max_age: str = _setting(
         "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
     )
+    ingest_process: bool = _setting(
+        True, "with --db, parse and insert messages in a second process, using a second CPU"
+    )
     # -- Release (relay) --
     relay: str = _setting(
         "", "SMTP server that released messages are relayed to, HOST:PORT (empty: release is off)"

@@ -27,11 +27,22 @@ __all__ = [
 T = TypeVar("T")
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_LENGTH = 22
+# Random bytes map onto the alphabet by translation; bytes from 248 (62 * 4) up are dropped,
+# so that every character stays equally likely.
+_ACCEPT = len(_ALPHABET) * (256 // len(_ALPHABET))
+_TO_ALPHABET = bytes(ord(_ALPHABET[b % len(_ALPHABET)]) for b in range(_ACCEPT)) + bytes(
+    256 - _ACCEPT
+)
+_REJECT = bytes(range(_ACCEPT, 256))
 
 
 def new_id() -> str:
     """A 22-character random ID, the same form as Mailpit's."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(22))
+    chars = b""
+    while len(chars) < _ID_LENGTH:
+        chars += secrets.token_bytes(32).translate(_TO_ALPHABET, _REJECT)
+    return chars[:_ID_LENGTH].decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ class SinkHandler:
         try:
             # 250 only once the message is committed: the future resolves after COMMIT.
             with self.gate.storing():
-                uid = await asyncio.wrap_future(self.store.add(raw, env))
+                uid = await self.store.keep(raw, env)
         except Exception:
             self.stats.add("smtp_rejected")
             log.exception("could not store a message of %d bytes", len(raw))
@@ -234,7 +234,6 @@ async def start_smtp(
             ident="mailsink ESMTP",
             data_size_limit=settings.max_message_size or None,
             enable_SMTPUTF8=True,
-            decode_data=False,
             tls_context=None if implicit else tls,
             require_starttls=settings.smtp_require_starttls,
             timeout=settings.smtp_timeout,

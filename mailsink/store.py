@@ -6,6 +6,7 @@ and tells a listener what changed (``on_event``) after each commit.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .indexing import Prepared, prepare, unpack_raw
+from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
 from .migrations import (
     fts_values,
@@ -65,6 +67,8 @@ class Store:
         tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
     ) -> None:
         self.path = path
+        # With a file, messages can be parsed and inserted by a process of their own.
+        self._ingest: IngestProcess | None = None
         self.on_event = on_event
         self.tagger = tagger
         if path:
@@ -103,11 +107,27 @@ class Store:
         self._writer.start()
         return self
 
+    def start_ingest_process(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have ``keep`` hand messages to a process of their own (a file store only; call on
+        the running ``loop``, which then talks to that process)."""
+        if not self.path:
+            raise ValueError("an in-memory store cannot be shared with another process")
+        self._ingest = IngestProcess(
+            self.path, tagger=self.tagger, on_stored=self._stored_elsewhere
+        ).start(loop)
+
+    async def stop_ingest_process(self) -> None:
+        """Let the ingest process answer everything it was given, and end it."""
+        if self._ingest is not None:
+            await self._ingest.close()
+
     def close(self) -> None:
         """Finish every write already asked for, then close the database."""
         if self._closed:
             return
         self._closed = True
+        if self._ingest is not None:
+            self._ingest.stop_now()
         if self._writer is not None:
             self._jobs.put(None)
             self._writer.join()
@@ -141,6 +161,32 @@ class Store:
         envelope = envelope or Envelope()
         received = time.time()
         return self.submit(lambda db: self._insert(db, raw, envelope, received))
+
+    async def keep(self, raw: bytes, envelope: Envelope) -> str:
+        """Keep a message and give its ID once it is committed (on the event loop)."""
+        if self._ingest is not None and self._ingest.alive:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            try:
+                return await self._ingest.keep(raw, envelope, time.time())
+            except IngestStopped:
+                if self._ingest.alive:
+                    raise  # it is being closed: the server is shutting down
+                # It died before answering (and the log says so): the writer thread stores
+                # the message. Had it committed without replying, the message is kept twice,
+                # as it would be when a client retries after a 451.
+        return await asyncio.wrap_future(self.add(raw, envelope))
+
+    @property
+    def ingest_pid(self) -> int | None:
+        """The ingest process's ID while it is running; None when messages are stored here."""
+        if self._ingest is None or not self._ingest.alive:
+            return None
+        return self._ingest.pid
+
+    def _stored_elsewhere(self, uid: str) -> None:
+        if self.on_event is not None:
+            self.on_event(Event("new", (uid,)))
 
     def delete(self, ids: Sequence[str] | None = None) -> Future[int]:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import smtplib
+import weakref
+from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from mailsink import Server
+from mailsink.chaos import Chaos
 from mailsink.smtp import SinkHandler
+from mailsink.smtp_auth import Authenticator
+from mailsink.smtp_protocol import SessionGate, SinkSMTP
 from mailsink.stats import Stats
 from mailsink.store import Store
 
@@ -145,3 +152,50 @@ def test_an_internal_error_is_logged_not_shown(caplog: pytest.LogCaptureFixture)
     assert reply.startswith("451 ")
     assert "secret" not in reply and "RuntimeError" not in reply
     assert "secret internal detail" in caplog.text
+
+
+def test_a_session_is_set_up_exactly_as_aiosmtpd_sets_it_up() -> None:
+    """The protocol's constructor skips aiosmtpd's per-connection look-ups; what it builds
+    must stay what aiosmtpd's own constructor builds, whatever aiosmtpd version is installed."""
+    loop = asyncio.new_event_loop()
+    try:
+        handler = SinkHandler(Store(), Stats())
+        options: dict[str, Any] = {
+            "hostname": "sink.test",
+            "ident": "mailsink ESMTP",
+            "data_size_limit": 1234,
+            "enable_SMTPUTF8": True,
+            "tls_context": None,
+            "require_starttls": False,
+            "timeout": 17,
+            "auth_require_tls": False,
+            "authenticator": Authenticator(),
+            "loop": loop,
+        }
+        ours = SinkSMTP(handler, gate=SessionGate(0), chaos=Chaos(), stats=Stats(), **options)
+        theirs = SMTP(handler, decode_data=False, **options)
+        ours_state, theirs_state = vars(ours), vars(theirs)
+        ours_only = {"_gate", "_chaos", "_stats", "_admitted", "command_size_limits"}
+        assert set(ours_state) - ours_only == set(theirs_state)
+
+        def plain(value: Any) -> Any:
+            # Bound methods compare by name and owner (the protocol itself or the
+            # handler); readers and futures by kind.
+            if inspect.ismethod(value):
+                owner = value.__self__
+                return (value.__name__, "self" if owner in (ours, theirs) else owner)
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, tuple):
+                return tuple(plain(v) for v in value)
+            if isinstance(value, (asyncio.StreamReader, asyncio.Future, weakref.ref)):
+                return type(value)
+            return value
+
+        for name, value in theirs_state.items():
+            if name in ("_stream_reader", "_stream_reader_wr", "_closed", "_source_traceback"):
+                continue
+            assert plain(ours_state[name]) == plain(value), name
+        assert ours._stream_reader._limit == theirs._stream_reader._limit
+    finally:
+        loop.close()

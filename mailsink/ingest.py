@@ -1,0 +1,335 @@
+"""Keeping messages from a process of its own, so that SMTP and parsing use two CPUs.
+
+Python runs one thread at a time: in one process, the SMTP sessions and the parsing of each
+message take turns. With a SQLite file the parsing and the inserts can move to a second
+process, which writes to the same file with its own connection (SQLite's locking keeps it and
+the store's writer thread apart). The server process hands over a message's bytes and
+envelope; the ingest process parses it, writes its rows, commits and replies with the ID, and
+only then does the SMTP client get its ``250``.
+
+Frames on the pipes are length-prefixed: ``seq, received, envelope length, raw length``, the
+envelope as JSON, then the raw bytes; a reply is ``seq, ok, length`` and the ID or an error.
+The first frame the ingest process reads is the store's tagger, pickled.
+
+An in-memory store cannot be shared between processes; it keeps its writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from .records import Envelope
+
+__all__ = ["IngestProcess", "IngestStopped"]
+
+log = logging.getLogger("mailsink.ingest")
+
+_REQUEST = struct.Struct("<QdII")  # seq, received, envelope length, raw length
+_REPLY = struct.Struct("<Q?I")  # seq, ok, length of the ID or the error text
+_TAGGER = struct.Struct("<I")  # length of the pickled tagger, the first frame
+
+
+class IngestStopped(RuntimeError):
+    """The ingest process ended while messages were waiting for it."""
+
+
+class IngestProcess:
+    """The server side, on the event loop: no threads, so nothing waits for the GIL.
+
+    Messages are written to the process's stdin and replies read from its stdout with the
+    loop's own readiness callbacks; everything here runs on the loop's thread.
+    """
+
+    def __init__(self, path: str, *, tagger: Any, on_stored: Callable[[str], None]) -> None:
+        self.path = path
+        self.tagger = tagger
+        self.on_stored = on_stored
+        self._seq = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[str]] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._out = bytearray()  # frames not yet written
+        self._in = bytearray()  # replies not yet complete
+        self._flush_due = False
+        self._writing = False  # waiting for stdin to take more
+        self._closing = False
+        self._ended: asyncio.Event | None = None
+        self.alive = False
+
+    @property
+    def pid(self) -> int | None:
+        """The process's ID, once started."""
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> IngestProcess:
+        """Start the process (its imports run while the server starts up)."""
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        proc = self._proc = subprocess.Popen(
+            [sys.executable, "-m", "mailsink.ingest", self.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        os.set_blocking(proc.stdin.fileno(), False)
+        os.set_blocking(proc.stdout.fileno(), False)
+        self._loop = loop
+        self._ended = asyncio.Event()
+        self.alive = True
+        loop.add_reader(proc.stdout.fileno(), self._readable)
+        tagger = pickle.dumps(self.tagger)
+        self._send(_TAGGER.pack(len(tagger)) + tagger)
+        return self
+
+    def keep(self, raw: bytes, envelope: Envelope, received: float) -> asyncio.Future[str]:
+        """Hand over one message; the future gives its ID once it is committed."""
+        if not self.alive or self._closing or self._loop is None:
+            raise IngestStopped("the ingest process is not running")
+        seq = next(self._seq)
+        future = self._waiting[seq] = self._loop.create_future()
+        head = json.dumps(
+            [
+                envelope.mail_from,
+                list(envelope.rcpt_to),
+                envelope.helo,
+                envelope.peer,
+                envelope.username,
+                envelope.tls,
+            ]
+        ).encode()
+        self._send(_REQUEST.pack(seq, received, len(head), len(raw)) + head + raw)
+        return future
+
+    async def close(self) -> None:
+        """Let the process finish what it was given, then wait for it to end."""
+        if self._proc is None or self._ended is None:
+            return
+        self._closing = True
+        self._send(b"")  # closes stdin once everything queued is written
+        await self._ended.wait()
+        await asyncio.get_running_loop().run_in_executor(None, self._proc.wait)
+
+    def stop_now(self) -> None:
+        """Close without the loop (it has stopped): end the process, wait for it."""
+        proc = self._proc
+        if proc is None:
+            return
+        self.alive = False
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _send(self, data: bytes) -> None:
+        self._out += data
+        if not self._flush_due and not self._writing and self._loop is not None:
+            # Messages handed over in the same turn of the loop go in one write.
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        proc, loop = self._proc, self._loop
+        if proc is None or proc.stdin is None or proc.stdin.closed or loop is None:
+            return
+        fd = proc.stdin.fileno()
+        try:
+            written = os.write(fd, self._out) if self._out else 0
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            self._out.clear()
+            self._ended_now()  # the process is gone
+            return
+        del self._out[:written]
+        if self._out and not self._writing:
+            self._writing = True
+            loop.add_writer(fd, self._flush)
+        elif not self._out:
+            if self._writing:
+                self._writing = False
+                loop.remove_writer(fd)
+            if self._closing:
+                proc.stdin.close()  # the process finishes its batch and exits
+
+    def _readable(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        try:
+            data = os.read(proc.stdout.fileno(), 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._ended_now()
+            return
+        buffer = self._in
+        buffer += data
+        at = 0
+        while len(buffer) - at >= _REPLY.size:
+            seq, ok, length = _REPLY.unpack_from(buffer, at)
+            end = at + _REPLY.size + length
+            if len(buffer) < end:
+                break
+            text = buffer[at + _REPLY.size : end].decode("utf-8", "replace")
+            at = end
+            future = self._waiting.pop(seq, None)
+            if future is None or future.done():
+                continue
+            if ok:
+                future.set_result(text)
+                self.on_stored(text)
+            else:
+                future.set_exception(RuntimeError(text))
+        del buffer[:at]
+
+    def _ended_now(self) -> None:
+        """The process has gone (or closed its output): fail what it never answered."""
+        proc, loop = self._proc, self._loop
+        self.alive = False
+        if proc is not None and loop is not None:
+            if proc.stdout is not None and not proc.stdout.closed:
+                loop.remove_reader(proc.stdout.fileno())
+            if proc.stdin is not None and not proc.stdin.closed:
+                if self._writing:
+                    loop.remove_writer(proc.stdin.fileno())
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+        waiting = list(self._waiting.values())
+        self._waiting.clear()
+        if waiting:
+            log.error("the ingest process stopped with %d message(s) unanswered", len(waiting))
+        for future in waiting:
+            if not future.done():
+                future.set_exception(IngestStopped("the ingest process stopped"))
+        if self._ended is not None:
+            self._ended.set()
+
+
+# -- the ingest process ---------------------------------------------------------------------
+
+
+def _read_exactly(fd: int, size: int, buffer: bytearray) -> bool:
+    """Grow ``buffer`` to at least ``size`` bytes from ``fd``; False at end of input."""
+    while len(buffer) < size:
+        chunk = os.read(fd, max(size - len(buffer), 1 << 20))
+        if not chunk:
+            return False
+        buffer += chunk
+    return True
+
+
+def _frames(buffer: bytearray) -> list[tuple[int, float, Envelope, bytes]]:
+    """Every complete request at the start of ``buffer``, taken out of it."""
+    found = []
+    at = 0
+    while len(buffer) - at >= _REQUEST.size:
+        seq, received, head_len, raw_len = _REQUEST.unpack_from(buffer, at)
+        end = at + _REQUEST.size + head_len + raw_len
+        if len(buffer) < end:
+            break
+        start = at + _REQUEST.size
+        mail_from, rcpt_to, helo, peer, username, tls = json.loads(
+            bytes(buffer[start : start + head_len])
+        )
+        envelope = Envelope(mail_from, tuple(rcpt_to), helo, peer, username, tls)
+        found.append((seq, received, envelope, bytes(buffer[start + head_len : end])))
+        at = end
+    del buffer[:at]
+    return found
+
+
+def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
+    from .indexing import prepare
+    from .store import Store
+
+    buffer = bytearray()
+    if not _read_exactly(stdin, _TAGGER.size, buffer):
+        return
+    (length,) = _TAGGER.unpack_from(buffer)
+    if not _read_exactly(stdin, _TAGGER.size + length, buffer):
+        return
+    tagger = pickle.loads(bytes(buffer[_TAGGER.size : _TAGGER.size + length]))
+    del buffer[: _TAGGER.size + length]
+    # The store's own connection settings and insert code, without its writer thread.
+    store = Store(path, tagger=tagger)
+    db = store._connect()
+    try:
+        while True:
+            jobs = _frames(buffer)
+            if not jobs:
+                if not _read_exactly(stdin, len(buffer) + 1, buffer):
+                    return
+                continue
+            replies = []
+            prepared = []
+            for seq, received, envelope, raw in jobs:
+                try:
+                    prepared.append((seq, prepare(raw, envelope, received, tagger)))
+                except Exception as exc:
+                    replies.append(_reply(seq, False, f"not stored: {exc.__class__.__name__}"))
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                stored = []
+                for seq, rows in prepared:
+                    db.execute("SAVEPOINT job")
+                    try:
+                        stored.append((seq, store._write(db, rows)))
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO job")
+                        replies.append(_reply(seq, False, f"not stored: {exc}"))
+                    db.execute("RELEASE job")
+                db.execute("COMMIT")
+            except Exception as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                stored = []
+                replies += [_reply(seq, False, f"not stored: {exc}") for seq, _ in prepared]
+            store._pending.clear()  # events are the server's business: it gets the IDs
+            replies += [_reply(seq, True, uid) for seq, uid in stored]
+            stdout.write(b"".join(replies))
+            stdout.flush()
+    finally:
+        db.close()
+
+
+def _reply(seq: int, ok: bool, text: str) -> bytes:
+    data = text.encode("utf-8", "replace")
+    return _REPLY.pack(seq, ok, len(data)) + data
+
+
+def main() -> None:
+    """The ingest process: ``python -m mailsink.ingest PATH``, spoken to over stdin/stdout."""
+    # Ctrl-C in a terminal reaches the whole process group: the server stops us itself, by
+    # closing our input once everything it handed over has been answered.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The replies get a descriptor of their own; anything printed goes to stderr instead.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _serve(sys.argv[1], sys.stdin.fileno(), replies)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The ingest process: with a SQLite file, messages are parsed and inserted in a second process.
+
+Real processes and signals: the tests pause and kill the ingest process to show that the
+SMTP reply waits for it, and that when it dies the server stores what it never answered, and
+everything after, by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from mailsink import Server
+
+from .smtp_support import wait_until
+
+
+def send(server: Server, subject: str, to: str = "b@example.test") -> tuple[int, bytes]:
+    with smtplib.SMTP(*server.smtp_address, timeout=60) as client:
+        client.ehlo()
+        client.mail("a@example.test")
+        client.rcpt(to)
+        return client.data(
+            f"Subject: {subject}\r\nX-Tags: kept\r\n\r\nhello {subject}\r\n".encode()
+        )
+
+
+def subjects(server: Server) -> list[str]:
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        listing = api.get("/api/v1/messages", params={"limit": 500}).json()
+    return sorted(m["Subject"] for m in listing["messages"])
+
+
+def ingest_pid(server: Server) -> int | None:
+    assert server.sink is not None
+    return server.sink.store.ingest_pid
+
+
+def handed_over(server: Server) -> int:
+    """Messages given to the ingest process and not yet answered (its private count)."""
+    assert server.sink is not None and server.sink.store._ingest is not None
+    return len(server.sink.store._ingest._waiting)
+
+
+def test_a_file_store_has_an_ingest_process_and_memory_does_not(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    on_file = make_server(db=str(tmp_path / "mail.db"))
+    pid = ingest_pid(on_file)
+    assert pid is not None
+    assert b"mailsink.ingest" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert ingest_pid(make_server()) is None
+    assert ingest_pid(make_server(db=str(tmp_path / "b.db"), ingest_process=False)) is None
+
+
+def test_messages_stored_by_the_ingest_process_are_complete(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = make_server(db=str(tmp_path / "mail.db"))
+    for i in range(10):
+        code, _ = send(server, f"m{i}", to=f"user+plus{i}@example.test")
+        assert code == 250
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        listing = api.get("/api/v1/messages").json()
+        assert listing["total"] == 10
+        newest = listing["messages"][0]
+        assert newest["Subject"] == "m9" and newest["Tags"] == ["kept", "plus9"]
+        found = api.get("/api/v1/search", params={"query": "hello m3"}).json()
+        assert [m["Subject"] for m in found["messages"]] == ["m3"]
+        # The live events and the long poll hear of messages the other process stored.
+        assert api.get("/api/v1/wait", params={"count": 10, "timeout": 10}).status_code == 200
+
+
+def test_the_reply_waits_for_the_ingest_process(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = make_server(db=str(tmp_path / "mail.db"))
+    assert send(server, "first")[0] == 250  # the process is up and has answered once
+    pid = ingest_pid(server)
+    assert pid is not None
+    replies: list[int] = []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        sender = threading.Thread(target=lambda: replies.append(send(server, "paused")[0]))
+        sender.start()
+        sender.join(0.5)
+        assert replies == []  # no 250 while the message is not committed
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    sender.join(30)
+    assert replies == [250]
+    assert subjects(server) == ["first", "paused"]
+
+
+def test_when_the_ingest_process_dies_the_server_stores_by_itself(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    db = tmp_path / "mail.db"
+    server = make_server(db=str(db))
+    assert send(server, "before")[0] == 250
+    pid = ingest_pid(server)
+    assert pid is not None
+    replies: list[int] = []
+    os.kill(pid, signal.SIGSTOP)
+    sender = threading.Thread(target=lambda: replies.append(send(server, "in flight")[0]))
+    sender.start()
+    assert wait_until(lambda: handed_over(server) == 1)
+    os.kill(pid, signal.SIGKILL)
+    sender.join(30)
+    assert replies == [250]  # the message it never answered was stored here instead
+    assert ingest_pid(server) is None
+    assert send(server, "after")[0] == 250
+    assert subjects(server) == ["after", "before", "in flight"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 3
+
+
+def test_deleting_while_mail_arrives_refuses_nothing(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = make_server(db=str(tmp_path / "mail.db"))
+    codes: list[int] = []
+
+    def sender(n: int) -> None:
+        for i in range(25):
+            codes.append(send(server, f"s{n}-{i}")[0])
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        while any(t.is_alive() for t in threads):
+            assert api.delete("/api/v1/messages").status_code == 200
+    for thread in threads:
+        thread.join()
+    assert codes == [250] * 100

@@ -1,0 +1,165 @@
+"""DATA read in chunks: where a message ends, dot-stuffing, size and line limits, split writes.
+
+The server looks for ``.<CRLF>`` in bulk instead of reading line by line; these tests pin
+down that the bytes kept and the replies are exactly what the line-by-line reading gave.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailsink import Server, Settings
+
+from .smtp_support import RawSMTP, messages, raw_of, stuff
+
+LIMIT = 20_000
+
+
+def greeted(server: Server) -> RawSMTP:
+    raw = RawSMTP(server.smtp_address)
+    assert raw.reply()[0] == 220
+    assert raw.command("EHLO client.test")[0] == 250
+    return raw
+
+
+def start_data(raw: RawSMTP) -> None:
+    assert raw.command("MAIL FROM:<a@example.test>")[0] == 250
+    assert raw.command("RCPT TO:<b@example.test>")[0] == 250
+    assert raw.command("DATA")[0] == 354
+
+
+@pytest.fixture(scope="module")
+def limited() -> Iterator[Server]:
+    with Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0", max_message_size=LIMIT)) as s:
+        yield s
+
+
+def newest_raw(server: Server) -> bytes:
+    return raw_of(server, messages(server)[0]["ID"])
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"",  # the dot line straight after DATA
+        b"\r\n",
+        b".\r\n",  # a lone dot as the first line, stuffed to ".."
+        b"..\r\n.x\r\n",
+        b"Subject: dots\r\n\r\nThanks.\r\nSee you.\r\n.\r\n...\r\nend.\r\n",
+        b"Subject: bare\r\n\r\nno\n.\nend\r.\rhere\r\n",  # only CRLF.CRLF ends a message
+    ],
+    ids=["empty", "blank-line", "lone-dot", "leading-dots", "lines-ending-in-dots", "bare-lf-cr"],
+)
+def test_the_bytes_kept_are_the_bytes_sent(server: Server, message: bytes) -> None:
+    with greeted(server) as raw:
+        start_data(raw)
+        raw.send((stuff(message) if message else b"") + b".\r\n")
+        assert raw.reply()[0] == 250
+        assert raw.command("NOOP")[0] == 250
+    assert newest_raw(server) == message
+
+
+def test_a_message_split_across_many_writes_ends_where_it_should(server: Server) -> None:
+    body = b"Subject: split\r\n\r\n" + b"".join(b"line %d.\r\n" % i for i in range(200))
+    wire = stuff(body) + b".\r\nNOOP\r\n"
+    with greeted(server) as raw:
+        start_data(raw)
+        # Cut right inside the ending and inside lines that end with a dot.
+        cuts = [0, 7, 20, 21, 22, 500, 501, len(wire) - 9, len(wire) - 8, len(wire) - 7, len(wire)]
+        for start, end in itertools.pairwise(cuts):
+            raw.send(wire[start:end])
+            time.sleep(0.005)  # let the server read each piece on its own
+        assert raw.reply()[0] == 250
+        assert raw.reply()[0] == 250  # the NOOP that followed in the same write
+    assert newest_raw(server) == body
+
+
+def test_exactly_the_size_limit_is_kept_and_one_byte_more_gets_552(limited: Server) -> None:
+    head = b"Subject: size\r\n\r\n"
+    lines = b"x" * 98 + b"\r\n"
+    fill = lines * ((LIMIT - len(head)) // 100)
+    exact = head + fill + b"x" * (LIMIT - len(head) - len(fill) - 2) + b"\r\n"
+    assert len(exact) == LIMIT
+    over = exact[:-2] + b"y\r\n"
+    with greeted(limited) as raw:
+        start_data(raw)
+        raw.send(exact + b".\r\n")
+        assert raw.reply()[0] == 250
+        start_data(raw)
+        raw.send(over + b".\r\n")
+        assert raw.reply()[0] == 552
+        assert raw.command("NOOP")[0] == 250  # the session goes on
+    assert newest_raw(limited) == exact
+
+
+@pytest.mark.parametrize("line", [b"z" * 900, b"z" * 900 + b"."], ids=["no-dots", "dotted-lines"])
+def test_a_message_far_over_the_limit_gets_552_and_the_next_one_is_kept(
+    limited: Server, line: bytes
+) -> None:
+    huge = b"Subject: huge\r\n\r\n" + (line + b"\r\n") * (LIMIT // 100)  # about 5x the limit
+    small = b"Subject: small after huge\r\n\r\nok\r\n"
+    with greeted(limited) as raw:
+        start_data(raw)
+        raw.send(huge + b".\r\n")
+        assert raw.reply()[0] == 552
+        start_data(raw)
+        raw.send(small + b".\r\n")
+        assert raw.reply()[0] == 250
+    assert newest_raw(limited) == small
+
+
+def test_a_long_line_anywhere_gets_500_even_across_writes(server: Server) -> None:
+    with greeted(server) as raw:
+        start_data(raw)
+        raw.send(b"Subject: long\r\n\r\nshort\r\n" + b"w" * 600)
+        time.sleep(0.01)
+        raw.send(b"w" * 600 + b".\r\n.\r\n")  # one line of 1,201 bytes, ending with a dot
+        code, text = raw.reply()
+        assert code == 500 and "too long" in text.lower()
+        start_data(raw)
+        raw.send(b"Subject: fine\r\n\r\n" + b"v" * 999 + b"\r\n.\r\n")  # aiosmtpd's longest
+        assert raw.reply()[0] == 250
+    assert messages(server)[0]["Subject"] == "fine"
+
+
+pieces = st.sampled_from(
+    [b".", b"..", b"x", b"x.", b".x", b"", b"\r", b"\n", b" ", b"\xc3\xa9", b"Subject: p"]
+)
+lines = st.lists(st.lists(pieces, max_size=6).map(b"".join), min_size=0, max_size=12)
+
+
+@pytest.fixture(scope="module")
+def session() -> Iterator[tuple[Server, RawSMTP]]:
+    with (
+        Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")) as server,
+        greeted(server) as raw,
+    ):
+        yield server, raw
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=lines.map(lambda ls: b"".join(line + b"\r\n" for line in ls)), cuts=st.data())
+def test_any_body_in_any_pieces_is_kept_exactly(
+    session: tuple[Server, RawSMTP], body: bytes, cuts: st.DataObject
+) -> None:
+    server, raw = session
+    wire = (stuff(body) if body else b"") + b".\r\n"
+    points = sorted(cuts.draw(st.lists(st.integers(0, len(wire)), max_size=4)))
+    start_data(raw)
+    for start, end in zip([0, *points], [*points, len(wire)], strict=True):
+        if end > start:
+            raw.send(wire[start:end])
+    code, _ = raw.reply()
+    assert code == 250
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        newest = api.get("/api/v1/messages", params={"limit": 1}).json()["messages"][0]
+        assert api.get(f"/api/v1/message/{newest['ID']}/raw").content == body
