@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 from .indexing import Prepared, prepare, unpack_raw
 from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
-from .migrations import migrate, register_functions
+from .migrations import (
+    fts_values,
+    migrate,
+    pack_words,
+    raw_prefix,
+    register_functions,
+    unpack_words,
+)
 from .records import (
     SUMMARY_COLUMNS,
     Envelope,
@@ -87,6 +94,10 @@ class Store:
         try:
             if self.path:
                 db.execute("PRAGMA journal_mode = WAL")
+            else:
+                # In memory, every page is resident: 8 KB pages fit the ~1 KB rows of raw
+                # messages with less room left over (about 5 % less memory than 4 KB).
+                db.execute("PRAGMA page_size = 8192")
             migrate(db)
         except BaseException:
             db.close()
@@ -345,24 +356,30 @@ class Store:
             (p.uid, *p.message),
         )
         rowid = cur.lastrowid
+        # The full-text index keeps no copy of the text; ``words`` keeps it, compressed
+        # against the message itself, for when the message is deleted.
+        fts = fts_values(p.fts)
         db.execute(
-            "INSERT INTO raw (id, data, compression) VALUES (?, ?, ?)",
-            (rowid, p.raw, p.compression),
+            "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
+            (rowid, p.raw, p.compression, pack_words(fts, raw_prefix(p.raw, p.compression))),
         )
         db.executemany(
-            "INSERT INTO addresses (message, field, name, address, name_folded) VALUES (?,?,?,?,?)",
-            [(rowid, *a) for a in p.addresses],
+            "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",
+            [
+                (rowid, i, field, address, folded)
+                for i, (field, _, address, folded) in enumerate(p.addresses)
+            ],
         )
         db.executemany(
-            "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
-            [(rowid, *h) for h in p.headers],
+            "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
+            [(rowid, i, *h) for i, h in enumerate(p.headers)],
         )
         db.executemany(
             "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
         )
         db.execute(
             "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (rowid, *p.fts),
+            (rowid, *fts),
         )
         self.after_commit(db, Event("new", (p.uid,)))
         return p.uid
@@ -370,7 +387,8 @@ class Store:
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
-            for table in ("fts", "tags", "headers", "addresses", "raw", "messages"):
+            db.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
+            for table in ("tags", "headers", "addresses", "raw", "messages"):
                 db.execute(f"DELETE FROM {table}")
             self.after_commit(db, Event("deleted"))
             return int(count)
@@ -384,7 +402,19 @@ class Store:
                 continue
             rowids = tuple(r[0] for r in rows)
             marks = ",".join("?" * len(rowids))
-            db.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", rowids)
+            # A contentless index forgets a row only when told the values it indexed.
+            db.executemany(
+                "INSERT INTO fts (fts, rowid, subject, addresses, body, filenames) "
+                "VALUES ('delete', ?, ?, ?, ?, ?)",
+                [
+                    (rowid, *unpack_words(words, raw_prefix(data, compression)))
+                    for rowid, data, compression, words in db.execute(
+                        f"SELECT id, data, compression, words FROM raw "
+                        f"WHERE id IN ({marks}) AND words IS NOT NULL",
+                        rowids,
+                    )
+                ],
+            )
             db.execute(f"DELETE FROM messages WHERE id IN ({marks})", rowids)
             deleted += [r[1] for r in rows]
         if deleted:
