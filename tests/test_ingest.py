@@ -75,7 +75,7 @@ def test_several_ingest_processes_share_the_work(
         os.kill(pid, signal.SIGSTOP)
     stuck: list[int] = []
     first = [
-        threading.Thread(target=lambda: stuck.append(send(server, f"stuck {n}")[0]))
+        threading.Thread(target=lambda n=n: stuck.append(send(server, f"stuck {n}")[0]))
         for n in range(2)
     ]
     for thread in first:
