@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -69,6 +70,7 @@ def measure(kind: str, html: bool, count: int) -> None:
                 * db.execute("PRAGMA page_size").fetchone()[0]
             )
         )
+        tables = store.read(table_sizes)
     scale = 10_000 / count / 1e6
     print(
         f"{kind:<11} {raw_bytes / count:>6,.0f} B  "
@@ -77,6 +79,12 @@ def measure(kind: str, html: bool, count: int) -> None:
         f"(database {db_bytes / 2 * scale:.1f} MB per 10,000)",
         flush=True,
     )
+    if tables:
+        print(
+            f"{'':<11} per message: "
+            + ", ".join(f"{name} {size / count / 2:,.0f} B" for name, size in tables),
+            flush=True,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.db"
         with Store(str(path), tagger=tagger) as store:
@@ -88,6 +96,20 @@ def measure(kind: str, html: bool, count: int) -> None:
         f"{size / raw_bytes:.2f}x",
         flush=True,
     )
+
+
+def table_sizes(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    """Bytes of each table and index (with the full-text index's tables as one), largest
+    first; empty where SQLite lacks the dbstat table."""
+    try:
+        rows = db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    sizes: dict[str, int] = {}
+    for name, size in rows:
+        key = "fts index" if name.startswith("fts_") else name
+        sizes[key] = sizes.get(key, 0) + size
+    return sorted(((n, s) for n, s in sizes.items() if s > 0), key=lambda t: -t[1])[:8]
 
 
 def main() -> None:

@@ -109,8 +109,8 @@ class Settings:
     max_age: str = _setting(
         "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
     )
-    ingest_process: bool = _setting(
-        True, "with --db, parse and insert messages in a second process, using a second CPU"
+    ingest_processes: int = _setting(
+        1, "with --db, parse and insert messages in this many processes of their own (0: none)"
     )
     # -- Release (relay) --
     relay: str = _setting(
@@ -309,6 +309,8 @@ def _check_search_settings(settings: Settings) -> None:
     """Refuse retention limits that make no sense."""
     from .retention import parse_age  # imported here: it pulls in the store
 
+    if settings.ingest_processes < 0:
+        raise ConfigError("ingest-processes must not be negative (0: parse in the server)")
     if settings.max_messages < 0:
         raise ConfigError("max-messages must not be negative (0: no limit)")
     parse_age(settings.max_age)

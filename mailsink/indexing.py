@@ -17,7 +17,7 @@ from .message import Address, ParsedMessage, html_to_text, parse
 from .records import Envelope, addr_json, new_id
 from .search import fold
 
-__all__ = ["Prepared", "Tagger", "prepare", "search_body", "unpack_raw"]
+__all__ = ["Prepared", "Tagger", "pack_raw", "prepare", "search_body", "unpack_raw"]
 
 # Raw bytes are kept zlib-compressed (mail is text: a third of the size, or less);
 # level 1 costs little time for most of the gain.
@@ -42,8 +42,19 @@ class Prepared:
     fts: tuple[str, str, str, str]  # subject, addresses, body, file names
 
 
-def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = None) -> Prepared:
-    """Parse ``raw`` and compute every row to store for it."""
+def prepare(
+    raw: bytes,
+    env: Envelope,
+    received: float,
+    tagger: Tagger | None = None,
+    *,
+    pack: bool = True,
+) -> Prepared:
+    """Parse ``raw`` and compute every row to store for it.
+
+    With ``pack=False`` the raw bytes are left as they are, for ``pack_raw`` to compress
+    later (in a thread of its own: zlib lets other threads run while it works).
+    """
     parsed = parse(raw)
     sender = parsed.sender
     message = (
@@ -87,8 +98,7 @@ def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = 
         search_body(parsed.text, html_to_text(parsed.html)),
         " ".join(p.filename for p in parsed.attachments + parsed.inline),
     )
-    packed = zlib.compress(raw, _LEVEL)
-    keep, compression = (packed, _ZLIB) if len(packed) < len(raw) else (raw, "")
+    keep, compression = pack_raw(raw) if pack else (raw, "")
     return Prepared(
         uid=new_id(),
         message=message,
@@ -120,6 +130,12 @@ def search_body(text: str, html_text: str) -> str:
     seen = set(_WORD.findall(text.casefold()))
     extra = [w for w in dict.fromkeys(_WORD.findall(html_text.casefold())) if w not in seen]
     return text + ("\n" + " ".join(extra) if extra else "")
+
+
+def pack_raw(raw: bytes) -> tuple[bytes, str]:
+    """What the ``raw`` table keeps for these bytes, and how it is compressed."""
+    packed = zlib.compress(raw, _LEVEL)
+    return (packed, _ZLIB) if len(packed) < len(raw) else (raw, "")
 
 
 def unpack_raw(data: bytes, compression: str) -> bytes:

@@ -23,15 +23,20 @@ import json
 import logging
 import os
 import pickle
+import queue
 import signal
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .records import Envelope
+
+if TYPE_CHECKING:
+    from .indexing import Prepared
 
 __all__ = ["IngestProcess", "IngestStopped"]
 
@@ -68,6 +73,11 @@ class IngestProcess:
         self._closing = False
         self._ended: asyncio.Event | None = None
         self.alive = False
+
+    @property
+    def waiting(self) -> int:
+        """Messages handed over and not yet answered."""
+        return len(self._waiting)
 
     @property
     def pid(self) -> int | None:
@@ -260,9 +270,85 @@ def _frames(buffer: bytearray) -> list[tuple[int, float, Envelope, bytes]]:
     return found
 
 
+# A batch with fewer raw bytes than this is written by the parsing thread itself when the
+# writing thread is idle: for small messages the hand-over between threads costs more than
+# the overlap saves.
+_INLINE_BYTES = 64 * 1024
+
+
+class _Writer(threading.Thread):
+    """Compresses, inserts and commits parsed batches, and sends their replies."""
+
+    def __init__(self, path: str, stdout: IO[bytes]) -> None:
+        super().__init__(name="mailsink-ingest-writer")
+        from .indexing import pack_raw
+        from .store import Store
+
+        self.pack_raw = pack_raw
+        # The store's own connection settings and insert code, without its writer thread.
+        self.store = Store(path)
+        self.db = self.store._connect()
+        self.stdout = stdout
+        self.batches: queue.SimpleQueue[list[_Parsed] | None] = queue.SimpleQueue()
+        self._queued = 0  # batches handed to the thread and not yet written
+        self._lock = threading.Lock()
+
+    def write(self, batch: list[_Parsed]) -> None:
+        """Write a batch here and now if it is small and the thread is idle; else queue it."""
+        with self._lock:
+            inline = not self._queued and sum(len(raw) for _, raw, _ in batch) < _INLINE_BYTES
+            if not inline:
+                self._queued += 1
+        if inline:
+            self._reply(batch)
+        else:
+            self.batches.put(batch)
+
+    def finish(self) -> None:
+        """Write everything queued, then end the thread."""
+        self.batches.put(None)
+        self.join()
+        self.db.close()
+
+    def run(self) -> None:
+        try:
+            while True:
+                batch = self.batches.get()
+                if batch is None:
+                    return
+                taken, end = 1, False
+                # Everything parsed while the last batch was written goes in one transaction.
+                while not end:
+                    try:
+                        more = self.batches.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        end = True
+                    else:
+                        batch += more
+                        taken += 1
+                self._reply(batch)
+                with self._lock:
+                    self._queued -= taken
+                if end:
+                    return
+        except BaseException:
+            # Nothing more can be answered (the server has gone, or the database is
+            # unusable): exit at once, so that the server sees it and stores the rest itself.
+            log.exception("the ingest process cannot go on")
+            os._exit(70)
+
+    def _reply(self, batch: list[_Parsed]) -> None:
+        self.stdout.write(_commit(self.store, self.db, batch, self.pack_raw))
+        self.stdout.flush()
+
+
 def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
+    """Parse on this thread and write on another: while one batch of large messages is
+    compressed, inserted and committed (zlib and SQLite let other threads run meanwhile),
+    the next is parsed."""
     from .indexing import prepare
-    from .store import Store
 
     buffer = bytearray()
     if not _read_exactly(stdin, _TAGGER.size, buffer):
@@ -272,9 +358,8 @@ def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
         return
     tagger = pickle.loads(bytes(buffer[_TAGGER.size : _TAGGER.size + length]))
     del buffer[: _TAGGER.size + length]
-    # The store's own connection settings and insert code, without its writer thread.
-    store = Store(path, tagger=tagger)
-    db = store._connect()
+    writer = _Writer(path, stdout)
+    writer.start()
     try:
         while True:
             jobs = _frames(buffer)
@@ -282,36 +367,48 @@ def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
                 if not _read_exactly(stdin, len(buffer) + 1, buffer):
                     return
                 continue
-            replies = []
-            prepared = []
+            parsed: list[_Parsed] = []
             for seq, received, envelope, raw in jobs:
                 try:
-                    prepared.append((seq, prepare(raw, envelope, received, tagger)))
+                    parsed.append((seq, raw, prepare(raw, envelope, received, tagger, pack=False)))
                 except Exception as exc:
-                    replies.append(_reply(seq, False, f"not stored: {exc.__class__.__name__}"))
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                stored = []
-                for seq, rows in prepared:
-                    db.execute("SAVEPOINT job")
-                    try:
-                        stored.append((seq, store._write(db, rows)))
-                    except Exception as exc:
-                        db.execute("ROLLBACK TO job")
-                        replies.append(_reply(seq, False, f"not stored: {exc}"))
-                    db.execute("RELEASE job")
-                db.execute("COMMIT")
-            except Exception as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                stored = []
-                replies += [_reply(seq, False, f"not stored: {exc}") for seq, _ in prepared]
-            store._pending.clear()  # events are the server's business: it gets the IDs
-            replies += [_reply(seq, True, uid) for seq, uid in stored]
-            stdout.write(b"".join(replies))
-            stdout.flush()
+                    parsed.append((seq, raw, f"not stored: {exc.__class__.__name__}"))
+            writer.write(parsed)
     finally:
-        db.close()
+        writer.finish()
+
+
+_Parsed = tuple[int, bytes, "Prepared | str"]  # seq, raw bytes, rows or why not
+
+
+def _commit(
+    store: Any, db: Any, batch: list[_Parsed], pack_raw: Callable[[bytes], tuple[bytes, str]]
+) -> bytes:
+    """Insert a batch in one transaction; the replies to send for it."""
+    replies = []
+    stored = []
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for seq, raw, rows in batch:
+            if isinstance(rows, str):
+                replies.append(_reply(seq, False, rows))
+                continue
+            rows.raw, rows.compression = pack_raw(raw)
+            db.execute("SAVEPOINT job")
+            try:
+                stored.append((seq, store._write(db, rows)))
+            except Exception as exc:
+                db.execute("ROLLBACK TO job")
+                replies.append(_reply(seq, False, f"not stored: {exc}"))
+            db.execute("RELEASE job")
+        db.execute("COMMIT")
+    except Exception as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        stored = []
+        replies = [_reply(seq, False, f"not stored: {exc}") for seq, _, _ in batch]
+    store._pending.clear()  # events are the server's business: it gets the IDs
+    return b"".join(replies + [_reply(seq, True, uid) for seq, uid in stored])
 
 
 def _reply(seq: int, ok: bool, text: str) -> bytes:
@@ -324,6 +421,9 @@ def main() -> None:
     # Ctrl-C in a terminal reaches the whole process group: the server stops us itself, by
     # closing our input once everything it handed over has been answered.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The writing thread waits for the parsing one to let go of the interpreter lock before
+    # each commit and reply; Python's 5 ms default would add up to that to every answer.
+    sys.setswitchinterval(0.0005)
     # The replies get a descriptor of their own; anything printed goes to stderr instead.
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

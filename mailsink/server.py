@@ -80,8 +80,9 @@ class Sink:
         self.hub.bind(asyncio.get_running_loop())
         try:
             self.store.open()
-            if self.settings.db and self.settings.ingest_process:
-                self.store.start_ingest_process(asyncio.get_running_loop())
+            if self.settings.db and self.settings.ingest_processes:
+                loop = asyncio.get_running_loop()
+                self.store.start_ingest_processes(loop, self.settings.ingest_processes)
             self._smtp = await start_smtp(
                 self.settings, self.store, self.stats, self._smtp_socket, self.chaos, self._sessions
             )
@@ -108,7 +109,7 @@ class Sink:
             await self._sessions.close(grace=2)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
-        await self.store.stop_ingest_process()
+        await self.store.stop_ingest_processes()
         await self.pruner.stop()
         if self.webhook is not None:  # while the store is open: it reads what it sends
             await self.webhook.stop()

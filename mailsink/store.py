@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 from .indexing import Prepared, prepare, unpack_raw
 from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
-from .migrations import migrate, register_functions
+from .migrations import (
+    fts_values,
+    migrate,
+    pack_words,
+    raw_prefix,
+    register_functions,
+    unpack_words,
+)
 from .records import (
     SUMMARY_COLUMNS,
     Envelope,
@@ -60,8 +67,8 @@ class Store:
         tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
     ) -> None:
         self.path = path
-        # With a file, messages can be parsed and inserted by a process of their own.
-        self._ingest: IngestProcess | None = None
+        # With a file, messages can be parsed and inserted by processes of their own.
+        self._ingest: list[IngestProcess] = []
         self.on_event = on_event
         self.tagger = tagger
         if path:
@@ -87,6 +94,10 @@ class Store:
         try:
             if self.path:
                 db.execute("PRAGMA journal_mode = WAL")
+            else:
+                # In memory, every page is resident: 8 KB pages fit the ~1 KB rows of raw
+                # messages with less room left over (about 5 % less memory than 4 KB).
+                db.execute("PRAGMA page_size = 8192")
             migrate(db)
         except BaseException:
             db.close()
@@ -96,27 +107,29 @@ class Store:
         self._writer.start()
         return self
 
-    def start_ingest_process(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have ``keep`` hand messages to a process of their own (a file store only; call on
-        the running ``loop``, which then talks to that process)."""
+    def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
+        """Have ``keep`` hand messages to ``count`` processes of their own (a file store only;
+        call on the running ``loop``, which then talks to them)."""
         if not self.path:
             raise ValueError("an in-memory store cannot be shared with another process")
-        self._ingest = IngestProcess(
-            self.path, tagger=self.tagger, on_stored=self._stored_elsewhere
-        ).start(loop)
+        self._ingest += [
+            IngestProcess(self.path, tagger=self.tagger, on_stored=self._stored_elsewhere).start(
+                loop
+            )
+            for _ in range(count)
+        ]
 
-    async def stop_ingest_process(self) -> None:
-        """Let the ingest process answer everything it was given, and end it."""
-        if self._ingest is not None:
-            await self._ingest.close()
+    async def stop_ingest_processes(self) -> None:
+        """Let the ingest processes answer everything they were given, and end them."""
+        await asyncio.gather(*(ingest.close() for ingest in self._ingest))
 
     def close(self) -> None:
         """Finish every write already asked for, then close the database."""
         if self._closed:
             return
         self._closed = True
-        if self._ingest is not None:
-            self._ingest.stop_now()
+        for ingest in self._ingest:
+            ingest.stop_now()
         if self._writer is not None:
             self._jobs.put(None)
             self._writer.join()
@@ -153,13 +166,15 @@ class Store:
 
     async def keep(self, raw: bytes, envelope: Envelope) -> str:
         """Keep a message and give its ID once it is committed (on the event loop)."""
-        if self._ingest is not None and self._ingest.alive:
+        alive = [ingest for ingest in self._ingest if ingest.alive]
+        if alive:
             if self._closed:
                 raise RuntimeError("the store is closed")
+            ingest = min(alive, key=lambda i: i.waiting)  # the one with the least to do
             try:
-                return await self._ingest.keep(raw, envelope, time.time())
+                return await ingest.keep(raw, envelope, time.time())
             except IngestStopped:
-                if self._ingest.alive:
+                if ingest.alive:
                     raise  # it is being closed: the server is shutting down
                 # It died before answering (and the log says so): the writer thread stores
                 # the message. Had it committed without replying, the message is kept twice,
@@ -167,11 +182,9 @@ class Store:
         return await asyncio.wrap_future(self.add(raw, envelope))
 
     @property
-    def ingest_pid(self) -> int | None:
-        """The ingest process's ID while it is running; None when messages are stored here."""
-        if self._ingest is None or not self._ingest.alive:
-            return None
-        return self._ingest.pid
+    def ingest_pids(self) -> list[int]:
+        """The IDs of the ingest processes running; none when messages are stored here."""
+        return [i.pid for i in self._ingest if i.alive and i.pid is not None]
 
     def _stored_elsewhere(self, uid: str) -> None:
         if self.on_event is not None:
@@ -343,24 +356,30 @@ class Store:
             (p.uid, *p.message),
         )
         rowid = cur.lastrowid
+        # The full-text index keeps no copy of the text; ``words`` keeps it, compressed
+        # against the message itself, for when the message is deleted.
+        fts = fts_values(p.fts)
         db.execute(
-            "INSERT INTO raw (id, data, compression) VALUES (?, ?, ?)",
-            (rowid, p.raw, p.compression),
+            "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
+            (rowid, p.raw, p.compression, pack_words(fts, raw_prefix(p.raw, p.compression))),
         )
         db.executemany(
-            "INSERT INTO addresses (message, field, name, address, name_folded) VALUES (?,?,?,?,?)",
-            [(rowid, *a) for a in p.addresses],
+            "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",
+            [
+                (rowid, i, field, address, folded)
+                for i, (field, _, address, folded) in enumerate(p.addresses)
+            ],
         )
         db.executemany(
-            "INSERT INTO headers (message, name, value) VALUES (?,?,?)",
-            [(rowid, *h) for h in p.headers],
+            "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
+            [(rowid, i, *h) for i, h in enumerate(p.headers)],
         )
         db.executemany(
             "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
         )
         db.execute(
             "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (rowid, *p.fts),
+            (rowid, *fts),
         )
         self.after_commit(db, Event("new", (p.uid,)))
         return p.uid
@@ -368,7 +387,8 @@ class Store:
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
-            for table in ("fts", "tags", "headers", "addresses", "raw", "messages"):
+            db.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
+            for table in ("tags", "headers", "addresses", "raw", "messages"):
                 db.execute(f"DELETE FROM {table}")
             self.after_commit(db, Event("deleted"))
             return int(count)
@@ -382,7 +402,19 @@ class Store:
                 continue
             rowids = tuple(r[0] for r in rows)
             marks = ",".join("?" * len(rowids))
-            db.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", rowids)
+            # A contentless index forgets a row only when told the values it indexed.
+            db.executemany(
+                "INSERT INTO fts (fts, rowid, subject, addresses, body, filenames) "
+                "VALUES ('delete', ?, ?, ?, ?, ?)",
+                [
+                    (rowid, *unpack_words(words, raw_prefix(data, compression)))
+                    for rowid, data, compression, words in db.execute(
+                        f"SELECT id, data, compression, words FROM raw "
+                        f"WHERE id IN ({marks}) AND words IS NOT NULL",
+                        rowids,
+                    )
+                ],
+            )
             db.execute(f"DELETE FROM messages WHERE id IN ({marks})", rowids)
             deleted += [r[1] for r in rows]
         if deleted:

@@ -40,13 +40,15 @@ def subjects(server: Server) -> list[str]:
 
 def ingest_pid(server: Server) -> int | None:
     assert server.sink is not None
-    return server.sink.store.ingest_pid
+    pids = server.sink.store.ingest_pids
+    assert len(pids) <= 1
+    return pids[0] if pids else None
 
 
 def handed_over(server: Server) -> int:
-    """Messages given to the ingest process and not yet answered (its private count)."""
-    assert server.sink is not None and server.sink.store._ingest is not None
-    return len(server.sink.store._ingest._waiting)
+    """Messages given to the ingest processes and not yet answered (their private count)."""
+    assert server.sink is not None
+    return sum(ingest.waiting for ingest in server.sink.store._ingest)
 
 
 def test_a_file_store_has_an_ingest_process_and_memory_does_not(
@@ -57,7 +59,49 @@ def test_a_file_store_has_an_ingest_process_and_memory_does_not(
     assert pid is not None
     assert b"mailsink.ingest" in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert ingest_pid(make_server()) is None
-    assert ingest_pid(make_server(db=str(tmp_path / "b.db"), ingest_process=False)) is None
+    assert ingest_pid(make_server(db=str(tmp_path / "b.db"), ingest_processes=0)) is None
+
+
+def test_several_ingest_processes_share_the_work(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = make_server(db=str(tmp_path / "mail.db"), ingest_processes=2)
+    assert server.sink is not None
+    pids = server.sink.store.ingest_pids
+    assert len(pids) == 2
+    # Pause both; one message waits on each, then release one: everything else goes to the
+    # one that answers, since a message goes to the process with the least waiting on it.
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    stuck: list[int] = []
+    first = [
+        threading.Thread(target=lambda n=n: stuck.append(send(server, f"stuck {n}")[0]))
+        for n in range(2)
+    ]
+    for thread in first:
+        thread.start()
+    try:
+        assert wait_until(lambda: handed_over(server) == 2)
+        os.kill(pids[1], signal.SIGCONT)
+        assert wait_until(lambda: handed_over(server) == 1)
+        codes = [send(server, f"while paused {i}")[0] for i in range(3)]
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    for thread in first:
+        thread.join(30)
+    assert codes == [250] * 3 and stuck == [250, 250]
+
+    def sender(n: int) -> None:
+        for i in range(10):
+            assert send(server, f"t{n}-{i}")[0] == 250
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(subjects(server)) == 45
 
 
 def test_messages_stored_by_the_ingest_process_are_complete(
