@@ -40,21 +40,11 @@ class Prepared:
     headers: list[tuple[str, str]]  # lower-case name, value
     tags: list[str]
     fts: tuple[str, str, str, str]  # subject, addresses, body, file names
+    words: bytes | None = None  # the packed full-text values, if computed ahead of the insert
 
 
-def prepare(
-    raw: bytes,
-    env: Envelope,
-    received: float,
-    tagger: Tagger | None = None,
-    *,
-    pack: bool = True,
-) -> Prepared:
-    """Parse ``raw`` and compute every row to store for it.
-
-    With ``pack=False`` the raw bytes are left as they are, for ``pack_raw`` to compress
-    later (in a thread of its own: zlib lets other threads run while it works).
-    """
+def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = None) -> Prepared:
+    """Parse ``raw`` and compute every row to store for it."""
     parsed = parse(raw)
     sender = parsed.sender
     message = (
@@ -98,7 +88,7 @@ def prepare(
         search_body(parsed.text, html_to_text(parsed.html)),
         " ".join(p.filename for p in parsed.attachments + parsed.inline),
     )
-    keep, compression = pack_raw(raw) if pack else (raw, "")
+    keep, compression = pack_raw(raw)
     return Prepared(
         uid=new_id(),
         message=message,

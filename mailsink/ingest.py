@@ -281,10 +281,8 @@ class _Writer(threading.Thread):
 
     def __init__(self, path: str, stdout: IO[bytes]) -> None:
         super().__init__(name="mailsink-ingest-writer")
-        from .indexing import pack_raw
         from .store import Store
 
-        self.pack_raw = pack_raw
         # The store's own connection settings and insert code, without its writer thread.
         self.store = Store(path)
         self.db = self.store._connect()
@@ -340,15 +338,16 @@ class _Writer(threading.Thread):
             os._exit(70)
 
     def _reply(self, batch: list[_Parsed]) -> None:
-        self.stdout.write(_commit(self.store, self.db, batch, self.pack_raw))
+        self.stdout.write(_commit(self.store, self.db, batch))
         self.stdout.flush()
 
 
 def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
     """Parse on this thread and write on another: while one batch of large messages is
-    compressed, inserted and committed (zlib and SQLite let other threads run meanwhile),
-    the next is parsed."""
+    inserted and committed (SQLite and zlib let other threads run meanwhile), the next is
+    parsed and compressed."""
     from .indexing import prepare
+    from .migrations import WORDS_WINDOW, fts_values, pack_words
 
     buffer = bytearray()
     if not _read_exactly(stdin, _TAGGER.size, buffer):
@@ -370,7 +369,10 @@ def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
             parsed: list[_Parsed] = []
             for seq, received, envelope, raw in jobs:
                 try:
-                    parsed.append((seq, raw, prepare(raw, envelope, received, tagger, pack=False)))
+                    rows = prepare(raw, envelope, received, tagger)
+                    # Packed here rather than by the writing thread, which has the inserts.
+                    rows.words = pack_words(fts_values(rows.fts), raw[:WORDS_WINDOW])
+                    parsed.append((seq, raw, rows))
                 except Exception as exc:
                     parsed.append((seq, raw, f"not stored: {exc.__class__.__name__}"))
             writer.write(parsed)
@@ -381,32 +383,43 @@ def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
 _Parsed = tuple[int, bytes, "Prepared | str"]  # seq, raw bytes, rows or why not
 
 
-def _commit(
-    store: Any, db: Any, batch: list[_Parsed], pack_raw: Callable[[bytes], tuple[bytes, str]]
-) -> bytes:
-    """Insert a batch in one transaction; the replies to send for it."""
-    replies = []
-    stored = []
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        for seq, raw, rows in batch:
-            if isinstance(rows, str):
-                replies.append(_reply(seq, False, rows))
-                continue
-            rows.raw, rows.compression = pack_raw(raw)
-            db.execute("SAVEPOINT job")
-            try:
-                stored.append((seq, store._write(db, rows)))
-            except Exception as exc:
-                db.execute("ROLLBACK TO job")
-                replies.append(_reply(seq, False, f"not stored: {exc}"))
-            db.execute("RELEASE job")
-        db.execute("COMMIT")
-    except Exception as exc:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        stored = []
-        replies = [_reply(seq, False, f"not stored: {exc}") for seq, _, _ in batch]
+def _commit(store: Any, db: Any, batch: list[_Parsed]) -> bytes:
+    """Insert a batch in one transaction; the replies to send for it.
+
+    The batch is first written without a savepoint per message: at each savepoint the
+    full-text index writes out what it holds as a new segment, and merging those small
+    segments again later cost more than everything else in the insert. Should one message
+    fail, the batch is written again with a savepoint around each, so only that one fails.
+    """
+    for isolated in (False, True):
+        replies: list[bytes] = []
+        stored: list[tuple[int, str]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for seq, _, rows in batch:
+                if isinstance(rows, str):
+                    replies.append(_reply(seq, False, rows))
+                    continue
+                if not isolated:
+                    stored.append((seq, store._write(db, rows)))
+                    continue
+                db.execute("SAVEPOINT job")
+                try:
+                    stored.append((seq, store._write(db, rows)))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO job")
+                    replies.append(_reply(seq, False, f"not stored: {exc}"))
+                db.execute("RELEASE job")
+            db.execute("COMMIT")
+        except Exception as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            store._pending.clear()
+            if not isolated:
+                continue  # find out which message it was
+            stored = []
+            replies = [_reply(seq, False, f"not stored: {exc}") for seq, _, _ in batch]
+        break
     store._pending.clear()  # events are the server's business: it gets the IDs
     return b"".join(replies + [_reply(seq, True, uid) for seq, uid in stored])
 

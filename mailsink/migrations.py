@@ -15,6 +15,7 @@ from .search import fold
 
 __all__ = [
     "MIGRATIONS",
+    "WORDS_WINDOW",
     "fts_values",
     "migrate",
     "pack_words",
@@ -211,7 +212,10 @@ def _lean(db: sqlite3.Connection) -> None:
 MIGRATIONS: list[Step] = [_initial, _search, _compact, _lean]
 
 # zlib looks back at most this far, so a longer preset dictionary gains nothing.
-_WINDOW = 32768
+WORDS_WINDOW = 32768
+# Level 3: a 100 KB message's words take 0.44 ms against level 6's 1.3 ms, for 17 bytes more
+# on a 2 KB message.
+_LEVEL = 3
 
 
 def fts_values(values: Sequence[str]) -> tuple[str, ...]:
@@ -224,15 +228,15 @@ def raw_prefix(data: bytes, compression: str) -> bytes:
     """The first 32 KB of a message as received, from its ``raw`` row: the preset
     dictionary ``pack_words`` uses."""
     if compression == "zlib":
-        return zlib.decompressobj().decompress(data, _WINDOW)
-    return unpack_raw(data, compression)[:_WINDOW]
+        return zlib.decompressobj().decompress(data, WORDS_WINDOW)
+    return unpack_raw(data, compression)[:WORDS_WINDOW]
 
 
 def pack_words(values: Sequence[str], prefix: bytes) -> bytes:
     """The full-text index's values for one message (from ``fts_values``), compressed with
     the message's first bytes (``raw_prefix``) as the preset dictionary: the subject,
     addresses and body mostly repeat the message, so they shrink to about a tenth."""
-    packer = zlib.compressobj(6, zdict=prefix) if prefix else zlib.compressobj(6)
+    packer = zlib.compressobj(_LEVEL, zdict=prefix) if prefix else zlib.compressobj(_LEVEL)
     text = "\x00".join(values).encode("utf-8", "surrogatepass")
     return packer.compress(text) + packer.flush()
 

@@ -361,7 +361,12 @@ class Store:
         fts = fts_values(p.fts)
         db.execute(
             "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
-            (rowid, p.raw, p.compression, pack_words(fts, raw_prefix(p.raw, p.compression))),
+            (
+                rowid,
+                p.raw,
+                p.compression,
+                p.words or pack_words(fts, raw_prefix(p.raw, p.compression)),
+            ),
         )
         db.executemany(
             "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",

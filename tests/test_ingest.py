@@ -185,3 +185,20 @@ def test_deleting_while_mail_arrives_refuses_nothing(
     for thread in threads:
         thread.join()
     assert codes == [250] * 100
+
+
+def test_a_message_the_ingest_process_stored_leaves_no_word_behind_when_deleted(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    db = tmp_path / "mail.db"
+    server = make_server(db=str(db))
+    assert send(server, "zebrafinch")[0] == 250
+    assert send(server, "kept")[0] == 250
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        (found,) = api.get("/api/v1/search", params={"query": "zebrafinch"}).json()["messages"]
+        response = api.request("DELETE", "/api/v1/messages", json={"IDs": [found["ID"]]})
+        assert response.status_code == 200
+    with sqlite3.connect(db) as conn:
+        # The index keeps no text of its own: deleting needs the words the process packed.
+        assert conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'zebrafinch'").fetchall() == []
+        assert len(conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'hello'").fetchall()) == 1
