@@ -149,6 +149,11 @@ def html_to_text(html: str) -> str:
     fast = _simple_html_text(html)
     if fast is not None:
         return fast
+    return _html_text_by_parser(html)
+
+
+def _html_text_by_parser(html: str) -> str:
+    """``html_to_text`` by the standard library's HTMLParser: any HTML, more slowly."""
     stripper = _TextExtractor()
     try:
         stripper.feed(html)

@@ -90,6 +90,14 @@ class RawSMTP:
         self.close()
 
 
+def greeted(server: Server) -> RawSMTP:
+    """A raw conversation past the greeting and EHLO."""
+    raw = RawSMTP(server.smtp_address)
+    assert raw.reply()[0] == 220
+    assert raw.command("EHLO client.test")[0] == 250
+    return raw
+
+
 def stuff(data: bytes) -> bytes:
     """SMTP transparency (RFC 5321 4.5.2): a dot starting a CRLF line is doubled; ends CRLF."""
     if not data.endswith(b"\r\n"):

@@ -17,16 +17,9 @@ from hypothesis import strategies as st
 
 from mailsink import Server, Settings
 
-from .smtp_support import RawSMTP, messages, raw_of, stuff
+from .smtp_support import RawSMTP, greeted, messages, raw_of, stuff
 
 LIMIT = 20_000
-
-
-def greeted(server: Server) -> RawSMTP:
-    raw = RawSMTP(server.smtp_address)
-    assert raw.reply()[0] == 220
-    assert raw.command("EHLO client.test")[0] == 250
-    return raw
 
 
 def start_data(raw: RawSMTP) -> None:

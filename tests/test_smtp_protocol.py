@@ -19,14 +19,7 @@ from mailsink.smtp_protocol import SessionGate, SinkSMTP
 from mailsink.stats import Stats
 from mailsink.store import Store
 
-from .smtp_support import RawSMTP, messages, raw_of
-
-
-def greeted(server: Server) -> RawSMTP:
-    raw = RawSMTP(server.smtp_address)
-    assert raw.reply()[0] == 220
-    assert raw.command("EHLO client.test")[0] == 250
-    return raw
+from .smtp_support import greeted, messages, raw_of
 
 
 def test_ehlo_advertises_the_extensions(server: Server) -> None:
