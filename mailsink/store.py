@@ -7,6 +7,7 @@ and tells a listener what changed (``on_event``) after each commit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import sqlite3
 import threading
@@ -44,6 +45,8 @@ from .search import CompiledSearch
 __all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("mailsink.store")
 
 # Writes that arrive while a batch commits join the next batch; this caps its size so that
 # one batch never holds the write lock for long.
@@ -112,12 +115,13 @@ class Store:
         call on the running ``loop``, which then talks to them)."""
         if not self.path:
             raise ValueError("an in-memory store cannot be shared with another process")
-        self._ingest += [
-            IngestProcess(self.path, tagger=self.tagger, on_stored=self._stored_elsewhere).start(
-                loop
-            )
-            for _ in range(count)
-        ]
+        for _ in range(count):
+            ingest = IngestProcess(self.path, tagger=self.tagger, on_stored=self._stored_elsewhere)
+            try:
+                self._ingest.append(ingest.start(loop))
+            except OSError as exc:  # no interpreter to start, or no processes left
+                log.warning("storing messages in the server process: %s", exc)
+                return
 
     async def stop_ingest_processes(self) -> None:
         """Let the ingest processes answer everything they were given, and end them."""

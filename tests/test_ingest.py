@@ -11,11 +11,13 @@ import os
 import signal
 import smtplib
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from mailsink import Server
 
@@ -202,3 +204,13 @@ def test_a_message_the_ingest_process_stored_leaves_no_word_behind_when_deleted(
         # The index keeps no text of its own: deleting needs the words the process packed.
         assert conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'zebrafinch'").fetchall() == []
         assert len(conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'hello'").fetchall()) == 1
+
+
+def test_without_an_interpreter_to_start_the_server_stores_by_itself(
+    make_server: Callable[..., Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    server = make_server(db=str(tmp_path / "mail.db"))
+    assert ingest_pid(server) is None
+    assert send(server, "stored here")[0] == 250
+    assert subjects(server) == ["stored here"]
