@@ -22,6 +22,10 @@ _NLCRE = re.compile(r"\r\n|\r|\n")
 _HEADER_RE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")
 
 
+_SEARCH_FACTOR = 8
+_SEARCH_SLACK = 1 << 20
+
+
 class _GiveUp(Exception):
     """The feed parser would note a defect or take a special path here."""
 
@@ -33,6 +37,11 @@ class _Reader:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        # Each part searches for every open separator up to its next boundary; with many
+        # parts inside a nested multipart the outer searches cover the same text again and
+        # again. Past this many characters searched the feed parser, linear in any case,
+        # takes over.
+        self.budget = _SEARCH_FACTOR * len(text) + _SEARCH_SLACK
         self.boundaries: list[re.Pattern[str]] = []
         self.separators: list[str] = []
 
@@ -79,6 +88,9 @@ class _Reader:
         text = self.text
         while True:
             found = text.find(separator, pos)
+            self.budget -= (found if found >= 0 else len(text)) - pos
+            if self.budget < 0:
+                raise _GiveUp
             if found < 0:
                 return len(text)
             if text[found - 1] in "\r\n" and self._at_boundary(self._line_at(found)):

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsink.headertext import HeaderPolicy
+from mailsink.message import parse
 from mailsink.mimetree import build_tree
 
 CORPUS = sorted(Path(__file__).parent.joinpath("corpus").rglob("*.eml"))
@@ -126,3 +127,21 @@ LINES = [
 @given(st.lists(st.sampled_from(LINES), max_size=20), st.sampled_from(["\n", "\r\n", "\r"]))
 def test_random_line_soup_agrees_with_the_feed_parser(lines: list[str], eol: str) -> None:
     check(eol.join(lines))
+
+
+def many_inner_parts(count: int) -> str:
+    inner = "".join("--i\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(count))
+    return (
+        "Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
+        "Content-Type: multipart/mixed; boundary=i\r\n\r\n" + inner + "--i--\r\n--o--\r\n"
+    )
+
+
+def test_many_parts_inside_a_nested_multipart_go_to_the_feed_parser() -> None:
+    # Each inner part's search for the outer boundary runs to the end of the inner
+    # multipart: with thousands of parts that work grows with the square of their number.
+    # Past a bound proportional to the message's size the feed parser, linear, builds it.
+    assert check(many_inner_parts(20))
+    assert not check(many_inner_parts(20_000))
+    parsed = parse(many_inner_parts(20_000).encode())
+    assert parsed.text == "x" and not parsed.defects
