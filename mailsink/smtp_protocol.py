@@ -247,7 +247,7 @@ class SinkSMTP(SMTP):
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = _PLAIN_PATH.fullmatch(arg)
-        if plain is None:
+        if plain is None or "(" in plain.group(2):  # a comment: aiosmtpd's parser drops it
             found: tuple[str | None, str | None] = super()._getaddr(arg)
             return found
         address = plain.group(1)
@@ -313,8 +313,9 @@ class SinkSMTP(SMTP):
                 try:
                     chunk = await reader.readuntil(_DOT_LINE)
                 except asyncio.LimitOverrunError as over:
-                    # Over the size limit with no end in sight: drop what came so far.
-                    dropped = await reader.read(over.consumed)
+                    # Over the size limit with no end in sight: drop what came so far, but
+                    # for its last two bytes, which may be the CRLF before a dot to come.
+                    dropped = await reader.read(max(over.consumed - 2, 1))
                     too_much = True
                     chunks.clear()
                     size += len(dropped)

@@ -156,3 +156,27 @@ def test_any_body_in_any_pieces_is_kept_exactly(
     with httpx.Client(base_url=server.url, timeout=30) as api:
         newest = api.get("/api/v1/messages", params={"limit": 1}).json()["messages"][0]
         assert api.get(f"/api/v1/message/{newest['ID']}/raw").content == body
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [(b".", b"\r\n"), (b"", b".\r\n"), (b".\r", b"\n")],
+    ids=["after-the-dot", "before-the-dot", "inside-the-crlf"],
+)
+def test_the_end_of_an_oversized_message_is_found_wherever_the_writes_split(
+    limited: Server, first: bytes, then: bytes
+) -> None:
+    body = (b"a" * 98 + b"\r\n") * (LIMIT // 100 + 10)  # over the limit, and no dot in it
+    with greeted(limited) as raw:
+        start_data(raw)
+        raw.send(body + first)
+        time.sleep(0.2)  # the server reads up to here and drops it, before the rest comes
+        raw.send(then)
+        assert raw.reply()[0] == 552
+        assert raw.command("NOOP")[0] == 250
+
+
+def test_a_comment_after_the_path_is_dropped_as_aiosmtpd_drops_it(server: Server) -> None:
+    with greeted(server) as raw:
+        assert raw.command("MAIL FROM:<a@example.test> (a comment)")[0] == 250
+        assert raw.command("RCPT TO:<b@example.test>(another)")[0] == 250
