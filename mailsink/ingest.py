@@ -45,6 +45,8 @@ log = logging.getLogger("mailsink.ingest")
 _REQUEST = struct.Struct("<QdII")  # seq, received, envelope length, raw length
 _REPLY = struct.Struct("<Q?I")  # seq, ok, length of the ID or the error text
 _TAGGER = struct.Struct("<I")  # length of the pickled tagger, the first frame
+# At shutdown, how long the process may take to answer what it was given.
+_CLOSE_TIMEOUT = 60
 
 
 class IngestStopped(RuntimeError):
@@ -111,7 +113,6 @@ class IngestProcess:
         if not self.alive or self._closing or self._loop is None:
             raise IngestStopped("the ingest process is not running")
         seq = next(self._seq)
-        future = self._waiting[seq] = self._loop.create_future()
         head = json.dumps(
             [
                 envelope.mail_from,
@@ -122,7 +123,9 @@ class IngestProcess:
                 envelope.tls,
             ]
         ).encode()
-        self._send(_REQUEST.pack(seq, received, len(head), len(raw)) + head + raw)
+        frame = _REQUEST.pack(seq, received, len(head), len(raw)) + head + raw
+        future = self._waiting[seq] = self._loop.create_future()
+        self._send(frame)
         return future
 
     async def close(self) -> None:
@@ -131,15 +134,24 @@ class IngestProcess:
             return
         self._closing = True
         self._send(b"")  # closes stdin once everything queued is written
-        await self._ended.wait()
+        try:
+            await asyncio.wait_for(self._ended.wait(), _CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.error("the ingest process did not finish within %d s: stopped", _CLOSE_TIMEOUT)
+            self._proc.kill()
+            self._ended_now()
         await asyncio.get_running_loop().run_in_executor(None, self._proc.wait)
 
     def stop_now(self) -> None:
         """Close without the loop (it has stopped): end the process, wait for it."""
-        proc = self._proc
+        proc, loop = self._proc, self._loop
         if proc is None:
             return
         self.alive = False
+        if loop is not None and not loop.is_closed() and self._ended and not self._ended.is_set():
+            # Still watched by the loop (the server failed to start): let go of the pipes
+            # first, so that the loop does not watch a descriptor that is closed and reused.
+            self._ended_now()
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -168,8 +180,13 @@ class IngestProcess:
         except BlockingIOError:
             written = 0
         except OSError:
+            # The process is going: replies it wrote before may still be in its output,
+            # so the end of that output, not this, fails what it never answered.
             self._out.clear()
-            self._ended_now()  # the process is gone
+            self.alive = False
+            if self._writing:
+                self._writing = False
+                loop.remove_writer(fd)
             return
         del self._out[:written]
         if self._out and not self._writing:
