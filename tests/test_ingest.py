@@ -214,3 +214,22 @@ def test_without_an_interpreter_to_start_the_server_stores_by_itself(
     assert ingest_pid(server) is None
     assert send(server, "stored here")[0] == 250
     assert subjects(server) == ["stored here"]
+
+
+def test_a_large_message_compressed_by_the_server_comes_back_byte_for_byte(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = make_server(db=str(tmp_path / "mail.db"))
+    lines = "".join(
+        f"line {i} of a long report, with words like quokka{i % 7}\r\n" for i in range(3000)
+    )
+    raw = f"Subject: large\r\nTo: b@example.test\r\n\r\n{lines}".encode()
+    assert len(raw) > 100_000
+    with smtplib.SMTP(*server.smtp_address, timeout=60) as client:
+        client.sendmail("a@example.test", ["b@example.test"], raw)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        (found,) = api.get("/api/v1/search", params={"query": "quokka3"}).json()["messages"]
+        assert api.get(f"/api/v1/message/{found['ID']}/raw").content == raw
+        assert api.request("DELETE", "/api/v1/messages", json={"IDs": [found["ID"]]}).is_success
+    with sqlite3.connect(tmp_path / "mail.db") as conn:
+        assert conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'quokka3'").fetchall() == []
