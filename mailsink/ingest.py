@@ -25,6 +25,7 @@ import os
 import pickle
 import queue
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -294,15 +295,13 @@ _INLINE_BYTES = 64 * 1024
 
 
 class _Writer(threading.Thread):
-    """Compresses, inserts and commits parsed batches, and sends their replies."""
+    """Inserts and commits parsed batches, and sends their replies."""
 
     def __init__(self, path: str, stdout: IO[bytes]) -> None:
         super().__init__(name="mailsink-ingest-writer")
-        from .store import Store
+        from .rows import connect, file_uri
 
-        # The store's own connection settings and insert code, without its writer thread.
-        self.store = Store(path)
-        self.db = self.store._connect()
+        self.db = connect(file_uri(path), file=True)
         self.stdout = stdout
         self.batches: queue.SimpleQueue[list[_Parsed] | None] = queue.SimpleQueue()
         self._queued = 0  # batches handed to the thread and not yet written
@@ -355,7 +354,7 @@ class _Writer(threading.Thread):
             os._exit(70)
 
     def _reply(self, batch: list[_Parsed]) -> None:
-        self.stdout.write(_commit(self.store, self.db, batch))
+        self.stdout.write(_commit(self.db, batch))
         self.stdout.flush()
 
 
@@ -400,7 +399,7 @@ def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
 _Parsed = tuple[int, bytes, "Prepared | str"]  # seq, raw bytes, rows or why not
 
 
-def _commit(store: Any, db: Any, batch: list[_Parsed]) -> bytes:
+def _commit(db: sqlite3.Connection, batch: list[_Parsed]) -> bytes:
     """Insert a batch in one transaction; the replies to send for it.
 
     The batch is first written without a savepoint per message: at each savepoint the
@@ -408,6 +407,8 @@ def _commit(store: Any, db: Any, batch: list[_Parsed]) -> bytes:
     segments again later cost more than everything else in the insert. Should one message
     fail, the batch is written again with a savepoint around each, so only that one fails.
     """
+    from .rows import insert_message
+
     for isolated in (False, True):
         replies: list[bytes] = []
         stored: list[tuple[int, str]] = []
@@ -418,11 +419,11 @@ def _commit(store: Any, db: Any, batch: list[_Parsed]) -> bytes:
                     replies.append(_reply(seq, False, rows))
                     continue
                 if not isolated:
-                    stored.append((seq, store._write(db, rows)))
+                    stored.append((seq, insert_message(db, rows)))
                     continue
                 db.execute("SAVEPOINT job")
                 try:
-                    stored.append((seq, store._write(db, rows)))
+                    stored.append((seq, insert_message(db, rows)))
                 except Exception as exc:
                     db.execute("ROLLBACK TO job")
                     replies.append(_reply(seq, False, f"not stored: {exc}"))
@@ -431,13 +432,11 @@ def _commit(store: Any, db: Any, batch: list[_Parsed]) -> bytes:
         except Exception as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            store._pending.clear()
             if not isolated:
                 continue  # find out which message it was
             stored = []
             replies = [_reply(seq, False, f"not stored: {exc}") for seq, _, _ in batch]
         break
-    store._pending.clear()  # events are the server's business: it gets the IDs
     return b"".join(replies + [_reply(seq, True, uid) for seq, uid in stored])
 
 

@@ -22,11 +22,8 @@ from .indexing import Prepared, prepare, unpack_raw
 from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
 from .migrations import (
-    fts_values,
     migrate,
-    pack_words,
     raw_prefix,
-    register_functions,
     unpack_words,
 )
 from .records import (
@@ -40,6 +37,7 @@ from .records import (
     prefixed,
     rows_to_messages,
 )
+from .rows import connect, file_uri, insert_message
 from .search import CompiledSearch
 
 __all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
@@ -75,7 +73,7 @@ class Store:
         self.on_event = on_event
         self.tagger = tagger
         if path:
-            self._uri = "file:" + path.replace("?", "%3f").replace("#", "%23")
+            self._uri = file_uri(path)
         else:
             # memdb lets several connections share one in-memory database, so readers and the
             # writer work exactly as they do on a file.
@@ -352,46 +350,9 @@ class Store:
         return self._write(db, prepare(raw, env, received, self.tagger))
 
     def _write(self, db: sqlite3.Connection, p: Prepared) -> str:
-        cur = db.execute(
-            "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
-            "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-            "snippet, attachments, inline, subject_folded) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (p.uid, *p.message),
-        )
-        rowid = cur.lastrowid
-        # The full-text index keeps no copy of the text; ``words`` keeps it, compressed
-        # against the message itself, for when the message is deleted.
-        fts = fts_values(p.fts)
-        db.execute(
-            "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
-            (
-                rowid,
-                p.raw,
-                p.compression,
-                p.words or pack_words(fts, raw_prefix(p.raw, p.compression)),
-            ),
-        )
-        db.executemany(
-            "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",
-            [
-                (rowid, i, field, address, folded)
-                for i, (field, _, address, folded) in enumerate(p.addresses)
-            ],
-        )
-        db.executemany(
-            "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
-            [(rowid, i, *h) for i, h in enumerate(p.headers)],
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
-        )
-        db.execute(
-            "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (rowid, *fts),
-        )
-        self.after_commit(db, Event("new", (p.uid,)))
-        return p.uid
+        uid = insert_message(db, p)
+        self.after_commit(db, Event("new", (uid,)))
+        return uid
 
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
@@ -601,16 +562,7 @@ class Store:
         )
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(
-            self._uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        db.execute("PRAGMA foreign_keys = ON")
-        register_functions(db)
-        if self.path:
-            # In WAL mode NORMAL survives a crash of the process (what a test double meets);
-            # only a power cut can lose the newest commits.
-            db.execute("PRAGMA synchronous = NORMAL")
-        return db
+        return connect(self._uri, file=bool(self.path))
 
 
 def _fts_page(
