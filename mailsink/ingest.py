@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .records import Envelope
+from .records import Envelope, drain
 
 if TYPE_CHECKING:
     from .indexing import Prepared
@@ -330,21 +330,11 @@ class _Writer(threading.Thread):
                 batch = self.batches.get()
                 if batch is None:
                     return
-                taken, end = 1, False
                 # Everything parsed while the last batch was written goes in one transaction.
-                while not end:
-                    try:
-                        more = self.batches.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        end = True
-                    else:
-                        batch += more
-                        taken += 1
-                self._reply(batch)
+                batches, end = drain(self.batches, batch)
+                self._reply([parsed for each in batches for parsed in each])
                 with self._lock:
-                    self._queued -= taken
+                    self._queued -= len(batches)
                 if end:
                     return
         except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ __all__ = [
     "StoredMessage",
     "addr_json",
     "chunks",
+    "drain",
     "new_id",
     "prefixed",
     "rows_to_messages",
@@ -177,3 +179,18 @@ def chunks(items: Sequence[T], size: int = 500) -> Iterable[Sequence[T]]:
     """Slices of at most ``size`` items, to keep ``IN (?, ...)`` under SQLite's limits."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def drain(source: queue.SimpleQueue[T | None], first: T, limit: int = 0) -> tuple[list[T], bool]:
+    """``first`` and whatever else ``source`` holds right now (at most ``limit`` in all, 0 for
+    no limit), for one batch; and whether the ``None`` that asks to stop was among them."""
+    batch = [first]
+    while not limit or len(batch) < limit:
+        try:
+            more = source.get_nowait()
+        except queue.Empty:
+            break
+        if more is None:
+            return batch, True
+        batch.append(more)
+    return batch, False

@@ -33,6 +33,7 @@ from .records import (
     Page,
     StoredMessage,
     chunks,
+    drain,
     new_id,
     prefixed,
     rows_to_messages,
@@ -402,17 +403,7 @@ class Store:
             job = self._jobs.get()
             if job is None:
                 return
-            batch = [job]
-            stop = False
-            while len(batch) < _MAX_BATCH:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
+            batch, stop = drain(self._jobs, job, _MAX_BATCH)
             self._run_batch(db, batch)
             if stop:
                 return
