@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .message import Address, ParsedMessage, html_to_text, parse
-from .records import Envelope, addr_json, new_id
+from .records import ADDRESS_FIELDS, Envelope, addr_json, new_id
 from .search import fold
 
 __all__ = ["Prepared", "Tagger", "pack_raw", "prepare", "search_body", "unpack_raw"]
@@ -36,7 +36,7 @@ class Prepared:
     message: tuple[object, ...]
     raw: bytes
     compression: str
-    addresses: list[tuple[str, str, str, str]]  # field, name, address, folded name
+    addresses: list[tuple[int, str, str]]  # fields (ADDRESS_FIELDS bits), address, folded name
     headers: list[tuple[str, str]]  # lower-case name, value
     tags: list[str]
     fts: tuple[str, str, str, str]  # subject, addresses, body, file names
@@ -76,9 +76,6 @@ def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = 
         ("bcc", parsed.bcc),
         ("reply-to", parsed.reply_to),
     ]
-    addresses = [(f, a.name, a.address.lower(), fold(a.name)) for f, items in fields for a in items]
-    addresses.append(("mailfrom", "", env.mail_from.lower(), ""))
-    addresses += [("rcpt", "", r.lower(), "") for r in env.rcpt_to]
     everyone = [a for _, items in fields for a in items]
     fts = (
         parsed.subject,
@@ -94,11 +91,36 @@ def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = 
         message=message,
         raw=keep,
         compression=compression,
-        addresses=addresses,
+        addresses=_address_rows(fields, env),
         headers=[(name.lower(), value) for name, value in parsed.headers],
         tags=sorted(set(tagger(parsed, env))) if tagger else [],
         fts=fts,
     )
+
+
+def _address_rows(
+    fields: list[tuple[str, list[Address]]], env: Envelope
+) -> list[tuple[int, str, str]]:
+    """The ``addresses`` rows of a message: one per distinct address and folded name, with a
+    bit for each field it appeared in, in order of first appearance.
+
+    An envelope address has no name: it joins the first header row with that address (a
+    recipient is usually in To or Cc too), or has a row of its own (Bcc recipients).
+    """
+    rows: dict[tuple[str, str], int] = {}
+    first: dict[str, tuple[str, str]] = {}  # address -> its first row's key
+    for name, items in fields:
+        bit = ADDRESS_FIELDS[name]
+        for a in items:
+            key = (a.address.lower(), fold(a.name))
+            rows[key] = rows.get(key, 0) | bit
+            first.setdefault(key[0], key)
+    envelope = [("mailfrom", env.mail_from)] + [("rcpt", r) for r in env.rcpt_to]
+    for name, address in envelope:
+        if address:  # a null reverse path (MAIL FROM:<>) names no one
+            key = first.setdefault(address.lower(), (address.lower(), ""))
+            rows[key] = rows.get(key, 0) | ADDRESS_FIELDS[name]
+    return [(bits, address, folded) for (address, folded), bits in rows.items()]
 
 
 def search_body(text: str, html_text: str) -> str:

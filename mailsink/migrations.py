@@ -209,7 +209,81 @@ def _lean(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Step] = [_initial, _search, _compact, _lean]
+def _narrow(db: sqlite3.Connection) -> None:
+    """Fewer and narrower address and header rows.
+
+    - ``addresses`` keeps one row per distinct address and folded name of a message, with
+      ``fields`` a bitmask of where it appeared (from 1, to 2, cc 4, bcc 8, reply-to 16,
+      mailfrom 32, rcpt 64: ``records.ADDRESS_FIELDS``). An envelope address, which has no
+      name, joins the first header row with the same address. Its index is on the address
+      alone: an address has few rows, whose fields are checked in the table.
+    - ``headers.name`` is the ID of the lower-case name in ``header_names``.
+    """
+    # This step's bit values, written out: a released step never changes, whatever the
+    # code's own mapping becomes.
+    bits = {"from": 1, "to": 2, "cc": 4, "bcc": 8, "reply-to": 16, "mailfrom": 32, "rcpt": 64}
+    bit = "CASE a.field " + " ".join(f"WHEN '{f}' THEN {b}" for f, b in bits.items()) + " END"
+    db.executescript(
+        f"""
+        CREATE TABLE addresses_narrow (
+            message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,               -- order of first appearance
+            fields INTEGER NOT NULL,            -- where it appeared: a bitmask
+            address TEXT NOT NULL,              -- lower case
+            name_folded TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (message, seq)
+        ) WITHOUT ROWID;
+        INSERT INTO addresses_narrow (message, seq, fields, address, name_folded)
+            SELECT message, row_number() OVER (PARTITION BY message ORDER BY first) - 1,
+                fields, address, merged_name
+            FROM (
+                SELECT a.message AS message, a.address AS address,
+                    CASE WHEN a.field IN ('mailfrom', 'rcpt') THEN coalesce(
+                        (SELECT h.name_folded FROM addresses h
+                         WHERE h.message = a.message AND h.address = a.address
+                            AND h.field NOT IN ('mailfrom', 'rcpt')
+                         ORDER BY h.seq LIMIT 1),
+                        a.name_folded)
+                    ELSE a.name_folded END AS merged_name,
+                    sum(DISTINCT {bit}) AS fields,
+                    min(a.seq) AS first
+                FROM addresses a
+                WHERE a.field IN ({", ".join(f"'{f}'" for f in bits)})
+                    AND (a.address != '' OR a.field NOT IN ('mailfrom', 'rcpt'))
+                GROUP BY a.message, a.address, merged_name
+            )
+            ORDER BY message, first;
+        DROP TABLE addresses;
+        ALTER TABLE addresses_narrow RENAME TO addresses;
+        CREATE INDEX addresses_address ON addresses(address);
+
+        -- Never deleted from: a name's ID stays valid for every connection that has seen it.
+        CREATE TABLE header_names (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE           -- lower case
+        );
+        -- The most common names first: they get the smallest IDs.
+        INSERT INTO header_names (name)
+            SELECT name FROM headers GROUP BY name ORDER BY count(*) DESC, name;
+        CREATE TABLE headers_narrow (
+            message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,               -- position in the message
+            name INTEGER NOT NULL,              -- header_names.id
+            value TEXT NOT NULL,
+            PRIMARY KEY (message, seq)
+        ) WITHOUT ROWID;
+        INSERT INTO headers_narrow (message, seq, name, value)
+            SELECT h.message, h.seq, n.id, h.value
+            FROM headers h JOIN header_names n ON n.name = h.name
+            ORDER BY h.message, h.seq;
+        DROP TABLE headers;
+        ALTER TABLE headers_narrow RENAME TO headers;
+        CREATE INDEX headers_name ON headers(name, message);
+        """
+    )
+
+
+MIGRATIONS: list[Step] = [_initial, _search, _compact, _lean, _narrow]
 
 # zlib looks back at most this far, so a longer preset dictionary gains nothing.
 WORDS_WINDOW = 32768

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from .message import Address
 
 __all__ = [
+    "ADDRESS_FIELDS",
+    "ENVELOPE_FIELDS",
     "SUMMARY_COLUMNS",
     "Envelope",
     "Event",
@@ -27,6 +29,21 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# Where an address appeared in a message: one bit each in ``addresses.fields``, which holds
+# one row per distinct address and display name of a message. The values are stored in
+# databases: never change one (a new field takes a new bit).
+ADDRESS_FIELDS: dict[str, int] = {
+    "from": 1,
+    "to": 2,
+    "cc": 4,
+    "bcc": 8,
+    "reply-to": 16,
+    "mailfrom": 32,  # SMTP envelope: MAIL FROM
+    "rcpt": 64,  # SMTP envelope: RCPT TO
+}
+# The envelope's fields: their addresses come without a display name.
+ENVELOPE_FIELDS = ADDRESS_FIELDS["mailfrom"] | ADDRESS_FIELDS["rcpt"]
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_LENGTH = 22

@@ -7,11 +7,12 @@ exactly alike.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from .indexing import Prepared
 from .migrations import fts_values, pack_words, raw_prefix, register_functions
 
-__all__ = ["connect", "file_uri", "insert_message"]
+__all__ = ["Connection", "connect", "file_uri", "insert_message"]
 
 
 def file_uri(path: str) -> str:
@@ -19,10 +20,26 @@ def file_uri(path: str) -> str:
     return "file:" + path.replace("?", "%3f").replace("#", "%23")
 
 
+class Connection(sqlite3.Connection):
+    """A connection that remembers which header names it has seen in ``header_names``, so
+    that inserting a message adds only names new to it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_names: set[str] = set()
+
+
 def connect(uri: str, *, file: bool) -> sqlite3.Connection:
     """A connection as the store uses them: autocommit (transactions are explicit), usable
     from any thread, foreign keys on, mailsink's SQL functions registered."""
-    db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+    db = sqlite3.connect(
+        uri,
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=30,
+        factory=Connection,
+    )
     db.execute("PRAGMA foreign_keys = ON")
     register_functions(db)
     if file:
@@ -55,16 +72,10 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
         ),
     )
     db.executemany(
-        "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",
-        [
-            (rowid, i, field, address, folded)
-            for i, (field, _, address, folded) in enumerate(p.addresses)
-        ],
+        "INSERT INTO addresses (message, seq, fields, address, name_folded) VALUES (?,?,?,?,?)",
+        [(rowid, i, *a) for i, a in enumerate(p.addresses)],
     )
-    db.executemany(
-        "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
-        [(rowid, i, *h) for i, h in enumerate(p.headers)],
-    )
+    _insert_headers(db, rowid, p.headers)
     db.executemany(
         "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
     )
@@ -73,3 +84,33 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
         (rowid, *fts),
     )
     return p.uid
+
+
+# A header's name is stored as its ``header_names`` ID, looked up in the same statement: the
+# ID always comes from the database, whichever connection (the store's writer or an ingest
+# process) added the name.
+_INSERT_HEADER = (
+    "INSERT {} INTO headers (message, seq, name, value) "
+    "SELECT ?, ?, id, ? FROM header_names WHERE name = ?"
+)
+
+
+def _insert_headers(
+    db: sqlite3.Connection, rowid: int | None, headers: list[tuple[str, str]]
+) -> None:
+    seen = db.header_names if isinstance(db, Connection) else set()
+    names = dict.fromkeys(name for name, _ in headers)
+    new = [(name,) for name in names if name not in seen]
+    if new:
+        db.executemany("INSERT OR IGNORE INTO header_names (name) VALUES (?)", new)
+        seen.update(names)
+    rows = [(rowid, i, value, name) for i, (name, value) in enumerate(headers)]
+    if rows and db.executemany(_INSERT_HEADER.format(""), rows).rowcount != len(rows):
+        # A name this connection had seen is gone: the transaction or savepoint that added
+        # it was rolled back. Add the names again and insert the headers that were missed.
+        seen.clear()
+        db.executemany(
+            "INSERT OR IGNORE INTO header_names (name) VALUES (?)", [(name,) for name in names]
+        )
+        db.executemany(_INSERT_HEADER.format("OR IGNORE"), rows)
+        seen.update(names)

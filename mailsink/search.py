@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .records import ADDRESS_FIELDS, ENVELOPE_FIELDS
+
 __all__ = [
     "FILTERS",
     "FTS_CONDITION",
@@ -270,19 +272,28 @@ def _filter(term: Term, zone: tzinfo | None) -> tuple[str, list[object]]:
 
 
 def _address(fields: tuple[str, ...], value: str) -> tuple[str, list[object]]:
-    marks = ",".join("?" * len(fields))
+    mask = sum(ADDRESS_FIELDS[f] for f in fields)
     bare = value.strip("<>") if value.startswith("<") else value
     if _WHOLE_ADDRESS.fullmatch(bare):
-        # Whole address: exactly that address, through the (address, field) index.
+        # Whole address: exactly that address, through the address index; the fields are
+        # checked on the few rows it has.
         return (
-            f"m.id IN (SELECT message FROM addresses WHERE address = ? AND field IN ({marks}))",
-            [bare.lower(), *fields],
+            "m.id IN (SELECT message FROM addresses WHERE address = ? AND fields & ? != 0)",
+            [bare.lower(), mask],
         )
-    wanted = fold(value)
+    # A name is matched only for the header fields asked for: an envelope address has none
+    # of its own, though its row may carry the name a header gave it.
+    named = mask & ~ENVELOPE_FIELDS
+    if not named:
+        return (
+            "m.id IN (SELECT message FROM addresses WHERE fields & ? != 0 "
+            "AND instr(address, ?) > 0)",
+            [mask, value.lower()],
+        )
     return (
-        "m.id IN (SELECT message FROM addresses WHERE "
-        f"field IN ({marks}) AND (instr(address, ?) > 0 OR instr(name_folded, ?) > 0))",
-        [*fields, value.lower(), wanted],
+        "m.id IN (SELECT message FROM addresses WHERE fields & ? != 0 AND "
+        "(instr(address, ?) > 0 OR (fields & ? != 0 AND instr(name_folded, ?) > 0)))",
+        [mask, value.lower(), named, fold(value)],
     )
 
 
@@ -294,12 +305,16 @@ def _header(term: Term, value: str) -> tuple[str, list[object]]:
             "header: needs a header name, as in header:X-Campaign:spring", term.position
         )
     if not sep or not text.strip():
-        return "m.id IN (SELECT message FROM headers WHERE name = ?)", [header]
+        return f"m.id IN (SELECT message FROM headers WHERE name = {_NAME_ID})", [header]
     return (
-        "m.id IN (SELECT message FROM headers WHERE name = ? "
+        f"m.id IN (SELECT message FROM headers WHERE name = {_NAME_ID} "
         "AND instr(mailsink_fold(value), ?) > 0)",
         [header, fold(text.strip())],
     )
+
+
+# Headers keep their (lower-case) name as an ID in ``header_names``.
+_NAME_ID = "(SELECT id FROM header_names WHERE name = ?)"
 
 
 def _zone(tz: str | None) -> tzinfo | None:

@@ -8,8 +8,9 @@ import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
-from mailsink.indexing import prepare
+from mailsink.indexing import Prepared, prepare
 from mailsink.migrations import MIGRATIONS, pack_words, raw_prefix, unpack_words
+from mailsink.records import ADDRESS_FIELDS, ENVELOPE_FIELDS
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
 
@@ -84,6 +85,17 @@ def test_deleting_messages_one_by_one_empties_the_index() -> None:
         assert _terms(store) == 0
 
 
+def old_addresses(p: Prepared) -> list[tuple[str, str, str, str]]:
+    """A prepared message's addresses as rows of the schema before ``fields``: one per field
+    (field, name, address, folded name), envelope addresses without a name."""
+    rows = []
+    for field, bit in ADDRESS_FIELDS.items():
+        for bits, address, folded in p.addresses:
+            if bits & bit:
+                rows.append((field, "", address, "" if bit & ENVELOPE_FIELDS else folded))
+    return rows
+
+
 def _old_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
     """A message stored the way the schema before the lean one stored it."""
     p = prepare(raw, env, 1.0)
@@ -99,7 +111,7 @@ def _old_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
     )
     db.executemany(
         "INSERT INTO addresses (message, field, name, address, name_folded) VALUES (?,?,?,?,?)",
-        [(rowid, *a) for a in p.addresses],
+        [(rowid, *a) for a in old_addresses(p)],
     )
     db.executemany(
         "INSERT INTO headers (message, name, value) VALUES (?,?,?)",

@@ -37,9 +37,11 @@ Limit = Annotated[
 MessageId = Annotated[str, Path(description="Message ID")]
 
 # Case-insensitive substring matches, as MailHog's search does. The conditions read the
-# store's own tables through its public ``page(where=...)``.
+# store's own tables through its public ``page(where=...)``; a header's name is the ID of
+# its lower-case name in ``header_names``.
 _HEADER_HAS = (
-    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id AND h.name IN ({names}) "
+    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id "
+    "AND h.name IN (SELECT id FROM header_names WHERE name IN ({names})) "
     "AND instr(lower(h.value), ?) > 0)"
 )
 _ANY_HEADER_HAS = (
