@@ -88,11 +88,12 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
 
 # A header's name is stored as its ``header_names`` ID, looked up in the same statement: the
 # ID always comes from the database, whichever connection (the store's writer or an ingest
-# process) added the name.
+# process) added the name. A name missing there makes the ID NULL, and the row is skipped.
 _INSERT_HEADER = (
-    "INSERT {} INTO headers (message, seq, name, value) "
-    "SELECT ?, ?, id, ? FROM header_names WHERE name = ?"
+    "INSERT OR IGNORE INTO headers (message, seq, name, value) "
+    "VALUES (?, ?, (SELECT id FROM header_names WHERE name = ?), ?)"
 )
+_ADD_NAME = "INSERT OR IGNORE INTO header_names (name) VALUES (?)"
 
 
 def _insert_headers(
@@ -102,15 +103,13 @@ def _insert_headers(
     names = dict.fromkeys(name for name, _ in headers)
     new = [(name,) for name in names if name not in seen]
     if new:
-        db.executemany("INSERT OR IGNORE INTO header_names (name) VALUES (?)", new)
+        db.executemany(_ADD_NAME, new)
         seen.update(names)
-    rows = [(rowid, i, value, name) for i, (name, value) in enumerate(headers)]
-    if rows and db.executemany(_INSERT_HEADER.format(""), rows).rowcount != len(rows):
+    rows = [(rowid, i, name, value) for i, (name, value) in enumerate(headers)]
+    if rows and db.executemany(_INSERT_HEADER, rows).rowcount != len(rows):
         # A name this connection had seen is gone: the transaction or savepoint that added
-        # it was rolled back. Add the names again and insert the headers that were missed.
+        # it was rolled back. Add the names again and insert the headers that were skipped.
         seen.clear()
-        db.executemany(
-            "INSERT OR IGNORE INTO header_names (name) VALUES (?)", [(name,) for name in names]
-        )
-        db.executemany(_INSERT_HEADER.format("OR IGNORE"), rows)
+        db.executemany(_ADD_NAME, [(name,) for name in names])
+        db.executemany(_INSERT_HEADER, rows)
         seen.update(names)
