@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .heap import HeapTrimmer
 from .indexing import Prepared, prepare, unpack_raw
 from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
@@ -50,6 +51,8 @@ log = logging.getLogger("mailsink.store")
 # Writes that arrive while a batch commits join the next batch; this caps its size so that
 # one batch never holds the write lock for long.
 _MAX_BATCH = 256
+# Jobs the writer runs between giving its freed memory back (see heap.py).
+_TRIM_EVERY = 1000
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Store:
         self._writer_db: sqlite3.Connection | None = None
         self._closed = False
         self._pending: list[Event] = []  # events of the batch being written; writer thread only
+        self.heap = HeapTrimmer(_TRIM_EVERY)  # used by the writer thread only
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -405,6 +409,7 @@ class Store:
                 return
             batch, stop = drain(self._jobs, job, _MAX_BATCH)
             self._run_batch(db, batch)
+            self.heap.done(len(batch))
             if stop:
                 return
 
