@@ -8,7 +8,6 @@ the codec module), if given, compresses the raw bytes with its dictionary.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from . import codec
 from .codec import RawCompressor
 from .message import Address, ParsedMessage, html_to_text, parse
 from .migrations import WORDS_WINDOW, fts_values, pack_words
-from .records import Envelope, addr_json, new_id
+from .records import Envelope, addr_json, compact_json, new_id, sender_json
 from .search import fold
 
 __all__ = ["Prepared", "Tagger", "pack_raw", "prepare", "search_body", "unpack_raw"]
@@ -57,14 +56,14 @@ def prepare(
         received,
         len(raw),
         env.mail_from,
-        json.dumps(list(env.rcpt_to)),
+        compact_json(list(env.rcpt_to)),
         env.helo,
         env.peer,
         env.username,
         env.tls,
         parsed.message_id,
         parsed.subject,
-        json.dumps(sender.as_json()) if sender else None,
+        sender_json(sender),
         addr_json(parsed.to),
         addr_json(parsed.cc),
         addr_json(parsed.bcc),
