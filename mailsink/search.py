@@ -91,6 +91,8 @@ FTS_CONDITION = "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
 _ONE_TOKEN = re.compile(r"[^\W_]+")
 _UNICODE_3_2 = unicodedata.ucd_3_2_0
 _ASCII_PUNCTUATION = string.punctuation + " "
+# The longest prefix the table of words indexes (its ``prefix = '3'``).
+_SHORT = 3
 
 _NAME = re.compile(r"([A-Za-z][A-Za-z-]*):")
 # A whole address: something, one @, something; no spaces.
@@ -183,21 +185,29 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
     query = query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
     conditions: list[str] = []
     params: list[object] = []
-    # Per table of the full-text index: the phrases wanted, and those not wanted.
-    text: dict[str, tuple[list[str], list[str]]] = {"fts_words": ([], []), "fts": ([], [])}
+    texts: list[tuple[str, bool, str]] = []  # (kind, negated, FTS5 phrase); see _fts_phrase
     for term in parse_search(query):
         if not term.name:
-            table, phrase = _fts_phrase(term)
+            kind, phrase = _fts_phrase(term)
             if phrase:
-                text[table][1 if term.negated else 0].append(phrase)
+                texts.append((kind, term.negated, phrase))
             continue
         if not term.value.strip():
             raise SearchError(f"{term.name}: needs a value", term.position)
         sql, values = _filter(term, zone)
         conditions.append(f"NOT ({sql})" if term.negated else sql)
         params += values
+    # Phrases need the table with positions. Single words go there too (longer prefixes are
+    # quicker to look up with positions than without), unless one is short: only the table
+    # of words keeps a prefix index, and ``the`` or ``a`` begin too many words to merge.
+    short = any(kind == "short" for kind, _, _ in texts)
+    text: dict[str, tuple[list[str], list[str]]] = {"fts": ([], []), "fts_words": ([], [])}
+    for kind, negated, phrase in texts:
+        table = "fts_words" if short and kind != "phrase" else "fts"
+        text[table][1 if negated else 0].append(phrase)
     # The words of each table go to it as one query: one index lookup. The first table with
-    # a word wanted drives the query; the other is a condition beside it.
+    # a word wanted drives the query, the other is a condition beside it: phrases first, as
+    # they seldom match many messages.
     fts, fts_table = "", "fts"
     for table, (text_in, text_out) in text.items():
         if text_in:
@@ -256,19 +266,20 @@ def _is_token_char(char: str) -> bool:
 
 
 def _fts_phrase(term: Term) -> tuple[str, str]:
-    """The full-text table for a text term and an FTS5 phrase for it there; the phrase is
-    empty when the term holds no word (``-``, ``&``)."""
+    """An FTS5 phrase for a text term, and its kind: ``phrase`` (several words, which only
+    the table with positions answers), ``word`` (one word) or ``short`` (one word of at most
+    three characters, a prefix the table of words indexes). The phrase is empty when the
+    term holds no word (``-``, ``&``)."""
     if not any(_is_token_char(c) for c in term.value):
-        return "fts", ""
-    value, table = term.value, "fts"
+        return "phrase", ""
+    value, kind = term.value, "phrase"
     # ASCII punctuation always separates words, so ``the,`` is the one word ``the``.
     word = value.strip(_ASCII_PUNCTUATION)
     if _ONE_TOKEN.fullmatch(word) and all(_UNICODE_3_2.category(c)[0] in "LN" for c in word):
-        # One word: the table without positions, with its prefix index, answers it.
-        value, table = word, "fts_words"
+        value, kind = word, ("short" if len(word) <= _SHORT else "word")
     phrase = '"' + value.replace('"', '""') + '"'
     # A bare word matches words it begins; a quoted phrase matches as written.
-    return table, phrase if term.quoted else phrase + "*"
+    return kind, phrase if term.quoted else phrase + "*"
 
 
 def _filter(term: Term, zone: tzinfo | None) -> tuple[str, list[object]]:
