@@ -17,6 +17,8 @@ import gc
 import sqlite3
 import sys
 import tempfile
+from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
 
 from corpus import Generator
@@ -45,9 +47,16 @@ def messages(count: int, html: bool, seed: int = 3) -> Batch:
     return out
 
 
-def fill(store: Store, batch: Batch) -> None:
-    futures = [store.add(raw, Envelope(s, r)) for raw, s, r in batch]
-    for f in futures:
+def fill(store: Store, batch: Batch, window: int = 256) -> None:
+    """Store ``batch`` with at most ``window`` messages in flight, as a server's SMTP
+    sessions would: a queue of all of them at once would leave the allocator's heap
+    fragmented by what the queue held, and that would count as growth."""
+    pending: deque[Future[str]] = deque()
+    for raw, s, r in batch:
+        pending.append(store.add(raw, Envelope(s, r)))
+        if len(pending) >= window:
+            pending.popleft().result()
+    for f in pending:
         f.result()
 
 

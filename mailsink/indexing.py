@@ -7,14 +7,13 @@ worker process); the store then only inserts the rows.
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .message import Address, ParsedMessage, html_to_text, parse
-from .records import Envelope, addr_json, new_id
+from .records import Envelope, addr_json, compact_json, new_id, sender_json
 from .search import fold
 
 __all__ = ["Prepared", "Tagger", "pack_raw", "prepare", "search_body", "unpack_raw"]
@@ -51,14 +50,14 @@ def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = 
         received,
         len(raw),
         env.mail_from,
-        json.dumps(list(env.rcpt_to)),
+        compact_json(list(env.rcpt_to)),
         env.helo,
         env.peer,
         env.username,
         env.tls,
         parsed.message_id,
         parsed.subject,
-        json.dumps(sender.as_json()) if sender else None,
+        sender_json(sender),
         addr_json(parsed.to),
         addr_json(parsed.cc),
         addr_json(parsed.bcc),

@@ -20,10 +20,12 @@ __all__ = [
     "StoredMessage",
     "addr_json",
     "chunks",
+    "compact_json",
     "drain",
     "new_id",
     "prefixed",
     "rows_to_messages",
+    "sender_json",
 ]
 
 T = TypeVar("T")
@@ -122,13 +124,37 @@ def prefixed(alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in SUMMARY_COLUMNS.split(","))
 
 
+def compact_json(value: object) -> str:
+    """``value`` as the store keeps JSON: no spaces, non-ASCII text as itself (a ``\\u``
+    escape takes six bytes for what UTF-8 says in two)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: SQLite could not take it
+            return json.dumps(value, separators=(",", ":"))
+    return text
+
+
 def addr_json(addresses: list[Address]) -> str:
-    """Addresses as the JSON list stored in ``to_list`` and the like."""
-    return json.dumps([a.as_json() for a in addresses])
+    """Addresses as the JSON list stored in ``to_list`` and the like: ``[[name, address]]``."""
+    return compact_json([[a.name, a.address] for a in addresses])
+
+
+def sender_json(sender: Address | None) -> str | None:
+    """The ``sender`` column: ``[name, address]``, or NULL for a message without a From."""
+    return compact_json([sender.name, sender.address]) if sender else None
+
+
+def _address(value: Any) -> Address:
+    # Rows stored by earlier versions hold Mailpit's {"Name", "Address"} objects.
+    if isinstance(value, dict):
+        return Address(value["Name"], value["Address"])
+    return Address(value[0], value[1])
 
 
 def _addr_list(text: str) -> list[Address]:
-    return [Address(a["Name"], a["Address"]) for a in json.loads(text)]
+    return [_address(a) for a in json.loads(text)]
 
 
 def rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[StoredMessage]:
@@ -145,7 +171,6 @@ def rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[Stored
             tags.setdefault(message, []).append(tag)
     out = []
     for r in rows:
-        sender = json.loads(r[13]) if r[13] else None
         out.append(
             StoredMessage(
                 id=r[1],
@@ -160,7 +185,7 @@ def rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[Stored
                 tls=bool(r[10]),
                 message_id=r[11],
                 subject=r[12],
-                sender=Address(sender["Name"], sender["Address"]) if sender else None,
+                sender=_address(json.loads(r[13])) if r[13] else None,
                 to=_addr_list(r[14]),
                 cc=_addr_list(r[15]),
                 bcc=_addr_list(r[16]),

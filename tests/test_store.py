@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
+from mailsink.message import Address
 from mailsink.migrations import MIGRATIONS
 from mailsink.store import Envelope, Event, Store
 
@@ -101,3 +103,55 @@ def test_writes_after_close_are_refused() -> None:
     store.close()
     with pytest.raises(RuntimeError, match="closed"):
         store.add(b"x")
+
+
+def test_address_lists_are_kept_compact_and_old_rows_still_read() -> None:
+    raw = (
+        "From: Tomás Dubois <toms@acme.example>\r\n"
+        "To: Björn Yilmaz <bjorn@stark.example>, plain@stark.example\r\n"
+        "Cc: =?utf-8?q?Am=C3=A9lie?= <amelie@soylent.example>\r\n"
+        "Subject: hi\r\n\r\nbody\r\n"
+    ).encode()
+    with Store() as store:
+        store.add(
+            raw, Envelope("toms@acme.example", ["bjorn@stark.example", "ü@x.example"])
+        ).result()
+        stored = store.read(
+            lambda db: db.execute(
+                "SELECT sender, to_list, cc_list, rcpt_to FROM messages"
+            ).fetchone()
+        )
+        # Names and addresses as written, without keys or escapes: what each message costs.
+        assert stored == (
+            '["Tomás Dubois","toms@acme.example"]',
+            '[["Björn Yilmaz","bjorn@stark.example"],["","plain@stark.example"]]',
+            '[["Amélie","amelie@soylent.example"]]',
+            '["bjorn@stark.example","ü@x.example"]',
+        )
+        new = store.page(0, 10).messages[0]
+        # Rows written by earlier versions hold Mailpit's objects, escaped: still read alike.
+        store.submit(
+            lambda db: db.execute(
+                "UPDATE messages SET sender = ?, to_list = ?, cc_list = ?, rcpt_to = ?",
+                (
+                    json.dumps({"Name": "Tomás Dubois", "Address": "toms@acme.example"}),
+                    json.dumps(
+                        [
+                            {"Name": "Björn Yilmaz", "Address": "bjorn@stark.example"},
+                            {"Name": "", "Address": "plain@stark.example"},
+                        ]
+                    ),
+                    json.dumps([{"Name": "Amélie", "Address": "amelie@soylent.example"}]),
+                    json.dumps(["bjorn@stark.example", "ü@x.example"]),
+                ),
+            )
+        ).result()
+        old = store.page(0, 10).messages[0]
+    assert new.sender == Address("Tomás Dubois", "toms@acme.example")
+    assert new.to == [
+        Address("Björn Yilmaz", "bjorn@stark.example"),
+        Address("", "plain@stark.example"),
+    ]
+    assert new.cc == [Address("Amélie", "amelie@soylent.example")]
+    assert new.rcpt_to == ["bjorn@stark.example", "ü@x.example"]
+    assert (old.sender, old.to, old.cc, old.rcpt_to) == (new.sender, new.to, new.cc, new.rcpt_to)
