@@ -2,26 +2,25 @@
 
 ``prepare`` parses the message, folds, compresses and extracts the search text. It touches no
 database and returns plain values, so it can run anywhere (the store's writer thread, or a
-worker process); the store then only inserts the rows.
+worker process); the store then only inserts the rows. The writer's ``RawCompressor`` (see
+the codec module), if given, compresses the raw bytes with its dictionary.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from . import codec
+from .codec import RawCompressor
 from .message import Address, ParsedMessage, html_to_text, parse
+from .migrations import WORDS_WINDOW, fts_values, pack_words
 from .records import Envelope, addr_json, compact_json, new_id, sender_json
 from .search import fold
 
 __all__ = ["Prepared", "Tagger", "pack_raw", "prepare", "search_body", "unpack_raw"]
 
-# Raw bytes are kept zlib-compressed (mail is text: a third of the size, or less);
-# level 1 costs little time for most of the gain.
-_LEVEL = 1
-_ZLIB = "zlib"
 _WORD = re.compile(r"\w+")
 
 Tagger = Callable[[ParsedMessage, Envelope], Iterable[str]]
@@ -42,8 +41,15 @@ class Prepared:
     words: bytes | None = None  # the packed full-text values, if computed ahead of the insert
 
 
-def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = None) -> Prepared:
-    """Parse ``raw`` and compute every row to store for it."""
+def prepare(
+    raw: bytes,
+    env: Envelope,
+    received: float,
+    tagger: Tagger | None = None,
+    compressor: RawCompressor | None = None,
+) -> Prepared:
+    """Parse ``raw`` and compute every row to store for it (the raw bytes compressed by the
+    writer's ``compressor``, or with zstd alone)."""
     parsed = parse(raw)
     sender = parsed.sender
     message = (
@@ -87,7 +93,7 @@ def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = 
         search_body(parsed.text, html_to_text(parsed.html)),
         " ".join(p.filename for p in parsed.attachments + parsed.inline),
     )
-    keep, compression = pack_raw(raw)
+    keep, compression = pack_raw(raw, compressor)
     return Prepared(
         uid=new_id(),
         message=message,
@@ -97,6 +103,8 @@ def prepare(raw: bytes, env: Envelope, received: float, tagger: Tagger | None = 
         headers=[(name.lower(), value) for name, value in parsed.headers],
         tags=sorted(set(tagger(parsed, env))) if tagger else [],
         fts=fts,
+        # Packed against the bytes as received, which are at hand here (and not after).
+        words=pack_words(fts_values(fts), raw[:WORDS_WINDOW]),
     )
 
 
@@ -121,16 +129,14 @@ def search_body(text: str, html_text: str) -> str:
     return text + ("\n" + " ".join(extra) if extra else "")
 
 
-def pack_raw(raw: bytes) -> tuple[bytes, str]:
+def pack_raw(raw: bytes, compressor: RawCompressor | None = None) -> tuple[bytes, str]:
     """What the ``raw`` table keeps for these bytes, and how it is compressed."""
-    packed = zlib.compress(raw, _LEVEL)
-    return (packed, _ZLIB) if len(packed) < len(raw) else (raw, "")
+    return codec.pack_raw(raw, compressor)
 
 
-def unpack_raw(data: bytes, compression: str) -> bytes:
-    """The bytes as received, from what the ``raw`` table keeps."""
-    if compression == _ZLIB:
-        return zlib.decompress(data)
-    if compression:
-        raise ValueError(f"unknown compression {compression!r}")
-    return bytes(data)
+def unpack_raw(
+    data: bytes, compression: str, dictionaries: codec.Dictionaries | None = None
+) -> bytes:
+    """The bytes as received, from what the ``raw`` table keeps (a row compressed with a
+    dictionary needs its connection's ``dictionaries``; SQL has ``mailsink_raw``)."""
+    return codec.unpack_raw(data, compression, dictionaries)

@@ -299,9 +299,12 @@ class _Writer(threading.Thread):
 
     def __init__(self, path: str, stdout: IO[bytes]) -> None:
         super().__init__(name="mailsink-ingest-writer")
+        from .codec import RawCompressor, newest_dictionary
         from .rows import connect, file_uri
 
         self.db = connect(file_uri(path), file=True)
+        # The raw bytes' zstd, used by the parsing thread; its dictionary is saved here.
+        self.compressor = RawCompressor(newest_dictionary(self.db))
         self.stdout = stdout
         self.batches: queue.SimpleQueue[list[_Parsed] | None] = queue.SimpleQueue()
         self._queued = 0  # batches handed to the thread and not yet written
@@ -344,6 +347,9 @@ class _Writer(threading.Thread):
             os._exit(70)
 
     def _reply(self, batch: list[_Parsed]) -> None:
+        from .codec import save_trained
+
+        save_trained(self.db, self.compressor)  # a dictionary trained since the last batch
         self.stdout.write(_commit(self.db, batch))
         self.stdout.flush()
 
@@ -353,7 +359,6 @@ def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
     inserted and committed (SQLite and zlib let other threads run meanwhile), the next is
     parsed and compressed."""
     from .indexing import prepare
-    from .migrations import WORDS_WINDOW, fts_values, pack_words
 
     buffer = bytearray()
     if not _read_exactly(stdin, _TAGGER.size, buffer):
@@ -375,9 +380,9 @@ def _serve(path: str, stdin: int, stdout: IO[bytes]) -> None:
             parsed: list[_Parsed] = []
             for seq, received, envelope, raw in jobs:
                 try:
-                    rows = prepare(raw, envelope, received, tagger)
-                    # Packed here rather than by the writing thread, which has the inserts.
-                    rows.words = pack_words(fts_values(rows.fts), raw[:WORDS_WINDOW])
+                    # Compressed and packed here rather than by the writing thread, which has
+                    # the inserts.
+                    rows = prepare(raw, envelope, received, tagger, writer.compressor)
                     parsed.append((seq, raw, rows))
                 except Exception as exc:
                     parsed.append((seq, raw, f"not stored: {exc.__class__.__name__}"))

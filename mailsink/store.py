@@ -18,12 +18,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .indexing import Prepared, prepare, unpack_raw
+from .codec import RawCompressor, newest_dictionary, save_trained
+from .heap import HeapTrimmer
+from .indexing import Prepared, prepare
 from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
 from .migrations import (
+    WORDS_WINDOW,
     migrate,
-    raw_prefix,
     unpack_words,
 )
 from .records import (
@@ -50,6 +52,8 @@ log = logging.getLogger("mailsink.store")
 # Writes that arrive while a batch commits join the next batch; this caps its size so that
 # one batch never holds the write lock for long.
 _MAX_BATCH = 256
+# Jobs the writer runs between giving its freed memory back (see heap.py).
+_TRIM_EVERY = 1000
 
 
 @dataclass
@@ -87,6 +91,8 @@ class Store:
         self._writer_db: sqlite3.Connection | None = None
         self._closed = False
         self._pending: list[Event] = []  # events of the batch being written; writer thread only
+        self.heap = HeapTrimmer(_TRIM_EVERY)  # used by the writer thread only
+        self._compressor = RawCompressor()  # the raw bytes' zstd; writer thread only
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -101,6 +107,9 @@ class Store:
                 # messages with less room left over (about 5 % less memory than 4 KB).
                 db.execute("PRAGMA page_size = 8192")
             migrate(db)
+            newest = newest_dictionary(db)
+            if newest is not None:  # learnt before: no need to learn again
+                self._compressor.use(*newest)
         except BaseException:
             db.close()
             raise
@@ -348,7 +357,7 @@ class Store:
         return self.submit(run)
 
     def _insert(self, db: sqlite3.Connection, raw: bytes, env: Envelope, received: float) -> str:
-        return self._write(db, prepare(raw, env, received, self.tagger))
+        return self._write(db, prepare(raw, env, received, self.tagger, self._compressor))
 
     def _write(self, db: sqlite3.Connection, p: Prepared) -> str:
         uid = insert_message(db, p)
@@ -376,10 +385,10 @@ class Store:
             marks = ",".join("?" * len(rowids))
             # A contentless index forgets a row only when told the values it indexed.
             values = [
-                (rowid, *unpack_words(words, raw_prefix(data, compression)))
-                for rowid, data, compression, words in db.execute(
-                    f"SELECT id, data, compression, words FROM raw "
-                    f"WHERE id IN ({marks}) AND words IS NOT NULL",
+                (rowid, *unpack_words(words, prefix))
+                for rowid, prefix, words in db.execute(
+                    f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words "
+                    f"FROM raw WHERE id IN ({marks}) AND words IS NOT NULL",
                     rowids,
                 )
             ]
@@ -407,7 +416,9 @@ class Store:
             if job is None:
                 return
             batch, stop = drain(self._jobs, job, _MAX_BATCH)
+            save_trained(db, self._compressor)  # a dictionary trained since the last batch
             self._run_batch(db, batch)
+            self.heap.done(len(batch))
             if stop:
                 return
 
@@ -542,12 +553,12 @@ class Store:
         """The exact bytes received, or None if there is no such message."""
         row = self.read(
             lambda db: db.execute(
-                "SELECT r.data, r.compression FROM raw r JOIN messages m ON m.id = r.id "
-                "WHERE m.uid = ?",
+                "SELECT mailsink_raw(r.data, r.compression) FROM raw r "
+                "JOIN messages m ON m.id = r.id WHERE m.uid = ?",
                 (uid,),
             ).fetchone()
         )
-        return unpack_raw(row[0], row[1]) if row else None
+        return bytes(row[0]) if row else None
 
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
