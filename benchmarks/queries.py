@@ -92,6 +92,18 @@ def run(args: argparse.Namespace, url: str, values: dict[str, str]) -> None:
         ("full text", "common word: the", "/api/v1/search", {"query": "the"}),
         (
             "full text",
+            "short and long word: the invoice",
+            "/api/v1/search",
+            {"query": "the invoice"},
+        ),
+        (
+            "full text",
+            'short word and phrase: the "kind regards"',
+            "/api/v1/search",
+            {"query": 'the "kind regards"'},
+        ),
+        (
+            "full text",
             "word and negation: order -shipped",
             "/api/v1/search",
             {"query": "order -shipped"},

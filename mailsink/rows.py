@@ -79,10 +79,12 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
     db.executemany(
         "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
     )
-    db.execute(
-        "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-        (rowid, *fts),
-    )
+    # Two indexes of the same values: with positions (phrases) and without (single words).
+    for table in ("fts", "fts_words"):
+        db.execute(
+            f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
+            (rowid, *fts),
+        )
     return p.uid
 
 

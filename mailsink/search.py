@@ -20,6 +20,7 @@ The SQL calls ``mailsink_fold``, a function the store registers on every connect
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -83,6 +84,17 @@ _HAS = {
 }
 
 FTS_CONDITION = "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+# What FTS5's unicode61 tokenizer surely keeps as one word: letters and digits, which is
+# Python's \w without the underscore, and only those that were letters and digits in
+# Unicode 3.2 already (SQLite's tables are older than Python's; a few marks have become
+# letters since). Tests check each such character against SQLite. A term of anything else,
+# even one that is one word after all, goes to the table with positions, which answers any
+# phrase.
+_ONE_TOKEN = re.compile(r"[^\W_]+")
+_UNICODE_3_2 = unicodedata.ucd_3_2_0
+_ASCII_PUNCTUATION = string.punctuation + " "
+# The longest prefix the table of words indexes (its ``prefix = '3'``).
+_SHORT = 3
 
 _NAME = re.compile(r"([A-Za-z][A-Za-z-]*):")
 # A whole address: something, one @, something; no spaces.
@@ -175,50 +187,74 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
     query = query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
     conditions: list[str] = []
     params: list[object] = []
-    text_in: list[str] = []
-    text_out: list[str] = []
+    texts: list[tuple[str, bool, str]] = []  # (kind, negated, FTS5 phrase); see _fts_phrase
     for term in parse_search(query):
         if not term.name:
-            phrase = _fts_phrase(term)
+            kind, phrase = _fts_phrase(term)
             if phrase:
-                (text_out if term.negated else text_in).append(phrase)
+                texts.append((kind, term.negated, phrase))
             continue
         if not term.value.strip():
             raise SearchError(f"{term.name}: needs a value", term.position)
         sql, values = _filter(term, zone)
         conditions.append(f"NOT ({sql})" if term.negated else sql)
         params += values
-    # All the words go to the full-text index as one query: one index lookup.
-    fts = ""
-    if text_in:
-        fts = " AND ".join(text_in)
-        if text_out:
-            fts = f"({fts}) NOT ({' OR '.join(text_out)})"
-    elif text_out:
-        conditions.append("m.id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)")
-        params.append(" OR ".join(text_out))
+    # Phrases need the table with positions. Single words go there too (longer prefixes are
+    # quicker to look up with positions than without), unless one is short: only the table
+    # of words keeps a prefix index, and ``the`` or ``a`` begin too many words to merge.
+    short = any(kind == "short" for kind, _, _ in texts)
+    text: dict[str, tuple[list[str], list[str]]] = {"fts": ([], []), "fts_words": ([], [])}
+    for kind, negated, phrase in texts:
+        table = "fts_words" if short and kind != "phrase" else "fts"
+        text[table][1 if negated else 0].append(phrase)
+    # The words of each table go to it as one query: one index lookup. The first table with
+    # a word wanted drives the query, the other is a condition beside it: phrases first, as
+    # they seldom match many messages.
+    fts, fts_table = "", "fts"
+    for table, (text_in, text_out) in text.items():
+        if text_in:
+            match = " AND ".join(text_in)
+            if text_out:
+                match = f"({match}) NOT ({' OR '.join(text_out)})"
+            if not fts:
+                fts, fts_table = match, table
+                continue
+            conditions.append(f"m.id IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)")
+            params.append(match)
+        elif text_out:
+            conditions.append(f"m.id NOT IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)")
+            params.append(" OR ".join(text_out))
     rest = " AND ".join(conditions)
-    return CompiledSearch(fts, rest, params), ([fts] if fts else []) + params
+    return CompiledSearch(fts, rest, params, fts_table), ([fts] if fts else []) + params
 
 
 class CompiledSearch(str):
     """The SQL condition ``compile_search`` returns: a ``str``, which also keeps its parts.
 
-    ``fts`` is the full-text query (an FTS5 MATCH expression, or ``""``) and ``rest`` the
-    condition on ``messages m`` besides it, with ``rest_params``. The store uses them to let
-    the full-text index drive a query (count straight from the index, pages in its order)
-    instead of materialising every match.
+    ``fts`` is the full-text query (an FTS5 MATCH expression, or ``""``) on the table
+    ``fts_table`` (``fts`` or ``fts_words``), and ``rest`` the condition on ``messages m``
+    besides it, with ``rest_params``. The store uses them to let the full-text index drive a
+    query (count straight from the index, pages in its order) instead of materialising
+    every match.
     """
 
     fts: str
+    fts_table: str
     rest: str
     rest_params: list[object]
 
-    def __new__(cls, fts: str, rest: str, rest_params: list[object]) -> CompiledSearch:
-        parts = [FTS_CONDITION] if fts else []
+    def __new__(
+        cls, fts: str, rest: str, rest_params: list[object], fts_table: str = "fts"
+    ) -> CompiledSearch:
+        if fts_table not in ("fts", "fts_words"):
+            raise ValueError(f"no full-text table {fts_table!r}")
+        parts = (
+            [f"m.id IN (SELECT rowid FROM {fts_table} WHERE {fts_table} MATCH ?)"] if fts else []
+        )
         parts += [rest] if rest else []
         self = super().__new__(cls, " AND ".join(parts) or "1")
-        self.fts, self.rest, self.rest_params = fts, rest, list(rest_params)
+        self.fts, self.fts_table = fts, fts_table
+        self.rest, self.rest_params = rest, list(rest_params)
         return self
 
 
@@ -231,13 +267,21 @@ def _is_token_char(char: str) -> bool:
     return category[0] in "LN" or category == "Co"
 
 
-def _fts_phrase(term: Term) -> str:
-    """An FTS5 phrase for a text term; empty when it holds no word (``-``, ``&``)."""
+def _fts_phrase(term: Term) -> tuple[str, str]:
+    """An FTS5 phrase for a text term, and its kind: ``phrase`` (several words, which only
+    the table with positions answers), ``word`` (one word) or ``short`` (one word of at most
+    three characters, a prefix the table of words indexes). The phrase is empty when the
+    term holds no word (``-``, ``&``)."""
     if not any(_is_token_char(c) for c in term.value):
-        return ""
-    phrase = '"' + term.value.replace('"', '""') + '"'
+        return "phrase", ""
+    value, kind = term.value, "phrase"
+    # ASCII punctuation always separates words, so ``the,`` is the one word ``the``.
+    word = value.strip(_ASCII_PUNCTUATION)
+    if _ONE_TOKEN.fullmatch(word) and all(_UNICODE_3_2.category(c)[0] in "LN" for c in word):
+        value, kind = word, ("short" if len(word) <= _SHORT else "word")
+    phrase = '"' + value.replace('"', '""') + '"'
     # A bare word matches words it begins; a quoted phrase matches as written.
-    return phrase if term.quoted else phrase + "*"
+    return kind, phrase if term.quoted else phrase + "*"
 
 
 def _filter(term: Term, zone: tzinfo | None) -> tuple[str, list[object]]:

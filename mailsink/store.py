@@ -367,7 +367,8 @@ class Store:
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
-            db.execute("INSERT INTO fts (fts) VALUES ('delete-all')")
+            for table in ("fts", "fts_words"):
+                db.execute(f"INSERT INTO {table} ({table}) VALUES ('delete-all')")
             for table in ("tags", "headers", "addresses", "raw", "messages"):
                 db.execute(f"DELETE FROM {table}")
             self.after_commit(db, Event("deleted"))
@@ -383,18 +384,20 @@ class Store:
             rowids = tuple(r[0] for r in rows)
             marks = ",".join("?" * len(rowids))
             # A contentless index forgets a row only when told the values it indexed.
-            db.executemany(
-                "INSERT INTO fts (fts, rowid, subject, addresses, body, filenames) "
-                "VALUES ('delete', ?, ?, ?, ?, ?)",
-                [
-                    (rowid, *unpack_words(words, prefix))
-                    for rowid, prefix, words in db.execute(
-                        f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words "
-                        f"FROM raw WHERE id IN ({marks}) AND words IS NOT NULL",
-                        rowids,
-                    )
-                ],
-            )
+            values = [
+                (rowid, *unpack_words(words, prefix))
+                for rowid, prefix, words in db.execute(
+                    f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words "
+                    f"FROM raw WHERE id IN ({marks}) AND words IS NOT NULL",
+                    rowids,
+                )
+            ]
+            for table in ("fts", "fts_words"):
+                db.executemany(
+                    f"INSERT INTO {table} ({table}, rowid, subject, addresses, body, filenames) "
+                    "VALUES ('delete', ?, ?, ?, ?, ?)",
+                    values,
+                )
             db.execute(f"DELETE FROM messages WHERE id IN ({marks})", rowids)
             deleted += [r[1] for r in rows]
         if deleted:
@@ -574,23 +577,26 @@ def _fts_page(
     matches itself and yields them newest first, so nothing is materialised or sorted."""
     rest = f"AND ({search.rest})" if search.rest else ""
     params = (search.fts, *search.rest_params)
+    fts = search.fts_table  # one of the index's two tables, named by the search module
     if rest:
         matched, matched_unread = db.execute(
-            "SELECT count(*), coalesce(sum(m.read = 0), 0) FROM fts "
-            f"JOIN messages m ON m.id = fts.rowid WHERE fts MATCH ? {rest}",
+            f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM {fts} "
+            f"JOIN messages m ON m.id = {fts}.rowid WHERE {fts} MATCH ? {rest}",
             params,
         ).fetchone()
     else:
-        (matched,) = db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", params).fetchone()
+        (matched,) = db.execute(
+            f"SELECT count(*) FROM {fts} WHERE {fts} MATCH ?", params
+        ).fetchone()
         # The small index of unread IDs answers this without reading any message row.
         (matched_unread,) = db.execute(
-            "SELECT count(*) FROM fts JOIN messages m INDEXED BY messages_unread "
-            "ON m.id = fts.rowid WHERE fts MATCH ? AND m.read = 0",
+            f"SELECT count(*) FROM {fts} JOIN messages m INDEXED BY messages_unread "
+            f"ON m.id = {fts}.rowid WHERE {fts} MATCH ? AND m.read = 0",
             params,
         ).fetchone()
     rows = db.execute(
-        f"SELECT {prefixed('m')} FROM fts JOIN messages m ON m.id = fts.rowid "
-        f"WHERE fts MATCH ? {rest} ORDER BY fts.rowid DESC LIMIT ? OFFSET ?",
+        f"SELECT {prefixed('m')} FROM {fts} JOIN messages m ON m.id = {fts}.rowid "
+        f"WHERE {fts} MATCH ? {rest} ORDER BY {fts}.rowid DESC LIMIT ? OFFSET ?",
         (*params, limit, start),
     ).fetchall()
     return int(matched), int(matched_unread), rows

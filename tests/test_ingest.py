@@ -202,8 +202,10 @@ def test_a_message_the_ingest_process_stored_leaves_no_word_behind_when_deleted(
         assert response.status_code == 200
     with sqlite3.connect(db) as conn:
         # The index keeps no text of its own: deleting needs the words the process packed.
-        assert conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'zebrafinch'").fetchall() == []
-        assert len(conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'hello'").fetchall()) == 1
+        for table in ("fts", "fts_words"):
+            found = f"SELECT rowid FROM {table} WHERE {table} MATCH ?"
+            assert conn.execute(found, ("zebrafinch",)).fetchall() == []
+            assert len(conn.execute(found, ("hello",)).fetchall()) == 1
 
 
 def test_without_an_interpreter_to_start_the_server_stores_by_itself(
@@ -232,4 +234,6 @@ def test_a_large_message_compressed_by_the_server_comes_back_byte_for_byte(
         assert api.get(f"/api/v1/message/{found['ID']}/raw").content == raw
         assert api.request("DELETE", "/api/v1/messages", json={"IDs": [found["ID"]]}).is_success
     with sqlite3.connect(tmp_path / "mail.db") as conn:
-        assert conn.execute("SELECT rowid FROM fts WHERE fts MATCH 'quokka3'").fetchall() == []
+        for table in ("fts", "fts_words"):
+            found = f"SELECT rowid FROM {table} WHERE {table} MATCH 'quokka3'"
+            assert conn.execute(found).fetchall() == []

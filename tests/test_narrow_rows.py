@@ -209,10 +209,11 @@ def _as_before(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
         "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
         [(rowid, i, name.lower(), value) for i, (name, value) in enumerate(parsed.headers)],
     )
-    db.execute(
-        "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-        (rowid, *fts),
-    )
+    for table in ("fts", "fts_words"):
+        db.execute(
+            f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
+            (rowid, *fts),
+        )
 
 
 def test_a_database_from_before_is_converted_and_searches_the_same(tmp_path: Path) -> None:

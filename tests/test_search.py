@@ -105,6 +105,10 @@ def test_a_word_becomes_a_prefix_query_and_a_phrase_an_exact_one() -> None:
     where, params = compile_search("-spam -ham")
     assert params == ['"spam"* OR "ham"*']
     assert "NOT IN (SELECT rowid FROM fts" in where
+    # A short word is a prefix only the table of words indexes: the words go there.
+    where, params = compile_search('the "due date" -spam')
+    assert params == ['"due date"', '("the"*) NOT ("spam"*)']
+    assert where.count(" fts MATCH ?") == 1 and where.count("fts_words MATCH ?") == 1
 
 
 def test_quotes_inside_words_cannot_break_out_of_the_fts_query() -> None:

@@ -1,0 +1,360 @@
+"""The full-text index in two tables: single words in ``fts_words`` (no positions, a prefix
+index), phrases in ``fts`` (positions); the same results as one table gave, and databases
+made with one table converted in place."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mailsink.indexing import prepare
+from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix, register_functions
+from mailsink.records import ADDRESS_FIELDS
+from mailsink.search import compile_search, parse_search
+from mailsink.store import Envelope, Store
+from tests.test_lean_store import old_addresses
+
+
+def _mail(subject: str, text: str, *, to: str = "Ann <ann.lee@corp.example>") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Zoë Quartz <zoe@sender.test>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(text)
+    return msg.as_bytes()
+
+
+MAILS = [
+    _mail("Your order has shipped", "Kind regards, the shipping team. Order 12345."),
+    _mail("Order received", "We got your order; it ships soon. Kind regards."),
+    _mail("Spicy menu", "A jalapeño pepper, and regards to the kind cook."),
+    _mail(
+        "注文番号 confirmation", "ご注文ありがとうございます 注文番号 A1b2C3", to="bo@shop.example"
+    ),
+    _mail("ab-cd release", "the ab-cd tool and foo_bar notes, password reset link"),
+    _mail("Theatre tickets", "There they are: the tickets for the theme night."),
+]
+
+QUERIES = [
+    "the",
+    "THE",
+    "ship",
+    "order",
+    "order -shipped",
+    "-order",
+    "-order -spicy",
+    '"kind regards"',
+    '"regards kind"',
+    '"kind regards" -shipped',
+    'order "kind regards"',
+    'order -"kind regards"',
+    '-"kind regards" -spicy',
+    '-"kind regards" ship',
+    "jalapeno",
+    "JALAPEÑO",
+    "jalap",
+    "注文番号",
+    "注文",
+    "12345",
+    "123",
+    "a1b2c3",
+    "A1B2",
+    "ann.lee@corp.example",
+    "ann.lee@corp",
+    "ab-cd",
+    "-ab-cd",
+    "foo_bar",
+    "foo_",
+    "the,",
+    "(order)",
+    '"the."',
+    "password reset",
+    "pass res",
+    "the -ship -order",
+    "zzz",
+    "order zzz",
+    '"kind regards" zzz',
+    'tickets -"kind regards" -注文',
+    "the order",
+    "ord -shipped",
+    "order -the",
+    "the 注文番号",
+    "12 order",
+    "kin reg",
+    "a",
+    "t -the",
+    "JAL",
+    "jal -spicy",
+    'the "kind regards"',
+    'ord "kind regards" -shipped',
+]
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    with Store() as s:
+        for raw in MAILS:
+            s.add(raw, Envelope("zoe@sender.test", ["x@rcpt.test"])).result()
+        yield s
+
+
+def _subjects(store: Store, query: str, start: int = 0, limit: int = 100) -> list[str]:
+    page = store.page(start, limit, *compile_search(query))
+    assert page.matched >= len(page.messages)
+    return [m.subject for m in page.messages]
+
+
+def _one_table(db: sqlite3.Connection, query: str) -> list[str]:
+    """The subjects a query finds when every word goes to the table with positions, as it
+    did when that table was the only one: the reference the split must agree with."""
+    wanted, unwanted = [], []
+    for term in parse_search(query):
+        phrase = '"' + term.value.replace('"', '""') + '"' + ("" if term.quoted else "*")
+        (unwanted if term.negated else wanted).append(phrase)
+    if wanted:
+        match = " AND ".join(wanted)
+        if unwanted:
+            match = f"({match}) NOT ({' OR '.join(unwanted)})"
+        sql = "SELECT rowid FROM fts WHERE fts MATCH ?"
+    else:
+        match = " OR ".join(unwanted)
+        sql = "SELECT id FROM messages WHERE id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+    ids = [r[0] for r in db.execute(sql, (match,))]
+    marks = ",".join("?" * len(ids))
+    return [
+        r[0]
+        for r in db.execute(
+            f"SELECT subject FROM messages WHERE id IN ({marks}) ORDER BY id DESC", ids
+        )
+    ]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_a_query_finds_what_one_table_found(store: Store, query: str) -> None:
+    assert _subjects(store, query) == store.read(lambda db: _one_table(db, query))
+
+
+def test_the_queries_find_something_and_fold_as_before(store: Store) -> None:
+    assert _subjects(store, "jalapeno") == ["Spicy menu"]
+    assert _subjects(store, "JALAPEÑO") == ["Spicy menu"]
+    assert _subjects(store, "注文番号") == ["注文番号 confirmation"]
+    assert _subjects(store, "A1B2") == ["注文番号 confirmation"]
+    assert _subjects(store, "ab-cd") == ["ab-cd release"]
+    assert _subjects(store, "the") == [
+        "Theatre tickets",
+        "ab-cd release",
+        "Spicy menu",
+        "Your order has shipped",
+    ]
+    assert _subjects(store, 'order -"kind regards"') == []
+    assert _subjects(store, '-"kind regards" ship') == []
+    assert _subjects(store, '"kind regards" -shipped') == ["Order received"]
+    assert _subjects(store, "order -shipped") == ["Order received"]
+
+
+@pytest.mark.parametrize(
+    ("query", "table"),
+    [
+        ("the", "fts_words"),
+        ("A1b", "fts_words"),
+        ("注文", "fts_words"),
+        ("the,", "fts_words"),
+        ('"ord"', "fts_words"),
+        ("-ord", "fts_words"),
+        ("t", "fts_words"),
+        ("the order", "fts_words"),
+        ("order -the", "fts_words"),
+        ("Jalapeño", "fts"),
+        ("注文番号", "fts"),
+        ("A1b2", "fts"),
+        ("order -shipped", "fts"),
+        ('"kind regards"', "fts"),
+        ("ann.lee@corp.example", "fts"),
+        ("ab-cd", "fts"),
+        ("a_b", "fts"),
+        ("注。", "fts"),
+        ("-ab-cd", "fts"),
+    ],
+)
+def test_words_go_to_the_table_of_words_when_one_is_short(query: str, table: str) -> None:
+    where, params = compile_search(query)
+    other = "fts" if table == "fts_words" else "fts_words"
+    assert f"FROM {table} WHERE {table} MATCH ?" in where
+    assert f"FROM {other} " not in where
+    assert len(params) == 1
+
+
+def test_words_and_phrases_together_query_both_tables() -> None:
+    where, params = compile_search('-ab-cd the "kind regards" -spam from:zoe')
+    # The phrases drive (they seldom match much); the words are a condition beside them.
+    assert where.startswith("m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)")
+    assert params == [
+        '("kind regards") NOT ("ab-cd"*)',
+        ADDRESS_FIELDS["from"],
+        "zoe",
+        ADDRESS_FIELDS["from"],
+        "zoe",
+        '("the"*) NOT ("spam"*)',
+    ]
+    where, params = compile_search('"kind regards" -the')
+    assert where == (
+        "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?) AND "
+        "m.id NOT IN (SELECT rowid FROM fts_words WHERE fts_words MATCH ?)"
+    )
+    assert params == ['"kind regards"', '"the"*']
+    where, params = compile_search('the -"kind regards"')
+    assert where == (
+        "m.id IN (SELECT rowid FROM fts_words WHERE fts_words MATCH ?) AND "
+        "m.id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
+    )
+    assert params == ['"the"*', '"kind regards"']
+    where, params = compile_search('-the -"kind regards"')
+    assert where == (
+        "m.id NOT IN (SELECT rowid FROM fts WHERE fts MATCH ?) AND "
+        "m.id NOT IN (SELECT rowid FROM fts_words WHERE fts_words MATCH ?)"
+    )
+
+
+def test_counts_and_pages_with_filters_match_a_scan(store: Store) -> None:
+    uids = {m.subject: m.id for m in store.page(0, 100).messages}
+    store.set_read([uids["Order received"], uids["Theatre tickets"]], True).result()
+    try:
+        for query in ("the", "the -ship", 'the "kind regards"', "the is:unread", "order -is:read"):
+            everything = _subjects(store, query)
+            page = store.page(0, 100, *compile_search(query))
+            assert page.matched == len(everything)
+            unread = {m.subject for m in page.messages if not m.read}
+            assert page.matched_unread == len(unread), query
+            # One by one, newest first, the same messages.
+            one_by_one = [s for i in range(len(everything)) for s in _subjects(store, query, i, 1)]
+            assert one_by_one == everything, query
+        assert _subjects(store, "the is:unread") == [
+            "ab-cd release",
+            "Spicy menu",
+            "Your order has shipped",
+        ]
+        assert _subjects(store, "order -is:read") == ["Your order has shipped"]
+        assert _subjects(store, "the to:bo@shop.example") == []
+        assert _subjects(store, "注文 to:bo@shop.example") == ["注文番号 confirmation"]
+    finally:
+        store.set_read(None, False).result()
+
+
+def test_every_character_a_single_word_may_hold_is_a_word_character_for_sqlite() -> None:
+    """A term goes to the table without positions, which cannot take a phrase, only if
+    SQLite's tokenizer sees each of its characters as part of a word."""
+    letters = [
+        chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000 and chr(c).isalnum()
+    ]
+    # One character is a short word: it goes to the table of words if it can.
+    routed = [c for c in letters if "fts_words" in compile_search(c)[0]]
+    assert len(routed) > 80_000 and "ñ" in routed and "注" in routed and "7" in routed
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(a, tokenize = 'unicode61 remove_diacritics 2')")
+    db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, row)")
+    # Each character between two q's: one that separated words would leave a bare "q".
+    for i in range(0, len(routed), 5000):
+        db.execute("DELETE FROM t")
+        db.execute(
+            "INSERT INTO t (a) VALUES (?)", (" ".join(f"q{c}q" for c in routed[i : i + 5000]),)
+        )
+        if db.execute("SELECT count(*) FROM v WHERE term = 'q'").fetchone()[0]:
+            for c in routed[i : i + 5000]:
+                db.execute("DELETE FROM t")
+                db.execute("INSERT INTO t (a) VALUES (?)", (f"q{c}q",))
+                assert not db.execute("SELECT count(*) FROM v WHERE term = 'q'").fetchone()[0], (
+                    f"U+{ord(c):04X} separates words for SQLite"
+                )
+    # The few whose class changed since (New Tai Lue vowels, marks until Unicode 8) do not.
+    assert "fts" in compile_search("\u19b0")[0] and "fts_words" not in compile_search("\u19b0")[0]
+    db.close()
+
+
+# -- a database made before the split -----------------------------------------------------
+
+
+def _one_table_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
+    """A message stored the way the schema with one full-text table stored it."""
+    p = prepare(raw, env, 1.0)
+    rowid = db.execute(
+        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
+        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
+        "snippet, attachments, inline, subject_folded) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (p.uid, *p.message),
+    ).lastrowid
+    fts = fts_values(p.fts)
+    db.execute(
+        "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
+        (rowid, p.raw, p.compression, pack_words(fts, raw_prefix(p.raw, p.compression))),
+    )
+    db.executemany(
+        "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",
+        [
+            (rowid, i, field, address, folded)
+            for i, (field, _, address, folded) in enumerate(old_addresses(p))
+        ],
+    )
+    db.executemany(
+        "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
+        [(rowid, i, *h) for i, h in enumerate(p.headers)],
+    )
+    db.execute(
+        "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
+        (rowid, *fts),
+    )
+
+
+def _terms(db: sqlite3.Connection, table: str) -> int:
+    db.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.v_{table} USING fts5vocab(main, {table}, row)"
+    )
+    return int(db.execute(f"SELECT count(*) FROM temp.v_{table}").fetchone()[0])
+
+
+def test_a_database_with_one_full_text_table_is_split_and_searches_the_same(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "one-table.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    split = MIGRATIONS.index(next(m for m in MIGRATIONS if m.__name__ == "_fts_words"))
+    register_functions(db)
+    for step in MIGRATIONS[:split]:
+        step(db)
+    db.execute(f"PRAGMA user_version = {split}")
+    for raw in MAILS:
+        _one_table_write(db, raw, Envelope("zoe@sender.test", ["x@rcpt.test"]))
+    # What each query found before the split, from the one table there was.
+    expected = {query: _one_table(db, query) for query in QUERIES}
+    assert sum(map(len, expected.values())) > 50
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'fts'").fetchone()
+    assert "prefix = '3'" in sql
+    db.close()
+
+    with Store(str(path)) as store:
+        for query in QUERIES:
+            assert _subjects(store, query) == expected[query], query
+        sql = store.read(
+            lambda db: dict(
+                db.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'fts%'")
+            )
+        )
+        assert "prefix" not in sql["fts"] and "detail" not in sql["fts"]
+        assert "detail = none" in sql["fts_words"] and "prefix = '3'" in sql["fts_words"]
+        # Both tables forget a deleted message exactly: nothing is left behind.
+        store.delete([m.id for m in store.page(0, 3).messages]).result()
+        assert len(_subjects(store, "")) == len(MAILS) - 3
+        store.delete([m.id for m in store.page(0, 100).messages]).result()
+        assert store.submit(lambda db: (_terms(db, "fts"), _terms(db, "fts_words"))).result() == (
+            0,
+            0,
+        )
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
