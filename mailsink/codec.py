@@ -15,8 +15,8 @@ bytes where zlib took about 1,000, and compressing it takes a third of the time.
 
 Each writer (the store's writer thread, each ingest process) has a ``RawCompressor``: it
 starts with the newest dictionary in the database, or, with none, samples the messages it
-compresses, trains one on a thread of its own (zstd lets go of the interpreter lock while it
-trains, about 0.1 s), and switches to it once ``save_trained`` has committed it. Dictionaries
+compresses, has a process of its own train one (about 0.1 s; see ``train_dictionary``), and
+switches to it once ``save_trained`` has committed it. Dictionaries
 are never changed or deleted, so a reader that meets an unknown ID loads it once and keeps it
 (``Dictionaries``).
 """
@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -40,6 +42,7 @@ __all__ = [
     "pack_raw",
     "pack_text",
     "save_trained",
+    "train_dictionary",
     "unpack_raw",
     "unpack_text",
 ]
@@ -162,16 +165,16 @@ class RawCompressor:
             if self._seen < self._next_attempt:
                 return
             self._busy = True
-            samples: list[bytes | bytearray | memoryview] = list(self._samples)
+            samples = list(self._samples)
         self._thread = threading.Thread(
             target=self._train, args=(samples,), name="mailsink-train-dictionary", daemon=True
         )
         self._thread.start()
 
-    def _train(self, samples: list[bytes | bytearray | memoryview]) -> None:
+    def _train(self, samples: list[bytes]) -> None:
         started = time.perf_counter()
         try:
-            data = zstandard.train_dictionary(self._size, samples).as_bytes()
+            data = train_dictionary(self._size, samples)
         except Exception as exc:  # too few samples, or too much alike: zstd says no
             with self._lock:
                 self._busy = False
@@ -190,6 +193,68 @@ class RawCompressor:
         )
         with self._lock:
             self._trained = data
+
+
+def train_dictionary(size: int, samples: list[bytes]) -> bytes:
+    """A zstd dictionary of ``size`` bytes learnt from ``samples``, trained by a process of
+    its own (``python -m mailsink.codec``); ``ValueError`` when zstd can learn none.
+
+    Training allocates blocks of several megabytes. Freed in a thread of this process, glibc
+    keeps them in that thread's arena for good (about 8 MB resident, which ``malloc_trim``
+    does not give back); a process of its own gives everything back when it ends. Where no
+    process can be started, it trains here.
+    """
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailsink.codec", str(size)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as exc:
+        log.info("training the compression dictionary in this process: %s", exc)
+        return _train_here(size, samples)
+    assert proc.stdin is not None
+    try:
+        # One sample at a time, so that no block as big as all of them is ever allocated.
+        for sample in samples:
+            proc.stdin.write(len(sample).to_bytes(4, "little"))
+            proc.stdin.write(sample)
+    except BrokenPipeError:
+        pass  # it ended early: its exit status and message say why
+    out, err = proc.communicate(timeout=300)
+    if proc.returncode != 0:
+        message = err.decode("utf-8", "replace").strip().splitlines()
+        raise ValueError(message[-1] if message else f"exit status {proc.returncode}")
+    return out
+
+
+def _train_here(size: int, samples: list[bytes]) -> bytes:
+    try:
+        return bytes(
+            zstandard.train_dictionary(
+                size, list[bytes | bytearray | memoryview](samples)
+            ).as_bytes()
+        )
+    except zstandard.ZstdError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _train_main(argv: list[str]) -> int:
+    """``python -m mailsink.codec SIZE``: length-prefixed samples in, a dictionary out."""
+    data = sys.stdin.buffer.read()
+    samples, at = [], 0
+    while at + 4 <= len(data):
+        length = int.from_bytes(data[at : at + 4], "little")
+        samples.append(data[at + 4 : at + 4 + length])
+        at += 4 + length
+    try:
+        dictionary = _train_here(int(argv[0]), samples)
+    except ValueError as exc:
+        print(f"no dictionary: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(dictionary)
+    return 0
 
 
 def save_trained(db: sqlite3.Connection, compressor: RawCompressor) -> None:
@@ -326,3 +391,7 @@ def unpack_text(data: bytes, prefix: bytes) -> bytes:
     zdict = prefix[:ZLIB_WINDOW]
     unpacker = zlib.decompressobj(zdict=zdict) if zdict else zlib.decompressobj()
     return unpacker.decompress(data) + unpacker.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(_train_main(sys.argv[1:]))

@@ -42,6 +42,11 @@ def connect(uri: str, *, file: bool) -> sqlite3.Connection:
     )
     db.execute("PRAGMA foreign_keys = ON")
     register_functions(db)
+    if not file:
+        # Every page of an in-memory database is in memory already, and a page the cache
+        # lacks is a copy away: each connection's cache (2 MB by default, the writer and
+        # every reader thread each have one) would only hold a second copy of them.
+        db.execute("PRAGMA cache_size = -256")
     if file:
         # In WAL mode NORMAL survives a crash of the process (what a test double meets);
         # only a power cut can lose the newest commits.

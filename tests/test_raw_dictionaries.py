@@ -16,7 +16,7 @@ import pytest
 import zstandard
 
 from mailsink import Server
-from mailsink.codec import RawCompressor, save_trained
+from mailsink.codec import RawCompressor, save_trained, train_dictionary
 from mailsink.indexing import prepare
 from mailsink.migrations import MIGRATIONS, migrate, register_functions
 from mailsink.search import compile_search
@@ -281,3 +281,18 @@ def test_the_ingest_process_learns_and_uses_a_dictionary(
     with Store(path) as store:  # the server's own writer takes the ingest process's dictionary
         uid = store.add(sent[last]).result()
         assert raw_rows(store)[-1][:2] == (uid, f"zstd:{dictionary}")
+
+
+def test_a_dictionary_is_trained_by_a_process_of_its_own() -> None:
+    rnd = random.Random(5)
+    samples = [order_mail(rnd, i) for i in range(300)]
+    data = train_dictionary(4096, samples)
+    assert len(data) == 4096
+    # It is a real zstd dictionary: compressing with it round-trips, and shrinks a message.
+    dictionary = zstandard.ZstdCompressionDict(data)
+    packed = zstandard.ZstdCompressor(level=3, dict_data=dictionary).compress(samples[0])
+    plain = zstandard.ZstdCompressor(level=3).compress(samples[0])
+    assert len(packed) < len(plain)
+    assert zstandard.ZstdDecompressor(dict_data=dictionary).decompress(packed) == samples[0]
+    with pytest.raises(ValueError, match="no dictionary"):
+        train_dictionary(4096, [b""] * 50)  # nothing to learn from: the process says why

@@ -155,3 +155,12 @@ def test_address_lists_are_kept_compact_and_old_rows_still_read() -> None:
     assert new.cc == [Address("Amélie", "amelie@soylent.example")]
     assert new.rcpt_to == ["bjorn@stark.example", "ü@x.example"]
     assert (old.sender, old.to, old.cc, old.rcpt_to) == (new.sender, new.to, new.cc, new.rcpt_to)
+
+
+@pytest.mark.parametrize("where", ["memory", "file"])
+def test_only_an_in_memory_store_keeps_page_caches_small(tmp_path: Path, where: str) -> None:
+    with Store(str(tmp_path / "m.db") if where == "file" else "") as store:
+        reader = store.read(lambda db: db.execute("PRAGMA cache_size").fetchone()[0])
+        writer = store.submit(lambda db: db.execute("PRAGMA cache_size").fetchone()[0]).result()
+    # In memory a cached page is a second copy of one that is in memory already.
+    assert (reader, writer) == ((-256, -256) if where == "memory" else (-2000, -2000))
