@@ -30,9 +30,13 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 import zlib
+from collections.abc import Callable
 
 import zstandard
+
+from .spawn import module_command
 
 __all__ = [
     "ZLIB_WINDOW",
@@ -195,18 +199,19 @@ class RawCompressor:
             self._trained = data
 
 
-def train_dictionary(size: int, samples: list[bytes]) -> bytes:
+def train_dictionary(size: int, samples: list[bytes], *, timeout: float = 300) -> bytes:
     """A zstd dictionary of ``size`` bytes learnt from ``samples``, trained by a process of
     its own (``python -m mailsink.codec``); ``ValueError`` when zstd can learn none.
 
     Training allocates blocks of several megabytes. Freed in a thread of this process, glibc
     keeps them in that thread's arena for good (about 8 MB resident, which ``malloc_trim``
     does not give back); a process of its own gives everything back when it ends. Where no
-    process can be started, it trains here.
+    process can be started, it trains here. A training that takes longer than ``timeout``
+    seconds is ended.
     """
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mailsink.codec", str(size)],
+            module_command("mailsink.codec", str(size)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -222,7 +227,12 @@ def train_dictionary(size: int, samples: list[bytes]) -> bytes:
             proc.stdin.write(sample)
     except BrokenPipeError:
         pass  # it ended early: its exit status and message say why
-    out, err = proc.communicate(timeout=300)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise ValueError(f"training took longer than {timeout:g} s") from None
     if proc.returncode != 0:
         message = err.decode("utf-8", "replace").strip().splitlines()
         raise ValueError(message[-1] if message else f"exit status {proc.returncode}")
@@ -297,7 +307,15 @@ class Dictionaries:
     """
 
     def __init__(self, db: sqlite3.Connection | None = None) -> None:
-        self._db = db
+        # Weakly where the connection allows it (``rows.connect``'s do): the connection keeps
+        # this object in its SQL functions, a cycle Python's collector cannot see, so a
+        # connection dropped without close() would never be freed.
+        self._db: Callable[[], sqlite3.Connection | None] | None = None
+        if db is not None:
+            try:
+                self._db = weakref.ref(db)
+            except TypeError:  # a plain sqlite3.Connection takes no weak reference
+                self._db = lambda: db
         self._plain: zstandard.ZstdDecompressor | None = None
         self._loaded: dict[int, zstandard.ZstdDecompressor] = {}
 
@@ -314,8 +332,9 @@ class Dictionaries:
         found = self._loaded.get(dictionary_id)
         if found is None:
             row = None
-            if self._db is not None:
-                row = self._db.execute(
+            db = self._db() if self._db is not None else None
+            if db is not None:
+                row = db.execute(
                     "SELECT data FROM dictionaries WHERE id = ?", (dictionary_id,)
                 ).fetchone()
             if row is None:

@@ -31,10 +31,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .records import Envelope, drain
+from .spawn import module_command
 
 if TYPE_CHECKING:
     from .indexing import Prepared
@@ -89,14 +89,10 @@ class IngestProcess:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> IngestProcess:
         """Start the process (its imports run while the server starts up)."""
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         proc = self._proc = subprocess.Popen(
-            [sys.executable, "-m", "mailsink.ingest", self.path],
+            module_command("mailsink.ingest", self.path),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
         )
         assert proc.stdin is not None and proc.stdout is not None
         os.set_blocking(proc.stdin.fileno(), False)

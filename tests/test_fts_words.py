@@ -17,7 +17,7 @@ from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix, 
 from mailsink.records import ADDRESS_FIELDS
 from mailsink.search import compile_search, parse_search
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import old_addresses
+from tests.test_lean_store import insert_summary, old_addresses
 
 
 def _mail(subject: str, text: str, *, to: str = "Ann <ann.lee@corp.example>") -> bytes:
@@ -281,13 +281,7 @@ def test_every_character_a_single_word_may_hold_is_a_word_character_for_sqlite()
 def _one_table_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
     """A message stored the way the schema with one full-text table stored it."""
     p = prepare(raw, env, 1.0)
-    rowid = db.execute(
-        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
-        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-        "snippet, attachments, inline, subject_folded) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (p.uid, *p.message),
-    ).lastrowid
+    rowid = insert_summary(db, p)
     fts = fts_values(p.fts)
     db.execute(
         "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",

@@ -237,3 +237,18 @@ def test_a_large_message_compressed_by_the_server_comes_back_byte_for_byte(
         for table in ("fts", "fts_words"):
             found = f"SELECT rowid FROM {table} WHERE {table} MATCH 'quokka3'"
             assert conn.execute(found).fetchall() == []
+
+
+def test_the_ingest_process_runs_this_mailsink_whatever_the_working_folder_holds(
+    make_server: Callable[..., Server], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another package of the same name where the process starts: `python -m` would take it.
+    (tmp_path / "mailsink").mkdir()
+    (tmp_path / "mailsink" / "__init__.py").write_text("raise ImportError('another mailsink')\n")
+    monkeypatch.chdir(tmp_path)
+    server = make_server(db=str(tmp_path / "mail.db"))
+    assert send(server, "from the ingest process")[0] == 250
+    assert handed_over(server) == 0
+    assert server.sink is not None and all(i.alive for i in server.sink.store._ingest)
+    assert ingest_pid(server) is not None
+    assert subjects(server) == ["from the ingest process"]

@@ -104,9 +104,8 @@ def old_addresses(p: Prepared) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _old_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
-    """A message stored the way the schema before the lean one stored it."""
-    p = prepare(raw, env, 1.0)
+def insert_summary(db: sqlite3.Connection, p: Prepared) -> int:
+    """A prepared message's ``messages`` row, as every schema so far has it; its row ID."""
     rowid = db.execute(
         "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
         "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
@@ -114,6 +113,14 @@ def _old_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (p.uid, *p.message),
     ).lastrowid
+    assert rowid is not None
+    return rowid
+
+
+def _old_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
+    """A message stored the way the schema before the lean one stored it."""
+    p = prepare(raw, env, 1.0)
+    rowid = insert_summary(db, p)
     db.execute(
         "INSERT INTO raw (id, data, compression) VALUES (?, ?, ?)", (rowid, p.raw, p.compression)
     )

@@ -18,6 +18,7 @@ from mailsink.records import ADDRESS_FIELDS
 from mailsink.rows import connect, file_uri, insert_message
 from mailsink.search import compile_search, fold
 from mailsink.store import Envelope, Store
+from tests.test_lean_store import insert_summary
 
 
 def _mail(subject: str, headers: dict[str, str]) -> bytes:
@@ -179,13 +180,7 @@ def _as_before(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
     envelope's too, and headers by their lower-case name."""
     p = prepare(raw, env, 1.0)
     parsed = parse(raw)
-    rowid = db.execute(
-        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
-        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-        "snippet, attachments, inline, subject_folded) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (p.uid, *p.message),
-    ).lastrowid
+    rowid = insert_summary(db, p)
     fts = fts_values(p.fts)
     db.execute(
         "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",

@@ -4,9 +4,11 @@ restarts, and databases of earlier versions (zlib rows) stay readable."""
 
 from __future__ import annotations
 
+import gc
 import random
 import smtplib
 import sqlite3
+import weakref
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +21,11 @@ from mailsink import Server
 from mailsink.codec import RawCompressor, save_trained, train_dictionary
 from mailsink.indexing import prepare
 from mailsink.migrations import MIGRATIONS, migrate, register_functions
+from mailsink.rows import connect
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
 from tests.conftest import CORPUS_FILES
+from tests.test_lean_store import insert_summary
 
 from .smtp_support import wait_until
 
@@ -194,13 +198,7 @@ def test_a_dictionary_that_cannot_be_saved_yet_is_offered_again(tmp_path: Path) 
 def _v4_write(db: sqlite3.Connection, raw: bytes) -> None:
     """A message as the version before dictionaries wrote it: zlib, words against 32 KB."""
     p = prepare(raw, Envelope("a@shop.test", ["b@example.test"]), 1.0)
-    rowid = db.execute(
-        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
-        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-        "snippet, attachments, inline, subject_folded) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (p.uid, *p.message),
-    ).lastrowid
+    rowid = insert_summary(db, p)
     packer = zlib.compressobj(3, zdict=raw[:32768])
     words = packer.compress("\x00".join(p.fts).encode()) + packer.flush()
     db.execute(
@@ -296,3 +294,30 @@ def test_a_dictionary_is_trained_by_a_process_of_its_own() -> None:
     assert zstandard.ZstdDecompressor(dict_data=dictionary).decompress(packed) == samples[0]
     with pytest.raises(ValueError, match="no dictionary"):
         train_dictionary(4096, [b""] * 50)  # nothing to learn from: the process says why
+
+
+def test_a_training_that_takes_too_long_is_ended() -> None:
+    rnd = random.Random(6)
+    samples = [order_mail(rnd, i) for i in range(300)]
+    with pytest.raises(ValueError, match="longer than"):
+        train_dictionary(4096, samples, timeout=0.001)
+
+
+def test_training_uses_this_mailsink_whatever_the_working_folder_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another package of the same name where the process starts: `python -m` would take it.
+    (tmp_path / "mailsink").mkdir()
+    (tmp_path / "mailsink" / "__init__.py").write_text("raise ImportError('another mailsink')\n")
+    monkeypatch.chdir(tmp_path)
+    rnd = random.Random(7)
+    assert len(train_dictionary(4096, [order_mail(rnd, i) for i in range(300)])) == 4096
+
+
+def test_a_connection_dropped_without_closing_is_freed() -> None:
+    db = connect(f"file:/dropped-{random.random()}?vfs=memdb", file=False)
+    migrate(db)
+    ref = weakref.ref(db)
+    del db
+    gc.collect()
+    assert ref() is None
