@@ -135,12 +135,13 @@ class SinkHandler:
         raw: bytes = envelope.original_content or b""
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         transport = server.transport
+        username = username_of(session)
         env = Envelope(
-            mail_from=envelope.mail_from or "",
-            rcpt_to=tuple(envelope.rcpt_tos),
-            helo=session.host_name or "",
+            mail_from=_storable(envelope.mail_from or ""),
+            rcpt_to=tuple(_storable(r) for r in envelope.rcpt_tos),
+            helo=_storable(session.host_name or ""),
             peer=peer,
-            username=username_of(session),
+            username=_storable(username) if username is not None else None,
             # STARTTLS sets session.ssl; with implicit TLS only the transport knows.
             tls=session.ssl is not None
             or (transport is not None and transport.get_extra_info("ssl_object") is not None),
@@ -248,3 +249,16 @@ async def start_smtp(
     if sock is not None:
         return await loop.create_server(factory, sock=sock, **options)
     return await loop.create_server(factory, host=host, port=port, **options)
+
+
+def _storable(text: str) -> str:
+    """``text`` as SQLite can keep it. aiosmtpd hands over bytes that are not UTF-8 as lone
+    surrogates, which no UTF-8 text can hold; each becomes U+FFFD, as a mail reader shows
+    such bytes, so that the message is kept rather than refused for ever."""
+    if text.isascii():
+        return text
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        data = text.encode("utf-8", "surrogatepass")
+    return data.decode("utf-8", "replace")

@@ -72,6 +72,24 @@ def test_smtputf8_envelope_is_kept(server: Server) -> None:
     assert msg["Subject"] == "日本語"
 
 
+def test_an_envelope_that_is_not_utf8_is_kept_with_replacement_characters(
+    server: Server,
+) -> None:
+    # Bytes that are not UTF-8 reach the handler as lone surrogates, which SQLite cannot
+    # store: the message must be kept all the same, not refused with a 451 forever.
+    with greeted(server) as raw:
+        assert raw.command(b"EHLO \xffhost.test")[0] == 250
+        assert raw.command(b"MAIL FROM:<\xe9t\xe9@sender.example> SMTPUTF8")[0] == 250
+        assert raw.command(b"RCPT TO:<\xff\xfe@rcpt.example>")[0] == 250
+        assert raw.command("RCPT TO:<用户@例子.广告>".encode())[0] == 250
+        assert raw.command("DATA")[0] == 354
+        assert raw.command(b"Subject: kept\r\n\r\nok\r\n.")[0] == 250
+    (msg,) = messages(server)
+    assert msg["Envelope"]["MailFrom"] == "\ufffdt\ufffd@sender.example"
+    assert msg["Envelope"]["RcptTo"] == ["\ufffd\ufffd@rcpt.example", "用户@例子.广告"]
+    assert msg["Subject"] == "kept"
+
+
 SMUGGLING = {
     "bare LF before the dot": b"\n.\r\n",
     "bare CR before the dot": b"\r.\r\n",
