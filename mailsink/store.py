@@ -53,7 +53,7 @@ log = logging.getLogger("mailsink.store")
 # one batch never holds the write lock for long.
 _MAX_BATCH = 256
 # Jobs the writer runs between giving its freed memory back (see heap.py).
-_TRIM_EVERY = 1000
+_TRIM_EVERY = 250
 
 
 @dataclass
