@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from mailsink.indexing import prepare
-from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix, register_functions
+from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix
 from mailsink.records import ADDRESS_FIELDS
 from mailsink.search import compile_search, parse_search
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import insert_summary, old_addresses
+from tests.test_lean_store import database_before, insert_summary, old_addresses
 
 
 def _mail(subject: str, text: str, *, to: str = "Ann <ann.lee@corp.example>") -> bytes:
@@ -315,12 +315,7 @@ def test_a_database_with_one_full_text_table_is_split_and_searches_the_same(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "one-table.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    split = MIGRATIONS.index(next(m for m in MIGRATIONS if m.__name__ == "_fts_words"))
-    register_functions(db)
-    for step in MIGRATIONS[:split]:
-        step(db)
-    db.execute(f"PRAGMA user_version = {split}")
+    db = database_before(path, "_fts_words")
     for raw in MAILS:
         _one_table_write(db, raw, Envelope("zoe@sender.test", ["x@rcpt.test"]))
     # What each query found before the split, from the one table there was.

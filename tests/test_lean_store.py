@@ -9,7 +9,13 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from mailsink.indexing import Prepared, prepare
-from mailsink.migrations import MIGRATIONS, pack_words, raw_prefix, unpack_words
+from mailsink.migrations import (
+    MIGRATIONS,
+    pack_words,
+    raw_prefix,
+    register_functions,
+    unpack_words,
+)
 from mailsink.records import ADDRESS_FIELDS, ENVELOPE_FIELDS
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
@@ -104,6 +110,18 @@ def old_addresses(p: Prepared) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def database_before(path: Path, step: str) -> sqlite3.Connection:
+    """A new database file at ``path`` with the schema as it was before migration ``step``
+    (autocommit, mailsink's SQL functions registered)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    register_functions(db)
+    before = [m.__name__ for m in MIGRATIONS].index(step)
+    for migration in MIGRATIONS[:before]:
+        migration(db)
+    db.execute(f"PRAGMA user_version = {before}")
+    return db
+
+
 def insert_summary(db: sqlite3.Connection, p: Prepared) -> int:
     """A prepared message's ``messages`` row, as every schema so far has it; its row ID."""
     rowid = db.execute(
@@ -143,14 +161,7 @@ def test_a_database_from_before_the_lean_schema_is_migrated_and_still_found(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    previous = MIGRATIONS.index(next(m for m in MIGRATIONS if m.__name__ == "_lean"))
-    from mailsink.migrations import register_functions
-
-    register_functions(db)
-    for step in MIGRATIONS[:previous]:
-        step(db)
-    db.execute(f"PRAGMA user_version = {previous}")
+    db = database_before(path, "_lean")
     for raw in MAILS:
         _old_write(db, raw, Envelope("zoe@sender.test", ["x@rcpt.test"]))
     db.close()

@@ -13,12 +13,12 @@ import pytest
 from mailsink.api.mailhog import search_condition
 from mailsink.indexing import prepare
 from mailsink.message import parse
-from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix, register_functions
+from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix
 from mailsink.records import ADDRESS_FIELDS
 from mailsink.rows import connect, file_uri, insert_message
 from mailsink.search import compile_search, fold
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import insert_summary
+from tests.test_lean_store import database_before, insert_summary
 
 
 def _mail(subject: str, headers: dict[str, str]) -> bytes:
@@ -213,12 +213,7 @@ def _as_before(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
 
 def test_a_database_from_before_is_converted_and_searches_the_same(tmp_path: Path) -> None:
     path = tmp_path / "before.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    register_functions(db)
-    before = [m.__name__ for m in MIGRATIONS].index("_narrow")
-    for step in MIGRATIONS[:before]:
-        step(db)
-    db.execute(f"PRAGMA user_version = {before}")
+    db = database_before(path, "_narrow")
     for raw, env in MAILS:
         _as_before(db, raw, env)
     (old_rows,) = db.execute("SELECT count(*) FROM addresses").fetchone()

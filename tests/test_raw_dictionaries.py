@@ -20,12 +20,12 @@ import zstandard
 from mailsink import Server
 from mailsink.codec import RawCompressor, save_trained, train_dictionary
 from mailsink.indexing import prepare
-from mailsink.migrations import MIGRATIONS, migrate, register_functions
+from mailsink.migrations import migrate
 from mailsink.rows import connect
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
 from tests.conftest import CORPUS_FILES
-from tests.test_lean_store import insert_summary
+from tests.test_lean_store import database_before, insert_summary
 
 from .smtp_support import wait_until
 
@@ -213,12 +213,7 @@ def _v4_write(db: sqlite3.Connection, raw: bytes) -> None:
 
 def test_a_database_with_zlib_rows_migrates_and_stays_readable(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    previous = MIGRATIONS.index(next(m for m in MIGRATIONS if m.__name__ == "_dictionaries"))
-    register_functions(db)
-    for step in MIGRATIONS[:previous]:
-        step(db)
-    db.execute(f"PRAGMA user_version = {previous}")
+    db = database_before(path, "_dictionaries")
     rnd = random.Random(9)
     old = [order_mail(rnd, n) for n in range(3)]
     old.append(order_mail(rnd, 3, extra="pangolin okapi " * 3000))  # beyond zlib's window
