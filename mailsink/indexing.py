@@ -37,8 +37,8 @@ class Prepared:
     addresses: list[tuple[int, str, str]]  # fields (ADDRESS_FIELDS bits), address, folded name
     headers: list[tuple[str, str]]  # lower-case name, value
     tags: list[str]
-    fts: tuple[str, str, str, str]  # subject, addresses, body, file names
-    words: bytes | None = None  # the packed full-text values, if computed ahead of the insert
+    fts: tuple[str, ...]  # subject, addresses, body, file names, as indexed (``fts_values``)
+    words: bytes  # ``fts`` packed, for the index to forget them when the message is deleted
 
 
 def prepare(
@@ -82,13 +82,15 @@ def prepare(
         ("reply-to", parsed.reply_to),
     ]
     everyone = [a for _, items in fields for a in items]
-    fts = (
-        parsed.subject,
-        " ".join(f"{a.name} {a.address}" for a in everyone)
-        + f" {env.mail_from} "
-        + " ".join(env.rcpt_to),
-        search_body(parsed.text, html_to_text(parsed.html)),
-        " ".join(p.filename for p in parsed.attachments + parsed.inline),
+    fts = fts_values(
+        (
+            parsed.subject,
+            " ".join(f"{a.name} {a.address}" for a in everyone)
+            + f" {env.mail_from} "
+            + " ".join(env.rcpt_to),
+            search_body(parsed.text, html_to_text(parsed.html)),
+            " ".join(p.filename for p in parsed.attachments + parsed.inline),
+        )
     )
     keep, compression = pack_raw(raw, compressor)
     return Prepared(
@@ -101,7 +103,7 @@ def prepare(
         tags=sorted(set(tagger(parsed, env))) if tagger else [],
         fts=fts,
         # Packed against the bytes as received, which are at hand here (and not after).
-        words=pack_words(fts_values(fts), raw[:WORDS_WINDOW]),
+        words=pack_words(fts, raw[:WORDS_WINDOW]),
     )
 
 

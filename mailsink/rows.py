@@ -10,7 +10,7 @@ import sqlite3
 from typing import Any
 
 from .indexing import Prepared
-from .migrations import fts_values, pack_words, raw_prefix, register_functions
+from .migrations import register_functions
 
 __all__ = ["Connection", "connect", "file_uri", "insert_message"]
 
@@ -66,15 +66,9 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
     rowid = cur.lastrowid
     # The full-text index keeps no copy of the text; ``words`` keeps it, compressed
     # against the message itself, for when the message is deleted.
-    fts = fts_values(p.fts)
     db.execute(
         "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
-        (
-            rowid,
-            p.raw,
-            p.compression,
-            p.words or pack_words(fts, raw_prefix(p.raw, p.compression)),
-        ),
+        (rowid, p.raw, p.compression, p.words),
     )
     db.executemany(
         "INSERT INTO addresses (message, seq, fields, address, name_folded) VALUES (?,?,?,?,?)",
@@ -88,7 +82,7 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
     for table in ("fts", "fts_words"):
         db.execute(
             f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (rowid, *fts),
+            (rowid, *p.fts),
         )
     return p.uid
 
