@@ -1,18 +1,30 @@
-"""One message's rows in SQL, and the connection they are written on.
+"""A message's rows in SQL, inserted and deleted, and the connection they are written on.
 
 Shared by the store's writer thread and the ingest process, so that both write a message
-exactly alike.
+exactly alike; the full-text index's two tables are named here only.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from .indexing import Prepared
-from .migrations import register_functions
+from .migrations import WORDS_WINDOW, register_functions, unpack_words
 
-__all__ = ["Connection", "connect", "file_uri", "insert_message"]
+__all__ = [
+    "Connection",
+    "connect",
+    "delete_all_messages",
+    "delete_messages",
+    "file_uri",
+    "insert_message",
+]
+
+# The full-text index is two tables of the same values: with positions (phrases) and
+# without (single words, with their three-letter prefixes).
+_FULL_TEXT = ("fts", "fts_words")
 
 
 def file_uri(path: str) -> str:
@@ -78,13 +90,42 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
     db.executemany(
         "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
     )
-    # Two indexes of the same values: with positions (phrases) and without (single words).
-    for table in ("fts", "fts_words"):
+    for table in _FULL_TEXT:
         db.execute(
             f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
             (rowid, *p.fts),
         )
     return p.uid
+
+
+def delete_messages(db: sqlite3.Connection, rowids: Sequence[int]) -> None:
+    """Delete these messages and every row of theirs (in the caller's transaction)."""
+    marks = ",".join("?" * len(rowids))
+    # A contentless index forgets a row only when told the values it indexed.
+    values = [
+        (rowid, *unpack_words(words, prefix))
+        for rowid, prefix, words in db.execute(
+            f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words "
+            f"FROM raw WHERE id IN ({marks}) AND words IS NOT NULL",
+            tuple(rowids),
+        )
+    ]
+    for table in _FULL_TEXT:
+        db.executemany(
+            f"INSERT INTO {table} ({table}, rowid, subject, addresses, body, filenames) "
+            "VALUES ('delete', ?, ?, ?, ?, ?)",
+            values,
+        )
+    # The other tables' rows go with the message (ON DELETE CASCADE).
+    db.execute(f"DELETE FROM messages WHERE id IN ({marks})", tuple(rowids))
+
+
+def delete_all_messages(db: sqlite3.Connection) -> None:
+    """Delete every message and every row of theirs (in the caller's transaction)."""
+    for table in _FULL_TEXT:
+        db.execute(f"INSERT INTO {table} ({table}) VALUES ('delete-all')")
+    for table in ("tags", "headers", "addresses", "raw", "messages"):
+        db.execute(f"DELETE FROM {table}")
 
 
 # A header's name is stored as its ``header_names`` ID, looked up in the same statement: the

@@ -23,11 +23,7 @@ from .heap import HeapTrimmer
 from .indexing import Prepared, prepare
 from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
-from .migrations import (
-    WORDS_WINDOW,
-    migrate,
-    unpack_words,
-)
+from .migrations import migrate
 from .records import (
     SUMMARY_COLUMNS,
     Envelope,
@@ -40,7 +36,7 @@ from .records import (
     prefixed,
     rows_to_messages,
 )
-from .rows import connect, file_uri, insert_message
+from .rows import connect, delete_all_messages, delete_messages, file_uri, insert_message
 from .search import CompiledSearch
 
 __all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
@@ -367,10 +363,7 @@ class Store:
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
-            for table in ("fts", "fts_words"):
-                db.execute(f"INSERT INTO {table} ({table}) VALUES ('delete-all')")
-            for table in ("tags", "headers", "addresses", "raw", "messages"):
-                db.execute(f"DELETE FROM {table}")
+            delete_all_messages(db)
             self.after_commit(db, Event("deleted"))
             return int(count)
         deleted: list[str] = []
@@ -382,23 +375,7 @@ class Store:
             if not rows:
                 continue
             rowids = tuple(r[0] for r in rows)
-            marks = ",".join("?" * len(rowids))
-            # A contentless index forgets a row only when told the values it indexed.
-            values = [
-                (rowid, *unpack_words(words, prefix))
-                for rowid, prefix, words in db.execute(
-                    f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words "
-                    f"FROM raw WHERE id IN ({marks}) AND words IS NOT NULL",
-                    rowids,
-                )
-            ]
-            for table in ("fts", "fts_words"):
-                db.executemany(
-                    f"INSERT INTO {table} ({table}, rowid, subject, addresses, body, filenames) "
-                    "VALUES ('delete', ?, ?, ?, ?, ?)",
-                    values,
-                )
-            db.execute(f"DELETE FROM messages WHERE id IN ({marks})", rowids)
+            delete_messages(db, rowids)
             deleted += [r[1] for r in rows]
         if deleted:
             self.after_commit(db, Event("deleted", tuple(deleted)))
