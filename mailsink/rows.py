@@ -20,6 +20,7 @@ __all__ = [
     "delete_messages",
     "file_uri",
     "insert_message",
+    "insert_summary",
 ]
 
 # The full-text index is two tables of the same values: with positions (phrases) and
@@ -68,14 +69,7 @@ def connect(uri: str, *, file: bool) -> sqlite3.Connection:
 
 def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
     """Insert every row of one prepared message (in the caller's transaction); its ID."""
-    cur = db.execute(
-        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
-        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-        "snippet, attachments, inline, subject_folded) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (p.uid, *p.message),
-    )
-    rowid = cur.lastrowid
+    rowid = insert_summary(db, p)
     # The full-text index keeps no copy of the text; ``words`` keeps it, compressed
     # against the message itself, for when the message is deleted.
     db.execute(
@@ -96,6 +90,19 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
             (rowid, *p.fts),
         )
     return p.uid
+
+
+def insert_summary(db: sqlite3.Connection, p: Prepared) -> int:
+    """Insert a prepared message's ``messages`` row alone; its row ID."""
+    rowid = db.execute(
+        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
+        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
+        "snippet, attachments, inline, subject_folded) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (p.uid, *p.message),
+    ).lastrowid
+    assert rowid is not None
+    return rowid
 
 
 def delete_messages(db: sqlite3.Connection, rowids: Sequence[int]) -> None:

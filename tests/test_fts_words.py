@@ -15,9 +15,10 @@ import pytest
 from mailsink.indexing import prepare
 from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix
 from mailsink.records import ADDRESS_FIELDS
+from mailsink.rows import insert_summary
 from mailsink.search import compile_search, parse_search
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import database_before, insert_summary, old_addresses
+from tests.test_lean_store import database_before, old_addresses
 
 
 def _mail(subject: str, text: str, *, to: str = "Ann <ann.lee@corp.example>") -> bytes:

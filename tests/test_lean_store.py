@@ -17,6 +17,7 @@ from mailsink.migrations import (
     unpack_words,
 )
 from mailsink.records import ADDRESS_FIELDS, ENVELOPE_FIELDS
+from mailsink.rows import insert_summary
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
 
@@ -120,19 +121,6 @@ def database_before(path: Path, step: str) -> sqlite3.Connection:
         migration(db)
     db.execute(f"PRAGMA user_version = {before}")
     return db
-
-
-def insert_summary(db: sqlite3.Connection, p: Prepared) -> int:
-    """A prepared message's ``messages`` row, as every schema so far has it; its row ID."""
-    rowid = db.execute(
-        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
-        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-        "snippet, attachments, inline, subject_folded) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (p.uid, *p.message),
-    ).lastrowid
-    assert rowid is not None
-    return rowid
 
 
 def _old_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:

@@ -15,10 +15,10 @@ from mailsink.indexing import prepare
 from mailsink.message import parse
 from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix
 from mailsink.records import ADDRESS_FIELDS
-from mailsink.rows import connect, file_uri, insert_message
+from mailsink.rows import connect, file_uri, insert_message, insert_summary
 from mailsink.search import compile_search, fold
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import database_before, insert_summary
+from tests.test_lean_store import database_before
 
 
 def _mail(subject: str, headers: dict[str, str]) -> bytes:

@@ -21,11 +21,11 @@ from mailsink import Server
 from mailsink.codec import RawCompressor, save_trained, train_dictionary
 from mailsink.indexing import prepare
 from mailsink.migrations import migrate
-from mailsink.rows import connect
+from mailsink.rows import connect, insert_summary
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
 from tests.conftest import CORPUS_FILES
-from tests.test_lean_store import database_before, insert_summary
+from tests.test_lean_store import database_before
 
 from .smtp_support import wait_until
 
