@@ -30,7 +30,6 @@ from .records import ADDRESS_FIELDS, ENVELOPE_FIELDS
 
 __all__ = [
     "FILTERS",
-    "FTS_CONDITION",
     "CompiledSearch",
     "SearchError",
     "Term",
@@ -83,7 +82,6 @@ _HAS = {
     "inline": "m.inline > 0",
 }
 
-FTS_CONDITION = "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
 # What FTS5's unicode61 tokenizer surely keeps as one word: letters and digits, which is
 # Python's \w without the underscore, and only those that were letters and digits in
 # Unicode 3.2 already (SQLite's tables are older than Python's; a few marks have become
@@ -219,13 +217,18 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
             if not fts:
                 fts, fts_table = match, table
                 continue
-            conditions.append(f"m.id IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)")
+            conditions.append(f"m.id IN {_matching(table)}")
             params.append(match)
         elif text_out:
-            conditions.append(f"m.id NOT IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)")
+            conditions.append(f"m.id NOT IN {_matching(table)}")
             params.append(" OR ".join(text_out))
     rest = " AND ".join(conditions)
     return CompiledSearch(fts, rest, params, fts_table), ([fts] if fts else []) + params
+
+
+def _matching(table: str) -> str:
+    """The IDs of the messages that a full-text table (``fts`` or ``fts_words``) matches."""
+    return f"(SELECT rowid FROM {table} WHERE {table} MATCH ?)"
 
 
 class CompiledSearch(str):
@@ -248,9 +251,7 @@ class CompiledSearch(str):
     ) -> CompiledSearch:
         if fts_table not in ("fts", "fts_words"):
             raise ValueError(f"no full-text table {fts_table!r}")
-        parts = (
-            [f"m.id IN (SELECT rowid FROM {fts_table} WHERE {fts_table} MATCH ?)"] if fts else []
-        )
+        parts = [f"m.id IN {_matching(fts_table)}"] if fts else []
         parts += [rest] if rest else []
         self = super().__new__(cls, " AND ".join(parts) or "1")
         self.fts, self.fts_table = fts, fts_table
