@@ -7,7 +7,8 @@ runs in its own transaction, so a database is never left half-migrated.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from .codec import Dictionaries, pack_text, unpack_text
 from .search import fold
@@ -24,6 +25,19 @@ __all__ = [
 ]
 
 Step = Callable[[sqlite3.Connection], None]
+
+
+def _each_row(db: sqlite3.Connection, select: str) -> Iterator[Any]:
+    """Every row of ``select``, read 500 at a time, so that a step converting a large file
+    never holds all of it: the query takes the last ID read as its one parameter, gives the
+    ID first, and is ordered by it (``WHERE id > ? ORDER BY id LIMIT 500``)."""
+    last = 0
+    while True:
+        rows = db.execute(select, (last,)).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield from rows
 
 
 def _initial(db: sqlite3.Connection) -> None:
@@ -149,27 +163,20 @@ def _lean(db: sqlite3.Connection) -> None:
         );
         """
     )
-    last = 0
-    while True:
-        rows = db.execute(
-            "SELECT f.rowid, f.subject, f.addresses, f.body, f.filenames, r.data, r.compression "
-            "FROM fts f JOIN raw r ON r.id = f.rowid WHERE f.rowid > ? ORDER BY f.rowid LIMIT 500",
-            (last,),
-        ).fetchall()
-        if not rows:
-            break
-        last = rows[-1][0]
-        for rowid, *values, data, compression in rows:
-            clean = fts_values(values)
-            db.execute(
-                "UPDATE raw SET words = ? WHERE id = ?",
-                (pack_words(clean, raw_prefix(data, compression)), rowid),
-            )
-            db.execute(
-                "INSERT INTO fts_lean (rowid, subject, addresses, body, filenames) "
-                "VALUES (?,?,?,?,?)",
-                (rowid, *clean),
-            )
+    for rowid, *values, data, compression in _each_row(
+        db,
+        "SELECT f.rowid, f.subject, f.addresses, f.body, f.filenames, r.data, r.compression "
+        "FROM fts f JOIN raw r ON r.id = f.rowid WHERE f.rowid > ? ORDER BY f.rowid LIMIT 500",
+    ):
+        clean = fts_values(values)
+        db.execute(
+            "UPDATE raw SET words = ? WHERE id = ?",
+            (pack_words(clean, raw_prefix(data, compression)), rowid),
+        )
+        db.execute(
+            "INSERT INTO fts_lean (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
+            (rowid, *clean),
+        )
     db.executescript(
         """
         DROP TABLE fts;
@@ -248,24 +255,18 @@ def _fts_words(db: sqlite3.Connection) -> None:
         );
         """
     )
-    last = 0
-    while True:
-        rows = db.execute(
-            f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words FROM raw "
-            "WHERE id > ? AND words IS NOT NULL ORDER BY id LIMIT 500",
-            (last,),
-        ).fetchall()
-        if not rows:
-            break
-        last = rows[-1][0]
-        for rowid, prefix, words in rows:
-            values = (rowid, *unpack_words(words, prefix))
-            for table in ("fts_positions", "fts_words"):
-                db.execute(
-                    f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) "
-                    "VALUES (?,?,?,?,?)",
-                    values,
-                )
+    for rowid, prefix, words in _each_row(
+        db,
+        f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words FROM raw "
+        "WHERE id > ? AND words IS NOT NULL ORDER BY id LIMIT 500",
+    ):
+        values = (rowid, *unpack_words(words, prefix))
+        for table in ("fts_positions", "fts_words"):
+            db.execute(
+                f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) "
+                "VALUES (?,?,?,?,?)",
+                values,
+            )
     db.executescript(
         """
         DROP TABLE fts;
