@@ -12,14 +12,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import codec
-from .codec import RawCompressor
+from .codec import RawCompressor, pack_raw
 from .message import Address, ParsedMessage, html_to_text, parse
 from .migrations import WORDS_WINDOW, fts_values, pack_words
 from .records import ADDRESS_FIELDS, Envelope, addr_json, compact_json, new_id, sender_json
 from .search import fold
 
-__all__ = ["Prepared", "Tagger", "pack_raw", "prepare", "search_body", "unpack_raw"]
+__all__ = ["Prepared", "Tagger", "prepare", "search_body"]
 
 _WORD = re.compile(r"\w+")
 
@@ -151,16 +150,3 @@ def search_body(text: str, html_text: str) -> str:
     seen = set(_WORD.findall(text.casefold()))
     extra = [w for w in dict.fromkeys(_WORD.findall(html_text.casefold())) if w not in seen]
     return text + ("\n" + " ".join(extra) if extra else "")
-
-
-def pack_raw(raw: bytes, compressor: RawCompressor | None = None) -> tuple[bytes, str]:
-    """What the ``raw`` table keeps for these bytes, and how it is compressed."""
-    return codec.pack_raw(raw, compressor)
-
-
-def unpack_raw(
-    data: bytes, compression: str, dictionaries: codec.Dictionaries | None = None
-) -> bytes:
-    """The bytes as received, from what the ``raw`` table keeps (a row compressed with a
-    dictionary needs its connection's ``dictionaries``; SQL has ``mailsink_raw``)."""
-    return codec.unpack_raw(data, compression, dictionaries)

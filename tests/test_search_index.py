@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailsink.indexing import prepare, search_body, unpack_raw
+from mailsink.codec import unpack_raw
+from mailsink.indexing import prepare, search_body
 from mailsink.message import parse
 from mailsink.migrations import MIGRATIONS, register_functions
 from mailsink.search import compile_search
