@@ -2,8 +2,8 @@
 
 Caps on concurrent connections (in all and per client address), faults injected at connect
 time, a ``421`` before an idle client is dropped or the server shuts down, Postfix's limits on
-commands that move no message forward, and counting the refusals aiosmtpd makes on its own
-(size, line length).
+commands that move no message forward, one log line per failed TLS handshake, and counting
+the refusals aiosmtpd makes on its own (size, line length).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr
+from aiosmtpd.smtp import MISSING, SMTP, TLSSetupException, _AuthMechAttr
 
 from .chaos import Chaos, reply
 from .ratelog import RateLimitedLog
@@ -68,6 +68,7 @@ class SessionGate:
         self._storing = 0
         self._stored = asyncio.Event()
         self.refusals = RateLimitedLog(log, "refused or ended SMTP sessions")
+        self.tls_failures = RateLimitedLog(log, "failed TLS handshakes")
 
     @property
     def active(self) -> int:
@@ -118,6 +119,7 @@ class SessionGate:
         if tasks:  # their handlers end once their connections are lost
             await asyncio.wait(tasks, timeout=grace)
         self.refusals.flush()
+        self.tls_failures.flush()
 
 
 @dataclass
@@ -168,6 +170,15 @@ def _names_of(protocol: type, handler: type) -> _Names:
 def _client_of(peer: Any) -> str:
     """The client's address in a transport's ``peername``."""
     return str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
+
+
+def _reason(error: BaseException | None) -> str:
+    """Why a TLS handshake failed, in a few words: OpenSSL's reason, or the exception's."""
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return error.reason.lower().replace("_", " ")
+    if isinstance(error, ConnectionError):
+        return "the client closed the connection"
+    return type(error).__name__ if error is not None else "unknown"
 
 
 def _junk_command(name: str) -> Any:
@@ -377,6 +388,19 @@ class SinkSMTP(SMTP):
         if command == "DATA" and isinstance(status, str) and status.startswith("250"):
             self._pace = _Pace(deadline=self._pace.deadline)  # a message went through
         return status
+
+    async def handle_exception(self, error: Exception) -> str:
+        if not isinstance(error, TLSSetupException):
+            status: str = await super().handle_exception(error)
+            return status
+        # A client that gave up on TLS, or never spoke it: one line, without a traceback.
+        assert self.session is not None
+        self._gate.tls_failures.warning(
+            "TLS handshake with %s failed: %s",
+            _client_of(self.session.peer),
+            _reason(error.__cause__),
+        )
+        return "554 TLS handshake failed"  # aiosmtpd closes the connection instead
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = _PLAIN_PATH.fullmatch(arg)
