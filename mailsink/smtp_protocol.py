@@ -45,11 +45,11 @@ _DOT_LINE = b".\r\n"
 _END = b"\r\n.\r\n"
 
 # Postfix's smtpd_junk_command_limit and smtpd_hard_error_limit. Between two accepted
-# messages a client may send 100 commands that move no message forward; each one more counts
-# as an error, as does every reply that says the client got the protocol wrong, and the 20th
-# error ends the session with 421. Postfix's list of such commands, with HELP and EXPN, which
-# aiosmtpd answers too. None of them restarts the --smtp-timeout clock either.
-_JUNK_COMMANDS = ("HELO", "EHLO", "NOOP", "RSET", "VRFY", "EXPN", "HELP")
+# messages a client may send 100 commands that move no message forward (Postfix's list:
+# HELO, EHLO, NOOP, RSET, VRFY; with EXPN and HELP, which aiosmtpd answers too); each one
+# more counts as an error, as does every reply that says the client got the protocol wrong,
+# and the 20th error ends the session with 421. None of those commands restarts the
+# --smtp-timeout clock either, so they cannot keep a session alive on their own.
 _JUNK_LIMIT = 100
 _ERROR_LIMIT = 20
 # Syntax, unknown command, not implemented, bad sequence, parameter not implemented.
@@ -346,7 +346,8 @@ class SinkSMTP(SMTP):
         self._pace.deadline = self._timeout_handle.when()
 
     async def _junk(self, command: Any, arg: str) -> None:
-        """Serve a command that moves no message forward, without restarting the clock."""
+        """Serve a command that moves no message forward: it leaves the clock running, and
+        past the limit it counts as an error."""
         pace = self._pace
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
@@ -503,11 +504,9 @@ class SinkSMTP(SMTP):
         line = status if isinstance(status, bytes) else status.encode("utf-8", "replace")
         if line.startswith(_REFUSED_BY_AIOSMTPD):
             self._stats.add("smtp_rejected")
-        elif line.startswith(_PROTOCOL_ERRORS):
-            await super().push(status)
-            await self._error()
-            return
         await super().push(status)
+        if line.startswith(_PROTOCOL_ERRORS) and not line.startswith(_REFUSED_BY_AIOSMTPD):
+            await self._error()
 
 
 class _LoginDataNotice(logging.Filter):
