@@ -327,9 +327,10 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
-        return
-    if sys.version_info < (3, 11):  # asyncio.Runner, which takes a loop factory, is 3.11+
+        uvloop = None
+    # Served outside the except clause: inside it, every traceback logged while serving
+    # would end in "During handling of ... No module named 'uvloop'".
+    if uvloop is None or sys.version_info < (3, 11):  # asyncio.Runner is 3.11+
         asyncio.run(main)
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -90,6 +90,9 @@ class Settings:
     smtp_max_connections: int = _setting(
         500, "SMTP connections served at once; more are answered 421 and closed (0: no limit)"
     )
+    smtp_max_connections_per_client: int = _setting(
+        100, "SMTP connections served at once from one client address; more get 421 (0: no limit)"
+    )
     smtp_chaos: str = _setting(
         "", "random faults, STAGE:CODE:PERCENT,... (stages: connect, auth, sender, recipient, data)"
     )
@@ -214,7 +217,7 @@ def _check_smtp_settings(settings: Settings) -> None:
     from .chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
     from .tls import TLSConfigError, check_tls_settings
 
-    for name in ("smtp_max_recipients", "smtp_max_connections"):
+    for name in ("smtp_max_recipients", "smtp_max_connections", "smtp_max_connections_per_client"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name.replace('_', '-')} must not be negative")
     if settings.smtp_timeout <= 0:

@@ -60,7 +60,9 @@ class Sink:
             max_age=parse_age(self.settings.max_age),
         )
         self._smtp: asyncio.Server | None = None
-        self._sessions = SessionGate(self.settings.smtp_max_connections)
+        self._sessions = SessionGate(
+            self.settings.smtp_max_connections, self.settings.smtp_max_connections_per_client
+        )
         self.started = False
         # Set as soon as the server begins to shut down, before uvicorn waits for open
         # responses: long-lived ones (the UI's event stream) end on it instead of holding

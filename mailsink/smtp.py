@@ -213,7 +213,9 @@ async def start_smtp(
         )
     credentials = Credentials.load(settings.smtp_auth_file) if settings.smtp_auth_file else None
     authenticator = Authenticator(credentials, stats)
-    gate = gate or SessionGate(settings.smtp_max_connections)
+    gate = gate or SessionGate(
+        settings.smtp_max_connections, settings.smtp_max_connections_per_client
+    )
     handler = SinkHandler(
         store, stats, settings=settings, chaos=chaos, authenticator=authenticator, gate=gate
     )

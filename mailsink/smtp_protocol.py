@@ -1,8 +1,9 @@
 """aiosmtpd's SMTP protocol with what a real server adds around the session.
 
-A cap on concurrent connections, faults injected at connect time, a ``421`` before an idle
-client is dropped or the server shuts down, and counting the refusals aiosmtpd makes on its
-own (size, line length).
+Caps on concurrent connections (in all and per client address), faults injected at connect
+time, a ``421`` before an idle client is dropped or the server shuts down, Postfix's limits on
+commands that move no message forward, one log line per failed TLS handshake, and counting
+the refusals aiosmtpd makes on its own (size, line length).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr
+from aiosmtpd.smtp import MISSING, SMTP, TLSSetupException, _AuthMechAttr
 
 from .chaos import Chaos, reply
+from .ratelog import RateLimitedLog
 from .stats import Stats
 
 __all__ = ["SessionGate", "SinkSMTP", "close_after_reply", "quiet_aiosmtpd_log"]
@@ -42,15 +44,31 @@ _PLAIN_PATH = re.compile(
 _DOT_LINE = b".\r\n"
 _END = b"\r\n.\r\n"
 
+# Postfix's smtpd_junk_command_limit and smtpd_hard_error_limit. Between two accepted
+# messages a client may send 100 commands that move no message forward (Postfix's list:
+# HELO, EHLO, NOOP, RSET, VRFY; with EXPN and HELP, which aiosmtpd answers too); each one
+# more counts as an error, as does every reply that says the client got the protocol wrong,
+# and the 20th error ends the session with 421. None of those commands restarts the
+# --smtp-timeout clock either, so they cannot keep a session alive on their own.
+_JUNK_LIMIT = 100
+_ERROR_LIMIT = 20
+# Syntax, unknown command, not implemented, bad sequence, parameter not implemented.
+_PROTOCOL_ERRORS = (b"500", b"501", b"502", b"503", b"504")
+
 
 class SessionGate:
-    """The SMTP sessions being served: held to a limit (0: none), and ended at shutdown."""
+    """The SMTP sessions being served: held to a limit in all and to one per client address
+    (0: none), and ended at shutdown. Its logs of what clients cause are rate-limited."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int = 0) -> None:
         self.limit = limit
+        self.per_client = per_client
         self.sessions: set[SinkSMTP] = set()
+        self._clients: collections.Counter[str] = collections.Counter()
         self._storing = 0
         self._stored = asyncio.Event()
+        self.refusals = RateLimitedLog(log, "refused or ended SMTP sessions")
+        self.tls_failures = RateLimitedLog(log, "failed TLS handshakes")
 
     @property
     def active(self) -> int:
@@ -60,6 +78,22 @@ class SessionGate:
     def full(self) -> bool:
         """Whether one more session would go over the limit."""
         return bool(self.limit) and self.active >= self.limit
+
+    def full_for(self, client: str) -> bool:
+        """Whether one more session from the address ``client`` would go over its limit."""
+        return bool(self.per_client) and self._clients[client] >= self.per_client
+
+    def admit(self, session: SinkSMTP, client: str) -> None:
+        """Count ``session``, from the address ``client``, as served."""
+        self.sessions.add(session)
+        self._clients[client] += 1
+
+    def leave(self, session: SinkSMTP, client: str) -> None:
+        """Count ``session`` out again."""
+        self.sessions.discard(session)
+        self._clients[client] -= 1
+        if not self._clients[client]:
+            del self._clients[client]
 
     @contextlib.contextmanager
     def storing(self) -> Iterator[None]:
@@ -84,6 +118,20 @@ class SessionGate:
         tasks = [task for session in list(self.sessions) if (task := session.shut_down())]
         if tasks:  # their handlers end once their connections are lost
             await asyncio.wait(tasks, timeout=grace)
+        self.refusals.flush()
+        self.tls_failures.flush()
+
+
+@dataclass
+class _Pace:
+    """What a session did since its last accepted message, for the limits on junk commands."""
+
+    junk: int = 0
+    errors: int = 0
+    deadline: float = 0.0
+    """When the --smtp-timeout clock runs out."""
+    before: float = 0.0
+    """When it ran out before the command being served restarted it."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +165,31 @@ def _names_of(protocol: type, handler: type) -> _Names:
             raise RuntimeError("Unsupported EHLO Hook")
     commands = tuple((m.replace("smtp_", ""), m) for m in dir(protocol) if m.startswith("smtp_"))
     return _Names(tuple(auth), hooks, commands, ehlo_version)
+
+
+def _client_of(peer: Any) -> str:
+    """The client's address in a transport's ``peername``."""
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
+
+
+def _reason(error: BaseException | None) -> str:
+    """Why a TLS handshake failed, in a few words: OpenSSL's reason, or the exception's."""
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return error.reason.lower().replace("_", " ")
+    if isinstance(error, ConnectionError):
+        return "the client closed the connection"
+    return type(error).__name__ if error is not None else "unknown"
+
+
+def _junk_command(name: str) -> Any:
+    """aiosmtpd's ``smtp_*`` method ``name``, served as a junk command; keeps its HELP text."""
+    inherited = getattr(SMTP, name)
+
+    @functools.wraps(inherited)
+    async def command(self: SinkSMTP, arg: str) -> None:
+        await self._junk(inherited, arg)
+
+    return command
 
 
 class SinkSMTP(SMTP):
@@ -189,26 +262,44 @@ class SinkSMTP(SMTP):
         self._chaos = chaos
         self._stats = stats
         self._admitted = False
+        self._pace = _Pace()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._admitted:  # called again once STARTTLS has wrapped the connection
             super().connection_made(transport)
             return
-        refusal = self._refusal()
+        client = _client_of(transport.get_extra_info("peername"))
+        refusal = self._refusal(client)
         if refusal is not None:
             assert isinstance(transport, asyncio.WriteTransport)
             transport.write(refusal.encode() + b"\r\n")
             transport.close()  # after the reply has been written out
             return
         self._admitted = True
-        self._gate.sessions.add(self)
+        self._gate.admit(self, client)
         super().connection_made(transport)
 
-    def _refusal(self) -> str | None:
+    def _refusal(self, client: str) -> str | None:
         if self._gate.full():
             self._stats.add("smtp_connections_refused")
-            log.warning("refused a connection: %d sessions already", self._gate.active)
+            self._gate.refusals.warning(
+                "refused a connection from %s: %d sessions already (--smtp-max-connections)",
+                client,
+                self._gate.active,
+            )
             return f"421 4.7.0 {self.hostname} Error: too many connections; try again later"
+        if self._gate.full_for(client):
+            self._stats.add("smtp_connections_refused")
+            self._gate.refusals.warning(
+                "refused a connection from %s: %d sessions from that address already "
+                "(--smtp-max-connections-per-client)",
+                client,
+                self._gate.per_client,
+            )
+            return (
+                f"421 4.7.0 {self.hostname} Error: too many connections from {client}; "
+                "try again later"
+            )
         code = self._chaos.trigger("connect")
         if code is not None:
             self._stats.add("smtp_chaos_faults")
@@ -219,7 +310,8 @@ class SinkSMTP(SMTP):
         if not self._admitted:
             return  # refused in connection_made: no session was started
         self._admitted = False
-        self._gate.sessions.discard(self)
+        assert self.session is not None
+        self._gate.leave(self, _client_of(self.session.peer))
         super().connection_lost(error)
 
     def eof_received(self) -> bool | None:
@@ -244,6 +336,72 @@ class SinkSMTP(SMTP):
             transport.write(f"421 4.4.2 {self.hostname} Error: timeout exceeded\r\n".encode())
         self._stats.add("smtp_timeouts")
         super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd restarts the clock for every complete command, before serving it; a
+        # junk command puts it back (see _junk), so it needs to know where it was.
+        self._pace.before = self._pace.deadline
+        super()._reset_timeout(duration)
+        assert self._timeout_handle is not None
+        self._pace.deadline = self._timeout_handle.when()
+
+    async def _junk(self, command: Any, arg: str) -> None:
+        """Serve a command that moves no message forward: it leaves the clock running, and
+        past the limit it counts as an error."""
+        pace = self._pace
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        pace.deadline = pace.before
+        self._timeout_handle = self.loop.call_at(pace.deadline, self._timeout_cb)
+        await command(self, arg)
+        pace.junk += 1
+        if pace.junk > _JUNK_LIMIT:
+            await self._error()
+
+    async def _error(self) -> None:
+        """Count one error; at the last one allowed, say 421 and close, as Postfix does."""
+        self._pace.errors += 1
+        if self._pace.errors < _ERROR_LIMIT:
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        assert self.session is not None
+        self._gate.refusals.warning(
+            "ended the session of %s: %d commands that moved no message forward, %d errors",
+            _client_of(self.session.peer),
+            self._pace.junk,
+            self._pace.errors,
+        )
+        await self.push(f"421 4.7.0 {self.hostname} Error: too many errors")
+        transport.close()  # after the reply; what the client pipelined after it is not served
+
+    smtp_HELO = _junk_command("smtp_HELO")
+    smtp_EHLO = _junk_command("smtp_EHLO")
+    smtp_NOOP = _junk_command("smtp_NOOP")
+    smtp_RSET = _junk_command("smtp_RSET")
+    smtp_VRFY = _junk_command("smtp_VRFY")
+    smtp_EXPN = _junk_command("smtp_EXPN")
+    smtp_HELP = _junk_command("smtp_HELP")
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        status = await super()._call_handler_hook(command, *args)
+        if command == "DATA" and isinstance(status, str) and status.startswith("250"):
+            self._pace = _Pace(deadline=self._pace.deadline)  # a message went through
+        return status
+
+    async def handle_exception(self, error: Exception) -> str:
+        if not isinstance(error, TLSSetupException):
+            status: str = await super().handle_exception(error)
+            return status
+        # A client that gave up on TLS, or never spoke it: one line, without a traceback.
+        assert self.session is not None
+        self._gate.tls_failures.warning(
+            "TLS handshake with %s failed: %s",
+            _client_of(self.session.peer),
+            _reason(error.__cause__),
+        )
+        return "554 TLS handshake failed"  # aiosmtpd closes the connection instead
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         plain = _PLAIN_PATH.fullmatch(arg)
@@ -347,6 +505,8 @@ class SinkSMTP(SMTP):
         if line.startswith(_REFUSED_BY_AIOSMTPD):
             self._stats.add("smtp_rejected")
         await super().push(status)
+        if line.startswith(_PROTOCOL_ERRORS) and not line.startswith(_REFUSED_BY_AIOSMTPD):
+            await self._error()
 
 
 class _LoginDataNotice(logging.Filter):

@@ -24,7 +24,7 @@ class Stats:
     a chaos trigger or rule, or not stored."""
     messages_deleted: int = 0
     smtp_connections_refused: int = 0
-    """Connections answered 421 because --smtp-max-connections were already open."""
+    """Connections answered 421 at --smtp-max-connections or --smtp-max-connections-per-client."""
     smtp_timeouts: int = 0
     """Sessions dropped for being idle or slow past --smtp-timeout."""
     smtp_auth_failures: int = 0

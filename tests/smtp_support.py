@@ -46,8 +46,12 @@ def tls_files(folder: Path) -> TLSFiles:
 class RawSMTP:
     """An SMTP conversation on a plain socket, for what smtplib will not send."""
 
-    def __init__(self, address: tuple[str, int], *, timeout: float = 30) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
+    def __init__(
+        self, address: tuple[str, int], *, timeout: float = 30, source: str | None = None
+    ) -> None:
+        """Connect to ``address``, from the local address ``source`` if given."""
+        bind = None if source is None else (source, 0)
+        self.sock = socket.create_connection(address, timeout=timeout, source_address=bind)
         self.file = self.sock.makefile("rb")
 
     def reply(self) -> tuple[int, str]:

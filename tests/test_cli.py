@@ -125,3 +125,15 @@ def test_a_database_that_cannot_open_is_a_clear_error(tmp_path: Path, http: str)
     assert result.returncode == 1
     assert f"cannot start: database {missing}: unable to open database file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_error_while_serving_does_not_carry_the_uvloop_import_error() -> None:
+    """Without uvloop, every traceback the server logged ended in "No module named 'uvloop'"."""
+    from mailsink.cli import _run
+
+    async def fail() -> None:
+        raise RuntimeError("while serving")
+
+    with pytest.raises(RuntimeError) as raised:
+        _run(fail())
+    assert raised.value.__context__ is None

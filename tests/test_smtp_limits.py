@@ -1,9 +1,11 @@
-"""Size and recipient limits, timeouts, and the cap on concurrent connections."""
+"""Size and recipient limits, timeouts, and the caps on connections and idle commands."""
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import threading
+import time
 from collections.abc import Callable
 
 import aiosmtplib
@@ -157,7 +159,8 @@ def test_connections_over_the_cap_get_421(make_server: MakeServer) -> None:
 
 def test_a_hundred_idle_connections_do_not_hold_up_a_sender(make_server: MakeServer) -> None:
     server = make_server()
-    idle = [RawSMTP(server.smtp_address) for _ in range(100)]
+    # With the sender, as many as one address may hold by default.
+    idle = [RawSMTP(server.smtp_address) for _ in range(99)]
     try:
         for raw in idle:
             raw.reply()
@@ -189,3 +192,143 @@ def test_a_hundred_idle_connections_do_not_hold_up_a_sender(make_server: MakeSer
     finally:
         for raw in idle:
             raw.close()
+
+
+# Linux answers on all of 127.0.0.0/8: a second loopback address is a second client.
+OTHER_CLIENT = "127.0.0.2"
+
+
+def from_other_client(server: Server) -> RawSMTP:
+    """A raw conversation from another client address than the tests' usual 127.0.0.1."""
+    try:
+        return RawSMTP(server.smtp_address, source=OTHER_CLIENT)
+    except OSError as exc:  # pragma: no cover - systems with 127.0.0.1 alone (macOS)
+        pytest.skip(f"cannot connect from {OTHER_CLIENT}: {exc}")
+
+
+def test_one_client_address_is_held_to_its_own_limit(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_server(smtp_max_connections=10, smtp_max_connections_per_client=3)
+    held = [RawSMTP(server.smtp_address) for _ in range(3)]
+    try:
+        for raw in held:
+            assert raw.reply()[0] == 220
+        with caplog.at_level(logging.WARNING, "mailsink"), RawSMTP(server.smtp_address) as extra:
+            code, text = extra.reply()
+            assert code == 421 and "too many connections from 127.0.0.1" in text
+            assert extra.rest() == b""
+        assert any("127.0.0.1" in r.getMessage() for r in caplog.records), caplog.text
+        # Another address still gets in, and its mail is taken.
+        with from_other_client(server) as other:
+            assert other.reply()[0] == 220
+            assert other.command("EHLO other.test")[0] == 250
+            assert other.command("MAIL FROM:<a@example.test>")[0] == 250
+            assert other.command("RCPT TO:<b@example.test>")[0] == 250
+            assert other.command("DATA")[0] == 354
+            assert other.command(b"Subject: other\r\n\r\nx\r\n.")[0] == 250
+        # Once one of the first client's sessions ends, it may open another.
+        held.pop().close()
+
+        def admitted() -> bool:
+            with RawSMTP(server.smtp_address) as again:
+                return again.reply()[0] == 220
+
+        assert wait_until(admitted)
+    finally:
+        for raw in held:
+            raw.close()
+    assert [m["Subject"] for m in messages(server)] == ["other"]
+    assert stats(server)["smtp_connections_refused"] >= 1
+
+
+def test_one_address_gets_a_hundred_connections_by_default(make_server: MakeServer) -> None:
+    """Without a per-client limit, one client could hold all --smtp-max-connections."""
+    server = make_server()
+    held = [RawSMTP(server.smtp_address) for _ in range(100)]
+    try:
+        assert {raw.reply()[0] for raw in held} == {220}
+        with RawSMTP(server.smtp_address) as extra:
+            assert extra.reply()[0] == 421
+        with from_other_client(server) as other:
+            assert other.reply()[0] == 220
+    finally:
+        for raw in held:
+            raw.close()
+
+
+def test_noop_does_not_keep_a_silent_session_alive(make_server: MakeServer) -> None:
+    server = make_server(smtp_timeout=1)
+    with RawSMTP(server.smtp_address, timeout=30) as raw:
+        assert raw.reply()[0] == 220
+        assert raw.command("EHLO client.test")[0] == 250
+        # NOOP, RSET, HELP and VRFY every quarter second move no message forward: the
+        # session ends when the timeout runs out, as if the client had said nothing.
+        for command in ["NOOP", "RSET", "HELP", "VRFY a@example.test"] * 5:
+            time.sleep(0.25)
+            code, text = raw.command(command)
+            if code != 250 and code != 252:
+                break
+        assert code == 421 and "timeout" in text
+        assert raw.rest() == b""
+    assert stats(server)["smtp_timeouts"] == 1
+
+
+def test_a_command_that_moves_a_message_forward_restarts_the_timeout(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(smtp_timeout=1)
+    with smtplib.SMTP(*server.smtp_address, timeout=30) as client:
+        for i in range(4):
+            time.sleep(0.6)  # longer than half the timeout, four times over
+            client.sendmail(
+                "a@example.test", ["b@example.test"], f"Subject: m{i}\r\n\r\nx\r\n".encode()
+            )
+    assert len(messages(server)) == 4
+
+
+def replies(raw: RawSMTP, count: int) -> list[int]:
+    """The codes of up to ``count`` replies, fewer if the server hangs up."""
+    codes = []
+    for _ in range(count):
+        code, _ = raw.reply()
+        if not code:
+            break
+        codes.append(code)
+    return codes
+
+
+def test_junk_commands_without_a_message_end_the_session_as_postfix_does(
+    make_server: MakeServer,
+) -> None:
+    server = make_server()
+    with RawSMTP(server.smtp_address) as raw:
+        assert raw.reply()[0] == 220
+        # EHLO and 199 more commands that move nothing forward, pipelined.
+        raw.send(b"EHLO client.test\r\n" + b"NOOP\r\nRSET\r\n" * 100)
+        codes = replies(raw, 300)
+    # 100 are free; each one after counts as an error, and the 20th error ends the session.
+    assert codes == [250] * 120 + [421]
+
+
+def test_a_message_starts_the_count_of_junk_commands_again(make_server: MakeServer) -> None:
+    server = make_server()
+    with smtplib.SMTP(*server.smtp_address) as client:
+        for i in range(3):
+            for _ in range(110):
+                assert client.noop()[0] == 250
+            client.sendmail(
+                "a@example.test", ["b@example.test"], f"Subject: m{i}\r\n\r\nx\r\n".encode()
+            )
+    assert len(messages(server)) == 3
+
+
+def test_protocol_errors_without_a_message_end_the_session(make_server: MakeServer) -> None:
+    server = make_server()
+    with RawSMTP(server.smtp_address) as raw:
+        assert raw.reply()[0] == 220
+        raw.send(b"EHLO client.test\r\nMAIL FROM:<a@example.test>\r\n")
+        raw.send(b"MAIL FROM:<a@example.test>\r\n" * 30)
+        codes = replies(raw, 100)
+    # Postfix's smtpd_hard_error_limit: the 20th error is the last one answered.
+    assert codes == [250, 250] + [503] * 20 + [421]

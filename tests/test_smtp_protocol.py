@@ -186,7 +186,7 @@ def test_a_session_is_set_up_exactly_as_aiosmtpd_sets_it_up() -> None:
         ours = SinkSMTP(handler, gate=SessionGate(0), chaos=Chaos(), stats=Stats(), **options)
         theirs = SMTP(handler, decode_data=False, **options)
         ours_state, theirs_state = vars(ours), vars(theirs)
-        ours_only = {"_gate", "_chaos", "_stats", "_admitted", "command_size_limits"}
+        ours_only = {"_gate", "_chaos", "_stats", "_admitted", "_pace", "command_size_limits"}
         assert set(ours_state) - ours_only == set(theirs_state)
 
         def plain(value: Any) -> Any:

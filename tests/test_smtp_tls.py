@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import queue
 import smtplib
 import ssl
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +18,8 @@ from cryptography import x509
 
 from mailsink import ConfigError, Server, Settings
 
-from .smtp_support import RawSMTP, TLSFiles, messages, tls_files
+from .processes import mailsink_process
+from .smtp_support import RawSMTP, TLSFiles, messages, tls_files, wait_until
 
 MakeServer = Callable[..., Server]
 RAW = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: tls\r\n\r\nsecret body\r\n"
@@ -186,3 +191,125 @@ def test_a_key_that_does_not_match_the_certificate_is_refused(tmp_path: Path) ->
     first, second = tls_files(tmp_path / "one"), tls_files(tmp_path / "two")
     with pytest.raises(ConfigError, match="cannot load the TLS certificate"):
         Settings(smtp_tls_cert=str(first.cert), smtp_tls_key=str(second.key))
+
+
+def started_tls(server: Server) -> RawSMTP:
+    """A raw conversation that has asked for STARTTLS and been told to go ahead."""
+    raw = RawSMTP(server.smtp_address, timeout=10)
+    assert raw.reply()[0] == 220
+    assert raw.command("EHLO client.test")[0] == 250
+    assert raw.command("STARTTLS")[0] == 220
+    return raw
+
+
+def send_garbage(raw: RawSMTP) -> None:
+    raw.send(bytes(range(256)) * 4)
+    raw.rest()
+
+
+def speak_http(raw: RawSMTP) -> None:
+    raw.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    raw.rest()
+
+
+def hang_up(raw: RawSMTP) -> None:
+    raw.close()
+
+
+def refuse_the_certificate(raw: RawSMTP) -> None:
+    with pytest.raises(ssl.SSLCertVerificationError):
+        ssl.create_default_context().wrap_socket(raw.sock, server_hostname="localhost")
+
+
+# What each failure is called in the log line, after "failed: ".
+FAILURES = [
+    (send_garbage, "wrong version number"),
+    (speak_http, "http request"),
+    (hang_up, "closed the connection"),
+    (refuse_the_certificate, "unknown ca"),
+]
+
+
+def warnings_in(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize(("fail", "reason"), FAILURES, ids=[f.__name__ for f, _ in FAILURES])
+def test_a_failed_starttls_handshake_is_one_line_with_client_and_reason(
+    make_server: MakeServer,
+    caplog: pytest.LogCaptureFixture,
+    fail: Callable[[RawSMTP], None],
+    reason: str,
+) -> None:
+    server = make_server(smtp_tls_self_signed=True)
+    caplog.set_level(logging.INFO)
+    with started_tls(server) as raw:
+        fail(raw)
+    assert wait_until(lambda: bool(warnings_in(caplog)))
+    # The server carries on: a client that does speak TLS gets its message through.
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP(*server.smtp_address) as client:
+        client.starttls(context=context)
+        client.sendmail("a@example.test", ["b@example.test"], RAW)
+    (line,) = warnings_in(caplog)
+    assert line.exc_info is None and "Traceback" not in caplog.text
+    assert line.getMessage().startswith("TLS handshake with 127.0.0.1 failed: ")
+    assert reason in line.getMessage()
+    assert len(messages(server)) == 1
+
+
+def test_failed_handshakes_are_logged_at_most_ten_a_minute_then_counted(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_server(smtp_tls_self_signed=True)
+    caplog.set_level(logging.WARNING)
+    for _ in range(13):
+        with started_tls(server) as raw:
+            speak_http(raw)
+    assert wait_until(lambda: len(warnings_in(caplog)) == 10)
+    server.stop()  # the number left out is said at the latest when the server stops
+    lines = [r.getMessage() for r in warnings_in(caplog)]
+    assert len(lines) == 11
+    assert all(line.startswith("TLS handshake with 127.0.0.1 failed: ") for line in lines[:10])
+    assert lines[10].startswith("3 more failed TLS handshakes not logged")
+
+
+def output_lines(proc: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The process's output, line by line, read on a thread of its own."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                lines.put(line)
+        except ValueError:  # closed under the reader when the process is stopped
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def test_the_command_logs_a_failed_handshake_as_one_line() -> None:
+    with mailsink_process("--smtp", "127.0.0.1:0", "--http", "", "--smtp-tls-self-signed") as (
+        proc,
+        bound,
+    ):
+        host, port = bound["SMTP"]
+        raw = RawSMTP((host, port), timeout=10)
+        assert raw.reply()[0] == 220
+        assert raw.command("EHLO client.test")[0] == 250
+        assert raw.command("STARTTLS")[0] == 220
+        speak_http(raw)
+        raw.close()
+        # A message after it: once its line is out, so is everything logged before.
+        with smtplib.SMTP(host, port) as client:
+            client.sendmail("a@example.test", ["b@example.test"], RAW)
+        lines = output_lines(proc)
+        logged = []
+        while not any("accepted" in line for line in logged):
+            logged.append(lines.get(timeout=30))
+    failures = [line for line in logged if "TLS handshake" in line]
+    assert len(failures) == 1 and "127.0.0.1" in failures[0], logged
+    assert not [line for line in logged if "Traceback" in line or "uvloop" in line], logged
