@@ -192,3 +192,16 @@ def test_the_ui_on_a_loopback_name_works_as_before(page: Any, server: Server) ->
     )
     assert status == 200
     assert subjects(server) == ["forged"]
+
+
+def test_playwrights_request_api_is_served_like_any_script(
+    browser_context: Any, server: Server, send: Send
+) -> None:
+    """Test suites drive the API with the browser's request API too, not only with pages."""
+    request = browser_context.request
+    sent = request.post(f"{server.url}/api/v1/send", data=FORGED)
+    assert sent.status == 200, sent.text()
+    send(b"Subject: reset your password\r\n\r\nx\r\n")
+    assert request.get(f"{server.url}/api/v1/message/latest/link-check").status == 200
+    assert request.delete(f"{server.url}/api/v1/messages").status == 200
+    assert subjects(server) == []
