@@ -127,3 +127,18 @@ def test_names_that_are_no_host_names_are_refused_at_start(name: str, value: str
 def test_the_names_come_from_the_environment_too() -> None:
     settings = Settings.from_env({"MAILSINK_HTTP_ALLOWED_HOSTS": "mailsink"})
     assert settings.http_allowed_hosts == "mailsink"
+
+
+# Starlette asks for its httpx fork; the TestClient that users have works all the same.
+@pytest.mark.filterwarnings("ignore::starlette.exceptions.StarletteDeprecationWarning")
+def test_an_in_process_client_is_answered_by_the_name_it_uses() -> None:
+    """FastAPI's TestClient says ``testserver``: the name of the "address" it connects to."""
+    from fastapi.testclient import TestClient
+
+    from mailsink.app import create_app
+    from mailsink.server import Sink
+
+    app = create_app(Sink(Settings(smtp="127.0.0.1:0", http="")))
+    with TestClient(app) as client:
+        assert client.get("/api/v1/messages").status_code == 200
+        assert client.get("/api/v1/messages", headers={"Host": "evil.test"}).status_code == 421
