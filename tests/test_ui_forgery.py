@@ -205,3 +205,23 @@ def test_playwrights_request_api_is_served_like_any_script(
     assert request.get(f"{server.url}/api/v1/message/latest/link-check").status == 200
     assert request.delete(f"{server.url}/api/v1/messages").status == 200
     assert subjects(server) == []
+
+
+def test_a_sandboxed_preview_still_loads_its_own_images(
+    page: Any, server: Server, send: Send
+) -> None:
+    """/view/ID.html has an opaque origin (CSP sandbox), so the browser calls its image
+    requests cross-site; loading an image is no effect, and it loads."""
+    from .test_ui_browser import rich_message
+
+    send(rich_message())
+    uid = httpx.get(f"{server.url}/api/v1/messages").json()["messages"][0]["ID"]
+    parts: list[Any] = []
+    page.on(
+        "response", lambda response: parts.append(response) if "/part/" in response.url else None
+    )
+    page.goto(f"{server.url}/view/{uid}.html")
+    page.wait_for_function("document.querySelector('img[alt=chart]').naturalWidth === 16")
+    (image,) = parts
+    assert image.status == 200
+    assert image.request.all_headers()["sec-fetch-site"] == "cross-site"
