@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .origins import is_from_browser
 
-__all__ = ["FormError", "JSONBodies", "form_to_json"]
+__all__ = ["JSONBodies", "UnreadableBody", "form_to_json"]
 
 _MESSAGES = "/api/v1/messages"
 _METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -40,22 +40,22 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
-class FormError(ValueError):
-    """A form body that does not say which messages it means; the message says why."""
+class UnreadableBody(ValueError):
+    """A body that does not say which messages it means; the message says why."""
 
 
 def form_to_json(form: bytes, *, read: bool = False) -> bytes:
     """``ids=a&ids=b&read=true`` as ``{"IDs": ["a", "b"], "Read": true}`` (names any case).
 
     ``read`` allows the ``read`` field (``PUT``). A form that names no message, or a field
-    other than those, is a :class:`FormError`.
+    other than those, is a :class:`UnreadableBody`.
     """
     known = "ids (one per message)" + (" and read" if read else "")
     body: dict[str, Any] = {}
     try:
         fields = parse_qsl(form.decode("utf-8"), keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
-        raise FormError("the form is not UTF-8") from None
+        raise UnreadableBody("the form is not UTF-8") from None
     for key, value in fields:
         name = key.strip().lower().removesuffix("[]")
         if name == "ids":
@@ -63,12 +63,12 @@ def form_to_json(form: bytes, *, read: bool = False) -> bytes:
         elif name == "read" and read:
             flag = value.strip().lower()
             if flag not in _TRUE | _FALSE:
-                raise FormError(f"read={value[:50]!r}: expected true or false")
+                raise UnreadableBody(f"read={value[:50]!r}: expected true or false")
             body["Read"] = flag in _TRUE
         else:
-            raise FormError(f"unknown form field {key[:50]!r}: the form takes {known}")
+            raise UnreadableBody(f"unknown form field {key[:50]!r}: the form takes {known}")
     if "IDs" not in body:
-        raise FormError(
+        raise UnreadableBody(
             "the form names no message (ids=ID, one per message); to mean every message, "
             "send no body, or {} as JSON"
         )
@@ -113,7 +113,7 @@ class JSONBodies:
         if not more:
             try:
                 body, label_as = _relabel(body, label, every, read=scope["method"] == "PUT")
-            except FormError as exc:
+            except UnreadableBody as exc:
                 await _refuse(send, 400, str(exc))
                 return
         if label_as != label or not body:
@@ -134,7 +134,7 @@ class JSONBodies:
 
 
 def _relabel(body: bytes, label: bytes, every: bool, *, read: bool) -> tuple[bytes, bytes]:
-    """The body and the label to pass on; a :class:`FormError` if ``every`` cannot read it."""
+    """The body and the label to pass on; a :class:`UnreadableBody` if ``every`` cannot read it."""
     if every and not body.strip():
         return b"", b""  # no body: every message
     if body.lstrip()[:1] in (b"{", b"[") and (label in _RELABELLED or label == _JSON):
@@ -149,7 +149,7 @@ def _relabel(body: bytes, label: bytes, every: bool, *, read: bool) -> tuple[byt
         _require_object(body)
         return body, label
     shown = label.decode("latin-1") or "unlabelled"
-    raise FormError(
+    raise UnreadableBody(
         f'cannot read a {shown} body here: send JSON such as {{"IDs": [...]}}, '
         "a form of ids=ID fields, or no body for every message"
     )
@@ -162,7 +162,7 @@ def _require_object(body: bytes) -> None:
         return  # passed on: the endpoint says where the JSON is broken
     if not isinstance(value, dict):
         kind = "null" if value is None else type(value).__name__
-        raise FormError(f'expected a JSON object such as {{"IDs": [...]}}, got {kind}')
+        raise UnreadableBody(f'expected a JSON object such as {{"IDs": [...]}}, got {kind}')
 
 
 async def _read(receive: Receive) -> tuple[bytes, bool]:
