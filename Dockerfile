@@ -22,6 +22,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
 ENV MAILSINK_SMTP=0.0.0.0:1025 \
     MAILSINK_HTTP=0.0.0.0:8025 \
     MAILSINK_DB=/data/mailsink.db \
+    MAILSINK_HTTP_ALLOWED_HOSTS=mailsink \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER mailsink

@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from . import __version__, metrics, web
 from .api import chaos, checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
 from .api import wait as wait_api
+from .api.hosts import KnownHosts, parse_allowed_hosts
+from .api.origins import CrossSiteGuard, parse_origins
 from .auth import BasicAuth, load_htpasswd
 from .basepath import BasePath
 from .server import Sink
@@ -59,6 +61,10 @@ def create_app(sink: Sink) -> FastAPI:
     app.include_router(mbox.router)
     if sink.settings.ui_auth_file:
         app.add_middleware(BasicAuth, credentials=load_htpasswd(sink.settings.ui_auth_file))
+    # Outside the login: other sites' requests are refused, and preflights (which carry no
+    # password) answered, before it; a host name we do not answer to, before anything.
+    app.add_middleware(CrossSiteGuard, trusted=parse_origins(sink.settings.api_cors))
+    app.add_middleware(KnownHosts, allowed=parse_allowed_hosts(sink.settings.http_allowed_hosts))
     if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
         app.add_middleware(BasePath, base=sink.settings.base_path)
 

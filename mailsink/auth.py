@@ -3,7 +3,12 @@
 Users come from an htpasswd file. bcrypt is slow on purpose (a quarter of a second per check
 at htpasswd's default cost), and a browser sends the password with every request, so a
 password that was right is remembered: as an HMAC under a key that lives only in this
-process, never as the password itself. A wrong password is checked in full every time.
+process, never as the password itself. A wrong password is checked in full every time, and
+so is an unknown user (against a decoy hash), so that no answer tells which names exist.
+
+The checks run on a few threads of their own (``_HASHING`` at once), not on the pool that
+serves the app's other requests: a flood of wrong passwords then waits for its turn while a
+remembered login is served at once.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import binascii
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from collections import OrderedDict
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +35,9 @@ OPEN_PATHS = frozenset({"/livez", "/readyz"})
 """Paths served without a login: orchestrators probe them and know no passwords."""
 
 _REMEMBERED = 256
+# bcrypt checks run at once: more would only share the same cores, and each one held a
+# thread of the pool that serves every other request.
+_HASHING = min(4, os.cpu_count() or 1)
 # Hashes htpasswd can write that Credentials would read as a plain password (and so never
 # match): refused when the file is loaded, rather than failing every login later.
 _UNSUPPORTED = {
@@ -68,6 +78,7 @@ class BasicAuth:
         self.realm = realm
         self._key = secrets.token_bytes(32)
         self._remembered: OrderedDict[bytes, None] = OrderedDict()
+        self._hashing = anyio.CapacityLimiter(_HASHING)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -111,8 +122,10 @@ class BasicAuth:
         if mark in self._remembered:
             self._remembered.move_to_end(mark)
             return True
-        # bcrypt takes a while: off the event loop, so SMTP and other requests go on.
-        if not await anyio.to_thread.run_sync(self.credentials.check, user, password):
+        # bcrypt takes a while: off the event loop, so SMTP and other requests go on, and on
+        # threads of its own, so that guesses do not take the threads of logged-in users.
+        check = self.credentials.check
+        if not await anyio.to_thread.run_sync(check, user, password, limiter=self._hashing):
             return False
         self._remembered[mark] = None
         if len(self._remembered) > _REMEMBERED:

@@ -139,6 +139,17 @@ class Settings:
         "",
         "URL path to serve everything under, behind a reverse proxy on a sub-path, e.g. /mail",
     )
+    http_allowed_hosts: str = _setting(
+        "",
+        "host names the web UI and API answer to, besides loopback names and IP addresses, "
+        "comma-separated ('*.example.test' for subdomains; '*': any name, which lets a DNS "
+        "rebinding page read the mail)",
+    )
+    api_cors: str = _setting(
+        "",
+        "origins whose pages may call the API, with CORS headers, comma-separated "
+        "(host[:port] or URL; '*': any site); other sites' requests with an effect are refused",
+    )
     webhook_url: str = _setting(
         "",
         "URL that gets a POST with a JSON summary of each new message ('': no webhook)",
@@ -272,6 +283,14 @@ def _check_stack_settings(settings: Settings) -> None:
     base = settings.base_path
     if any(c in base for c in "?#%\\ ") or "//" in base:
         raise ConfigError(f"base-path: expected a path such as /mail, got {base!r}")
+    from .api.hosts import parse_allowed_hosts  # imported here: the HTTP layer's parsers
+    from .api.origins import parse_origins
+
+    try:
+        parse_allowed_hosts(settings.http_allowed_hosts)
+        parse_origins(settings.api_cors)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_webhook_url(url: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import secrets
+from functools import cached_property
 from pathlib import Path
 
 __all__ = ["Credentials", "CredentialsError"]
@@ -48,21 +50,47 @@ class Credentials:
         return None if secret is None or _is_bcrypt(secret) else secret
 
     def check(self, user: str, password: str) -> bool:
-        """Whether ``password`` is right for ``user``."""
+        """Whether ``password`` is right for ``user``; an unknown user costs as much to refuse."""
         secret = self._entries.get(user)
         if secret is None:
+            # Checked against a decoy as costly as a real hash, so that the time of a refusal
+            # does not tell which user names exist.
+            _verify(self._decoy, password)
             return False
-        if _is_bcrypt(secret):
-            import bcrypt  # only needed when a file holds hashes
+        return _verify(secret, password)
 
-            # htpasswd writes $2y$; the bcrypt library reads it as $2b$ (the same algorithm).
-            hashed = secret.replace("$2y$", "$2b$", 1).encode()
-            try:
-                return bcrypt.checkpw(password.encode(), hashed)
-            except ValueError:
-                return False
-        return hmac.compare_digest(secret.encode(), password.encode())
+    @cached_property
+    def _decoy(self) -> str:
+        """A secret nobody knows, hashed at the highest bcrypt cost in the file (if any)."""
+        costs = [_cost(s) for s in self._entries.values() if _is_bcrypt(s)]
+        unknowable = secrets.token_urlsafe(24)
+        if not costs:
+            return unknowable
+        import bcrypt
+
+        return bcrypt.hashpw(unknowable.encode(), bcrypt.gensalt(rounds=max(costs))).decode()
+
+
+def _verify(secret: str, password: str) -> bool:
+    if _is_bcrypt(secret):
+        import bcrypt  # only needed when a file holds hashes
+
+        # htpasswd writes $2y$; the bcrypt library reads it as $2b$ (the same algorithm).
+        hashed = secret.replace("$2y$", "$2b$", 1).encode()
+        try:
+            return bcrypt.checkpw(password.encode(), hashed)
+        except ValueError:
+            return False
+    return hmac.compare_digest(secret.encode(), password.encode())
 
 
 def _is_bcrypt(secret: str) -> bool:
     return secret.startswith(("$2y$", "$2b$", "$2a$"))
+
+
+def _cost(hashed: str) -> int:
+    """The cost of a bcrypt hash (``$2y$10$...`` -> 10); bcrypt's own default if unreadable."""
+    try:
+        return min(max(int(hashed[4:6]), 4), 31)
+    except ValueError:
+        return 12

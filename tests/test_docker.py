@@ -191,6 +191,17 @@ def test_the_image_command_serves_and_its_healthcheck_follows_it(
     assert "not ready" in down.stderr and "Traceback" not in down.stderr
 
 
+def test_the_image_answers_other_services_by_its_service_name_and_no_other_name(
+    image_process: tuple[subprocess.Popen[str], dict[str, str]],
+) -> None:
+    """Compose services call http://mailsink:8025; a rebound name gets nothing."""
+    _, env = image_process
+    url = f"http://{env['BOUND_HTTP']}/api/v1/messages"
+    assert httpx.get(url, headers={"Host": "mailsink:8025"}).status_code == 200
+    assert httpx.get(url, headers={"Host": "localhost:8025"}).status_code == 200
+    assert httpx.get(url, headers={"Host": "evil.test:8025"}).status_code == 421
+
+
 def test_the_healthcheck_fails_on_a_server_that_is_not_ready(tmp_path: Path) -> None:
     # Something answers on the port, but not with 200 from /readyz.
     import http.server

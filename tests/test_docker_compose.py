@@ -13,6 +13,7 @@ import httpx
 import yaml
 
 from mailsink import Server
+from mailsink.api.hosts import parse_allowed_hosts
 from mailsink.config import Settings
 
 ROOT = Path(__file__).parent.parent
@@ -40,6 +41,12 @@ def test_every_mailsink_variable_it_names_is_a_real_setting_with_a_valid_value()
     assert named <= known, f"not settings: {sorted(named - known)}"
     environment = {k: str(v) for k, v in SERVICES["mailsink"]["environment"].items()}
     Settings.from_env(environment)
+
+
+def test_mailsink_answers_http_by_its_service_name() -> None:
+    environment = {k: str(v) for k, v in SERVICES["mailsink"]["environment"].items()}
+    allowed = parse_allowed_hosts(Settings.from_env(environment).http_allowed_hosts)
+    assert allowed.allows("mailsink") and not allowed.any
 
 
 def test_the_app_waits_for_a_healthy_mailsink_and_sends_to_its_smtp_port() -> None:

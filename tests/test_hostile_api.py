@@ -135,3 +135,92 @@ def test_a_date_header_past_year_9999_is_shown_not_a_500(send: Send, api: httpx.
     response = api.get("/api/v1/message/latest")
     assert response.status_code == 200, response.text
     assert response.json()["Date"] == "9999-12-31T23:59:59.999Z"
+
+
+# -- bodies that name no message never mean "every message" ----------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def two_unread(send: Send, api: httpx.Client) -> list[str]:
+    send(b"Subject: one\r\n\r\nx\r\n")
+    send(b"Subject: two\r\n\r\nx\r\n")
+    return [m["ID"] for m in api.get("/api/v1/messages").json()["messages"]]
+
+
+def states(api: httpx.Client) -> list[tuple[str, bool]]:
+    return [(m["Subject"], m["Read"]) for m in api.get("/api/v1/messages").json()["messages"]]
+
+
+UNREADABLE = [
+    (FORM, "id=X", "unknown form field 'id'"),
+    (FORM, "foo=bar", "unknown form field 'foo'"),
+    (FORM, "ID[]=X", "unknown form field 'ID[]'"),
+    (FORM, "=", "unknown form field ''"),
+    (FORM, "ids=%ff", "not UTF-8"),
+    ("text/plain", "hello", "cannot read a text/plain body"),
+    ("application/octet-stream", "\x00", "cannot read"),
+    ("", "ids=a", "cannot read a unlabelled body"),
+    ("application/json", "null", "expected a JSON object"),
+    ("application/json", "[]", "expected a JSON object"),
+    ("application/json", '"all"', "expected a JSON object"),
+    ("text/plain", "[1]", "expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "label", "body", "complaint"),
+    [("DELETE", *case) for case in UNREADABLE]
+    + [("PUT", *case) for case in UNREADABLE]
+    + [
+        ("PUT", FORM, "read=true", "names no message"),
+        ("PUT", FORM, "ids=a&read=maybe", "read='maybe': expected true or false"),
+        ("DELETE", FORM, "read=true", "unknown form field 'read'"),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_a_400_and_changes_nothing(
+    send: Send, api: httpx.Client, method: str, label: str, body: str, complaint: str
+) -> None:
+    two_unread(send, api)
+    headers = {"Content-Type": label} if label else {}
+    response = api.request(method, "/api/v1/messages", content=body.encode(), headers=headers)
+    assert complaint in refused(response)
+    assert states(api) == [("two", False), ("one", False)]
+
+
+@pytest.mark.parametrize(
+    ("label", "body"),
+    [
+        (None, b""),  # curl -X DELETE, the MailHog client
+        (FORM, b""),  # the Mailpit client's delete_messages([]), documented to delete all
+        ("application/json", b"{}"),
+        ("application/json", b'{"IDs": []}'),  # Mailpit's documented "no IDs: all"
+    ],
+)
+def test_no_body_or_an_empty_json_object_still_means_every_message(
+    send: Send, api: httpx.Client, label: str | None, body: bytes
+) -> None:
+    two_unread(send, api)
+    headers = {"Content-Type": label} if label else {}
+    put = body.replace(b"{}", b'{"Read": true}').replace(b"[]}", b'[], "Read": true}')
+    assert api.put("/api/v1/messages", content=put or body, headers=headers).status_code == 200
+    if not body:
+        assert states(api) == [("two", False), ("one", False)]  # no body: all marked unread
+    else:
+        assert states(api) == [("two", True), ("one", True)]
+    assert api.request("DELETE", "/api/v1/messages", content=body, headers=headers).text == "ok"
+    assert states(api) == []
+
+
+@pytest.mark.parametrize("field", ["ids", "IDs", "ids[]"])
+def test_a_form_that_names_messages_changes_only_those(
+    send: Send, api: httpx.Client, field: str
+) -> None:
+    two, one = two_unread(send, api)
+    headers = {"Content-Type": FORM}
+    form = f"{field}={one}&Read=true"
+    assert api.put("/api/v1/messages", content=form, headers=headers).status_code == 200
+    assert states(api) == [("two", False), ("one", True)]
+    deleted = api.request("DELETE", "/api/v1/messages", content=f"{field}={two}", headers=headers)
+    assert deleted.status_code == 200, deleted.text
+    assert states(api) == [("one", True)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 
 from mailsink import Server
+from mailsink.auth import load_htpasswd
 from tests.conftest import Send
 
 PASSWORD = "correct horse"
@@ -193,3 +196,61 @@ def test_the_python_client_works_behind_a_login_and_a_base_path(
     host, port = server.http_address or ("", 0)
     with Client(f"http://ci:pw@{host}:{port}/mail") as client:
         assert [m.subject for m in client.messages] == ["seen by CI"]
+
+
+# -- guessing ---------------------------------------------------------------------------
+
+
+def cpu_seconds(check: Callable[[], object], times: int = 3) -> float:
+    """CPU time this thread spends on ``check`` (bcrypt runs in the calling thread)."""
+    start = time.thread_time()
+    for _ in range(times):
+        check()
+    return time.thread_time() - start
+
+
+def test_an_unknown_user_costs_as_much_to_refuse_as_a_wrong_password(tmp_path: Path) -> None:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    credentials = load_htpasswd(htpasswd(tmp_path, f"alice:{hashed}", "bob:plain-pw"))
+    credentials.check("nobody", "warm-up")  # the decoy hash is made once, on first use
+    wrong = cpu_seconds(lambda: credentials.check("alice", "wrong"))
+    unknown = cpu_seconds(lambda: credentials.check("mallory", "wrong"))
+    # A bcrypt check at cost 10 is thousands of times a dictionary lookup: the same order
+    # of cost is what matters, not a figure.
+    assert unknown > wrong / 3, (unknown, wrong)
+    assert not credentials.check("mallory", PASSWORD)
+
+
+def test_a_flood_of_wrong_passwords_does_not_hold_up_a_logged_in_user(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=10)).decode()
+    server = make_server(ui_auth_file=htpasswd(tmp_path, f"alice:{hashed}"))
+    url = f"{server.url}/api/v1/messages"
+    assert httpx.get(url, auth=("alice", PASSWORD)).status_code == 200  # now remembered
+    guesses = 60
+    finished: list[str] = []
+    overtaken: list[int] = []
+
+    async def run() -> None:
+        limits = httpx.Limits(max_connections=guesses + 1)
+        async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
+            async def guess(n: int) -> None:
+                response = await client.get(url, auth=("alice", f"guess {n}"))
+                assert response.status_code == 401
+                finished.append("guess")
+
+            async def logged_in() -> None:
+                await asyncio.sleep(0.3)  # the guesses have taken their threads by now
+                before = len(finished)
+                response = await client.get(url, auth=("alice", PASSWORD))
+                assert response.status_code == 200
+                overtaken.append(len(finished) - before)
+
+            await asyncio.gather(*(guess(n) for n in range(guesses)), logged_in())
+
+    asyncio.run(run())
+    # Served at once, not after the guesses that were waiting when it asked.
+    (passed,) = overtaken
+    assert passed < guesses // 10, f"{passed} guesses were answered while alice waited"
