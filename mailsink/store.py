@@ -166,11 +166,14 @@ class Store:
         self._jobs.put(_Job(fn, future))
         return future
 
-    def add(self, raw: bytes, envelope: Envelope | None = None) -> Future[str]:
-        """Keep a message; the future gives its ID once it is committed."""
+    def add(
+        self, raw: bytes, envelope: Envelope | None = None, received: float | None = None
+    ) -> Future[str]:
+        """Keep a message, received now or at the Unix time ``received`` (an imported one);
+        the future gives its ID once it is committed."""
         envelope = envelope or Envelope()
-        received = time.time()
-        return self.submit(lambda db: self._insert(db, raw, envelope, received))
+        when = time.time() if received is None else received
+        return self.submit(lambda db: self._insert(db, raw, envelope, when))
 
     async def keep(self, raw: bytes, envelope: Envelope) -> str:
         """Keep a message and give its ID once it is committed (on the event loop)."""
