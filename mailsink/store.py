@@ -367,7 +367,7 @@ class Store:
         if ids is None:
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
             delete_all_messages(db)
-            self.after_commit(db, Event("deleted"))
+            self.after_commit(db, Event("deleted", count=int(count)))
             return int(count)
         deleted: list[str] = []
         for chunk in chunks(ids):
@@ -381,7 +381,7 @@ class Store:
             delete_messages(db, rowids)
             deleted += [r[1] for r in rows]
         if deleted:
-            self.after_commit(db, Event("deleted", tuple(deleted)))
+            self.after_commit(db, Event("deleted", tuple(deleted), count=len(deleted)))
         return len(deleted)
 
     def after_commit(self, db: sqlite3.Connection, event: Event) -> None:
