@@ -59,7 +59,7 @@ _NOBODY = "undisclosed-recipients@mailsink.invalid"
 # name (``../../etc/x``, absolute, a link) names nothing on this machine. These bound what a
 # hostile archive can cost: a zip bomb of a few KB inflates to terabytes.
 ZIP_MAX_MEMBERS = 100_000
-ZIP_MAX_MEMBER_BYTES = 256 * 1024**2
+ZIP_MAX_MEMBER_BYTES = 64 * 1024**2
 ZIP_MAX_TOTAL_BYTES = 2 * 1024**3
 # A message starts with a header field: a name of printable characters, then a colon.
 _HEADER_FIELD = re.compile(rb"[A-Za-z0-9!#$%&'*+\-.^_`|~]+[ \t]*:")
@@ -196,28 +196,35 @@ def _read_zip(stream: BinaryIO) -> Iterator[Item]:
                 continue
             wanted += 1
             cap = min(ZIP_MAX_MEMBER_BYTES, left)
-            try:
-                with archive.open(info) as member:
-                    data = member.read(cap + 1)  # inflates no more than that
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
-                # RuntimeError: encrypted; NotImplementedError: an unknown compression.
-                yield info.filename, ImportFailure(f"cannot be read from the archive: {exc}")
-                continue
-            if len(data) > cap:
+            # zipfile inflates no more than the size a member declares (and then checks its
+            # CRC), so one declared too large is refused before anything is inflated.
+            if info.file_size > cap:
                 if cap < ZIP_MAX_MEMBER_BYTES:
                     raise ImportFailure(
                         f"the archive unpacks to more than {ZIP_MAX_TOTAL_BYTES} bytes: "
                         f"stopped at {info.filename}"
                     )
-                yield (
-                    info.filename,
-                    ImportFailure(f"unpacks to more than {ZIP_MAX_MEMBER_BYTES} bytes: not read"),
-                )
+                failure = f"unpacks to more than {ZIP_MAX_MEMBER_BYTES} bytes: not read"
+                yield info.filename, ImportFailure(failure)
+                continue
+            try:
+                data = _inflate(archive, info)
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+                # RuntimeError: encrypted; NotImplementedError: an unknown compression.
+                yield info.filename, ImportFailure(f"cannot be read from the archive: {exc}")
                 continue
             left -= len(data)
             yield from _read_member(info.filename, data, read)
         if not wanted:
             raise ImportFailure("no .eml or .mbox file in the archive")
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    data = bytearray()
+    with archive.open(info) as member:
+        while chunk := member.read(1 << 20):
+            data += chunk
+    return bytes(data)
 
 
 def _hidden(part: str) -> bool:

@@ -458,6 +458,23 @@ def test_a_zip_bomb_costs_no_more_than_the_caps(
     assert items == [("", "the archive holds 5 files; at most 4 are read")]
 
 
+def test_a_member_that_unpacks_to_more_than_it_declares_is_not_read(tmp_path: Path) -> None:
+    archive = tmp_path / "lying.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("liar.eml", b"Subject: liar\n\n" + b"0" * 1_999_985)  # 2,000,000
+        zf.writestr("honest.eml", b"Subject: honest\n\nx\n")
+    data = bytearray(archive.read_bytes())
+    declared = (2_000_000).to_bytes(4, "little")
+    # The size in the member's local header and in the central directory: 1 KB, it says.
+    for at in (data.index(b"PK\x03\x04") + 22, data.index(b"PK\x01\x02") + 24):
+        assert data[at : at + 4] == declared
+        data[at : at + 4] = (1000).to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+    items = outcomes(archive)
+    assert items[0][0] == "liar.eml" and "cannot be read from the archive" in items[0][1]
+    assert items[1] == ("honest.eml", "")
+
+
 def outcomes(path: Path) -> list[tuple[str, str]]:
     """What reading a file gives: each message's label, or a failure's, with its reason."""
     found = []
