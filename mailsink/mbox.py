@@ -11,10 +11,10 @@ readers ignore it, so that an export imports back with the times it had.
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
 from typing import BinaryIO, NamedTuple
 
 __all__ = ["MboxMessage", "from_line", "mbox_entry", "read_mbox", "received_time"]
@@ -55,24 +55,23 @@ def received_time(line: bytes) -> float | None:
         return None
     month, day, hour, minute, second, zone, year, exact = match.groups()
     try:
-        moment = calendar.timegm(
-            (
-                int(year),
-                _MONTHS.index(month.decode()) + 1,
-                int(day),
-                int(hour),
-                int(minute),
-                int(second or 0),
-            )
-        )
-    except (ValueError, OverflowError):
+        moment = datetime(
+            int(year),
+            _MONTHS.index(month.decode()) + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second or 0),
+            tzinfo=timezone.utc,
+        ).timestamp()
+    except ValueError:  # no such day or time
         return None
     if zone and zone[:1] in b"+-":
         offset = int(zone[1:3]) * 3600 + int(zone[3:5]) * 60
         moment -= offset if zone[:1] == b"+" else -offset
     if exact is not None and abs(float(exact) - moment) < 1:
         return float(exact)  # the same second: the exact time mailsink wrote
-    return float(moment)
+    return moment
 
 
 def mbox_entry(raw: bytes, sender: str, received: float) -> bytes:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from mailsink import Server, importer
-from mailsink.mbox import mbox_entry, read_mbox
+from mailsink.mbox import from_line, mbox_entry, read_mbox, received_time
 from mailsink.store import Store
 
 from .conftest import CORPUS, CORPUS_FILES, Send
@@ -552,3 +552,27 @@ def stored_messages(url: str) -> list[tuple[bytes, str]]:
             (api.get(f"/api/v1/message/{m['ID']}/raw").content, m["Created"])
             for m in listing["messages"]
         ]
+
+
+@pytest.mark.parametrize(
+    ("line", "received"),
+    [
+        (b"From a@x.test Thu Nov 26 09:44:23 2026\n", 1795686263.0),
+        (b"From a@x.test Thu Nov 26 09:44:23 2026 received=1795686263.123456\n", 1795686263.123456),
+        (b"From a@x.test Thu Nov 26 09:44:23 2026 received=1795600000.5\n", 1795686263.0),
+        (b"From a@x.test  Thu Nov  6 09:44:23 2026\r\n", 1793958263.0),
+        (b"From a@x.test Thu Nov 26 10:44:23 +0100 2026\n", 1795686263.0),
+        (b"From a@x.test Thu Nov 26 09:44 2026\n", 1795686240.0),
+        (b"From MAILER-DAEMON\n", None),
+        (b"From a@x.test Thu Feb 31 09:44:23 2026\n", None),
+    ],
+)
+def test_the_from_line_gives_the_received_time(line: bytes, received: float | None) -> None:
+    assert received_time(line) == received
+
+
+def test_the_from_line_written_reads_back_exactly() -> None:
+    for moment in (0.0, 1795686263.0, 1795686263.123456, time.time()):
+        line = from_line("a@x.test", moment)
+        assert received_time(line) == moment
+        assert line.startswith(b"From a@x.test ") and line.endswith(b"\n")
