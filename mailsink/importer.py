@@ -52,6 +52,7 @@ __all__ = [
 _MESSAGE_SUFFIXES = (".eml",)
 _MBOX_SUFFIXES = (".mbox", ".mbx")
 _ZIP_SUFFIXES = (".zip",)
+_FOLDER_SUFFIXES = _MESSAGE_SUFFIXES + _MBOX_SUFFIXES  # what is read in a folder or archive
 _PAGE = 1000
 _IN_FLIGHT = 256
 _NOBODY = "undisclosed-recipients@mailsink.invalid"
@@ -127,8 +128,6 @@ def _walk(root: Path, skipped: list[str]) -> list[Path]:
                 found.append(path)
     return sorted(found)
 
-
-_FOLDER_SUFFIXES = _MESSAGE_SUFFIXES + _MBOX_SUFFIXES
 
 Item = tuple[str, MboxMessage | ImportFailure]
 """A message of a file, or why one part of the file gave none, with a label that says which
