@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -86,6 +88,8 @@ def create_app(sink: Sink) -> FastAPI:
             )
         return JSONResponse({"Error": "; ".join(problems) or "invalid request"}, status_code=400)
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
     @app.get("/livez", include_in_schema=False)
     def livez() -> dict[str, str]:
         return {"status": "ok"}
@@ -96,3 +100,48 @@ def create_app(sink: Sink) -> FastAPI:
         return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
 
     return app
+
+
+# What the error handlers above answer, as the OpenAPI document describes it.
+_ERROR = {
+    "type": "object",
+    "properties": {"Error": {"type": "string", "description": "What is wrong"}},
+    "required": ["Error"],
+}
+_BAD_REQUEST = {
+    "description": "Bad request: a parameter or body that cannot be understood",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_NOT_FOUND = {
+    "description": "No such message",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+# Path parameters that name a message: an unknown one is answered 404.
+_MESSAGE_PARAMETERS = {"ID", "id"}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, saying what the server answers: a request that fails validation
+    gets 400 with ``{"Error": ...}`` (not FastAPI's 422), an unknown message 404."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+    )
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", _BAD_REQUEST)
+            names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            if names & _MESSAGE_PARAMETERS:
+                responses.setdefault("404", _NOT_FOUND)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["Error"] = _ERROR
+    app.openapi_schema = doc
+    return doc

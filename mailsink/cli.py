@@ -80,12 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     importer = commands.add_parser(
         "import",
-        help="load .eml files, folders of them, or mbox files into a server or a SQLite file",
+        help="load .eml files, folders of them, mbox files or zip archives into a server or a "
+        "SQLite file",
         description="Load messages from .eml files, folders (every .eml and .mbox file in them, "
-        "recursively) and mbox files: into a running server over SMTP (the default), or "
-        "straight into a SQLite file with --db. Line endings become CRLF, as over SMTP.",
+        "recursively; links only to files inside), mbox files and zip archives of .eml and "
+        ".mbox files: into a running server over SMTP (the default), or straight into a "
+        "SQLite file with --db, which also keeps the times an mbox says they were received. "
+        "Messages are kept byte for byte. Exits 1 if any failed or none was imported.",
     )
-    importer.add_argument("paths", nargs="+", metavar="PATH", help=".eml file, folder or mbox")
+    importer.add_argument(
+        "paths", nargs="+", metavar="PATH", help=".eml file, folder, mbox or .zip"
+    )
     target = importer.add_mutually_exclusive_group()
     target.add_argument(
         "--smtp",
@@ -194,9 +199,12 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .importer import Progress, SMTPTarget, StoreTarget, find_sources, import_messages
 
     try:
-        paths = find_sources(args.paths)
+        sources = find_sources(args.paths)
     except FileNotFoundError as exc:
         parser.error(str(exc))
+    for note in sources.skipped:
+        print(f"mailsink: {note}", file=sys.stderr)
+    paths = sources.files
     target: SMTPTarget | StoreTarget
     try:
         if args.db:
@@ -213,7 +221,7 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"mailsink: cannot open {args.db}: {exc}", file=sys.stderr)
         return 1
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    total = sum(p.stat().st_size for p in paths)
+    total = sum(_size(p) for p in paths)
     try:
         report = import_messages(paths, target, Progress(total, sys.stderr, show))
     except ConnectionError as exc:
@@ -227,6 +235,13 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if report.failures else 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # reading it will say why
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -244,7 +259,11 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(f"--query: {exc}")
     # A file appears only whole: written beside its name, renamed once complete.
     partial = None if to_stdout else Path(f"{args.output}.part")
-    out: Any = partial.open("wb") if partial else sys.stdout.buffer
+    try:
+        out: Any = partial.open("wb") if partial else sys.stdout.buffer
+    except OSError as exc:
+        print(f"mailsink: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     done = False
     try:
         if args.db:
@@ -264,12 +283,17 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 done = True
             except (ValueError, httpx.HTTPError) as exc:
                 print(f"mailsink: cannot export from {redact(url)}: {exc}", file=sys.stderr)
-    finally:
         if partial:
             out.close()
             if done:
                 partial.replace(args.output)
-            else:
+    except OSError as exc:  # the disk filled up, or the output went away
+        print(f"mailsink: cannot write {args.output or 'stdout'}: {exc}", file=sys.stderr)
+        done = False
+    finally:
+        if partial:
+            out.close()
+            if not done:
                 partial.unlink(missing_ok=True)
     return 0 if done else 1
 

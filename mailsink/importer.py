@@ -1,35 +1,45 @@
 """``mailsink import`` and ``mailsink export``: seed a store from files, keep a search as mbox.
 
-Import reads ``.eml`` files, folders of them, and mbox files, and hands each message either to
-a running server over SMTP (so that the UI, webhooks and waiting tests see it arrive) or
-straight to a SQLite file. Export writes the messages a search finds as one mbox file, from a
-running server's API or from a SQLite file.
+Import reads ``.eml`` files, folders of them, mbox files and zip archives of them, and hands
+each message, byte for byte, either to a running server over SMTP (so that the UI, webhooks
+and waiting tests see it arrive) or straight to a SQLite file, with the time an mbox says it
+was received. Export writes the messages a search finds as one mbox file, from a running
+server's API or from a SQLite file.
 """
 
 from __future__ import annotations
 
 import collections
 import email.utils
+import io
+import os
+import re
 import smtplib
+import stat
 import time
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesHeaderParser
-from pathlib import Path
-from typing import IO, Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, BinaryIO
 
-from .mbox import mbox_entry, read_mbox
+from .mbox import MboxMessage, mbox_entry, read_mbox
 from .search import compile_search
 from .store import Envelope, Store
 from .urls import redact
 
 __all__ = [
+    "ZIP_MAX_MEMBERS",
+    "ZIP_MAX_MEMBER_BYTES",
+    "ZIP_MAX_TOTAL_BYTES",
     "ImportFailure",
     "ImportReport",
     "Progress",
     "SMTPTarget",
+    "Sources",
     "StoreTarget",
     "export_from_url",
     "find_sources",
@@ -41,54 +51,196 @@ __all__ = [
 
 _MESSAGE_SUFFIXES = (".eml",)
 _MBOX_SUFFIXES = (".mbox", ".mbx")
+_ZIP_SUFFIXES = (".zip",)
+_FOLDER_SUFFIXES = _MESSAGE_SUFFIXES + _MBOX_SUFFIXES  # what is read in a folder or archive
 _PAGE = 1000
 _IN_FLIGHT = 256
 _NOBODY = "undisclosed-recipients@mailsink.invalid"
+# A zip archive is read member by member in memory and never unpacked to disk, so a member's
+# name (``../../etc/x``, absolute, a link) names nothing on this machine. These bound what a
+# hostile archive can cost: a zip bomb of a few KB inflates to terabytes.
+ZIP_MAX_MEMBERS = 100_000
+ZIP_MAX_MEMBER_BYTES = 64 * 1024**2
+ZIP_MAX_TOTAL_BYTES = 2 * 1024**3
+# A message starts with a header field: a name of printable characters, then a colon.
+_HEADER_FIELD = re.compile(rb"[A-Za-z0-9!#$%&'*+\-.^_`|~]+[ \t]*:")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 # -- reading --------------------------------------------------------------------------------
 
 
-def find_sources(paths: Iterable[str | Path]) -> list[Path]:
-    """The files to read: each file named, and every ``.eml``/``.mbox`` file under each folder."""
-    found: list[Path] = []
+class ImportFailure(Exception):
+    """A message, or a whole file, could not be imported; the others go on."""
+
+
+@dataclass
+class Sources:
+    """The files to read, and what was left out of the folders given (a line each)."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def find_sources(paths: Iterable[str | Path]) -> Sources:
+    """The files to read: each file named, and every ``.eml``/``.mbox`` file under each folder.
+
+    In a folder, hidden files and folders are left out, links are followed only to files
+    inside that folder, and a subfolder that cannot be read is skipped with a note.
+    """
+    sources = Sources()
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in _MESSAGE_SUFFIXES + _MBOX_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            sources.files += _walk(path, sources.skipped)
         elif path.exists():
-            found.append(path)
+            sources.files.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
-    return found
+    return sources
 
 
-def read_source(path: Path) -> Iterator[tuple[bytes, int]]:
-    """Each message of a file with the bytes of the file read so far.
+def _walk(root: Path, skipped: list[str]) -> list[Path]:
+    inside = root.resolve()
+    found: list[Path] = []
 
-    A file is an mbox if its name says so or if it starts with a ``From `` line (an ``.eml``
-    saved with its mbox separator is an mbox of one); otherwise it is one message.
+    def unreadable(exc: OSError) -> None:
+        skipped.append(f"{exc.filename}: skipped: {exc.strerror or exc}")
+
+    # os.walk does not enter links to folders (followlinks is off).
+    for folder, subfolders, names in os.walk(root, onerror=unreadable):
+        here = Path(folder)
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        for name in names:
+            path = here / name
+            if name.startswith(".") or path.suffix.lower() not in _FOLDER_SUFFIXES:
+                continue
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    skipped.append(f"{path}: skipped: a link to nothing")
+                    continue
+                if not target.is_relative_to(inside):
+                    skipped.append(f"{path}: skipped: a link out of {root}")
+                    continue
+            if path.is_file():  # not a pipe, socket or device
+                found.append(path)
+    return sorted(found)
+
+
+Item = tuple[str, MboxMessage | ImportFailure]
+"""A message of a file, or why one part of the file gave none, with a label that says which
+(``message 2``, or ``mail/a.eml`` in an archive)."""
+
+
+def read_source(path: Path) -> Iterator[Item]:
+    """Each message of a file, with the bytes of the file read so far as its ``end``.
+
+    A file is a zip archive if its name or its first bytes say so, and an mbox if its name
+    says so or if it starts with a ``From `` line (an ``.eml`` saved with its mbox separator
+    is an mbox of one); otherwise it is one message. Raises ImportFailure for a file that is
+    none of these.
     """
     with path.open("rb") as stream:
         head = stream.read(5)
         stream.seek(0)
-        if path.suffix.lower() in _MBOX_SUFFIXES or head == b"From ":
-            yield from read_mbox(stream)
+        suffix = path.suffix.lower()
+        if suffix in _ZIP_SUFFIXES or head.startswith(_ZIP_MAGIC):
+            yield from _read_zip(stream)
+        elif suffix in _MBOX_SUFFIXES or head == b"From ":
+            yield from _read_mbox(stream)
         else:
             data = stream.read()
-            yield data, len(data)
+            _check_message(data)
+            yield "message 1", MboxMessage(data, len(data), None)
 
 
-def crlf(raw: bytes) -> bytes:
-    """Line endings as SMTP carries them (a last one included), as if received over SMTP."""
-    raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+def _check_message(data: bytes) -> None:
+    if not _HEADER_FIELD.match(data):
+        raise ImportFailure("not a mail message: it does not start with a header field")
+
+
+def _read_mbox(stream: BinaryIO, label: str = "") -> Iterator[Item]:
+    count = 0
+    for count, message in enumerate(read_mbox(stream), start=1):
+        yield f"{label}message {count}", message
+    if not count:
+        raise ImportFailure("no message in it: an mbox file starts with a 'From ' line")
+
+
+def _read_zip(stream: BinaryIO) -> Iterator[Item]:
+    """The messages of the ``.eml`` and mbox files in a zip archive, read in memory."""
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ImportFailure(f"not a readable zip archive: {exc}") from None
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > ZIP_MAX_MEMBERS:
+            raise ImportFailure(
+                f"the archive holds {len(members)} files; at most {ZIP_MAX_MEMBERS} are read"
+            )
+        left = ZIP_MAX_TOTAL_BYTES
+        read = 0  # compressed bytes, for the progress bar
+        wanted = 0
+        for info in members:
+            read += info.compress_size
+            name = PurePosixPath(info.filename)
+            if (
+                name.suffix.lower() not in _FOLDER_SUFFIXES
+                or any(_hidden(part) for part in name.parts)
+                or stat.S_ISLNK(info.external_attr >> 16)
+            ):
+                continue
+            wanted += 1
+            cap = min(ZIP_MAX_MEMBER_BYTES, left)
+            # zipfile inflates no more than the size a member declares (and then checks its
+            # CRC), so one declared too large is refused before anything is inflated.
+            if info.file_size > cap:
+                if cap < ZIP_MAX_MEMBER_BYTES:
+                    raise ImportFailure(
+                        f"the archive unpacks to more than {ZIP_MAX_TOTAL_BYTES} bytes: "
+                        f"stopped at {info.filename}"
+                    )
+                failure = f"unpacks to more than {ZIP_MAX_MEMBER_BYTES} bytes: not read"
+                yield info.filename, ImportFailure(failure)
+                continue
+            try:
+                data = _inflate(archive, info)
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+                # RuntimeError: encrypted; NotImplementedError: an unknown compression.
+                yield info.filename, ImportFailure(f"cannot be read from the archive: {exc}")
+                continue
+            left -= len(data)
+            yield from _read_member(info.filename, data, read)
+        if not wanted:
+            raise ImportFailure("no .eml or .mbox file in the archive")
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    data = bytearray()
+    with archive.open(info) as member:
+        while chunk := member.read(1 << 20):
+            data += chunk
+    return bytes(data)
+
+
+def _hidden(part: str) -> bool:
+    # ``..`` names nothing here (nothing is unpacked), so it hides nothing either.
+    return part == "__MACOSX" or (part.startswith(".") and part.strip(".") != "")
+
+
+def _read_member(name: str, data: bytes, read: int) -> Iterator[Item]:
+    try:
+        if PurePosixPath(name).suffix.lower() in _MBOX_SUFFIXES:
+            for label, item in _read_mbox(io.BytesIO(data), f"{name}, "):
+                yield label, item._replace(end=read) if isinstance(item, MboxMessage) else item
+        else:
+            _check_message(data)
+            yield name, MboxMessage(data, read, None)
+    except ImportFailure as exc:
+        yield name, exc
 
 
 def envelope_of(raw: bytes) -> Envelope:
@@ -116,10 +268,6 @@ def envelope_of(raw: bytes) -> Envelope:
 # -- where messages go ----------------------------------------------------------------------
 
 
-class ImportFailure(Exception):
-    """One message could not be imported; the others go on."""
-
-
 class SMTPTarget:
     """Sends each message to a running server over SMTP, on one connection."""
 
@@ -141,8 +289,12 @@ class SMTPTarget:
                 ) from None
         return self._smtp
 
-    def add(self, raw: bytes) -> None:
-        """Send one message; raises ImportFailure if the server refuses it."""
+    def add(self, raw: bytes, received: float | None = None) -> None:
+        """Send one message as it is; raises ImportFailure if the server refuses it.
+
+        The server stamps its own time of arrival (SMTP carries none); a message that does
+        not end with CRLF gains one, as SMTP needs.
+        """
         env = envelope_of(raw)
         options = ["SMTPUTF8"] if not (env.mail_from + "".join(env.rcpt_to)).isascii() else []
         for attempt in (1, 2):
@@ -179,9 +331,10 @@ class StoreTarget:
         self._pending: collections.deque[Future[str]] = collections.deque()
         self.failures: list[str] = []
 
-    def add(self, raw: bytes) -> None:
-        """Queue one message for the writer; errors show up in ``failures``."""
-        self._pending.append(self.store.add(raw, envelope_of(raw)))
+    def add(self, raw: bytes, received: float | None = None) -> None:
+        """Queue one message, received at ``received`` (Unix time; None: now), for the
+        writer; errors show up in ``failures``."""
+        self._pending.append(self.store.add(raw, envelope_of(raw), received))
         while len(self._pending) > _IN_FLIGHT:  # keep memory flat on a huge mbox
             self._settle(self._pending.popleft())
 
@@ -258,16 +411,21 @@ def import_messages(
             report.files += 1
             read = 0
             try:
-                for index, (raw, offset) in enumerate(read_source(path), start=1):
-                    done += offset - read
-                    read = offset
+                for label, item in read_source(path):
+                    if isinstance(item, ImportFailure):
+                        report.failures.append(f"{path} ({label}): {item}")
+                        continue
+                    done += item.end - read
+                    read = item.end
                     try:
-                        target.add(crlf(raw))
+                        target.add(item.raw, item.received)
                         report.imported += 1
                     except ImportFailure as exc:
-                        report.failures.append(f"{path} (message {index}): {exc}")
+                        report.failures.append(f"{path} ({label}): {exc}")
                     if progress:
                         progress.update(done, report.imported, len(report.failures))
+            except ImportFailure as exc:
+                report.failures.append(f"{path}: {exc}")
             except OSError as exc:
                 report.failures.append(f"{path}: {exc.strerror or exc}")
     finally:

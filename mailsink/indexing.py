@@ -16,7 +16,8 @@ from .codec import RawCompressor, pack_raw
 from .message import Address, ParsedMessage, html_to_text, parse
 from .migrations import WORDS_WINDOW, fts_values, pack_words
 from .records import ADDRESS_FIELDS, Envelope, addr_json, compact_json, new_id, sender_json
-from .search import fold
+from .search import fold, fold_for_index
+from .tags import distinct_tags
 
 __all__ = ["Prepared", "Tagger", "prepare", "search_body"]
 
@@ -81,16 +82,15 @@ def prepare(
         ("reply-to", parsed.reply_to),
     ]
     everyone = [a for _, items in fields for a in items]
-    fts = fts_values(
-        (
-            parsed.subject,
-            " ".join(f"{a.name} {a.address}" for a in everyone)
-            + f" {env.mail_from} "
-            + " ".join(env.rcpt_to),
-            search_body(parsed.text, html_to_text(parsed.html)),
-            " ".join(p.filename for p in parsed.attachments + parsed.inline),
-        )
+    texts = (
+        parsed.subject,
+        " ".join(f"{a.name} {a.address}" for a in everyone)
+        + f" {env.mail_from} "
+        + " ".join(env.rcpt_to),
+        search_body(parsed.text, html_to_text(parsed.html)),
+        " ".join(p.filename for p in parsed.attachments + parsed.inline),
     )
+    fts = fts_values(tuple(fold_for_index(text) for text in texts))
     keep, compression = pack_raw(raw, compressor)
     return Prepared(
         uid=new_id(),
@@ -99,7 +99,7 @@ def prepare(
         compression=compression,
         addresses=_address_rows(fields, env),
         headers=[(name.lower(), value) for name, value in parsed.headers],
-        tags=sorted(set(tagger(parsed, env))) if tagger else [],
+        tags=distinct_tags(tagger(parsed, env)) if tagger else [],
         fts=fts,
         # Packed against the bytes as received, which are at hand here (and not after).
         words=pack_words(fts, raw[:WORDS_WINDOW]),
@@ -120,13 +120,13 @@ def _address_rows(
     for name, items in fields:
         bit = ADDRESS_FIELDS[name]
         for a in items:
-            key = (a.address.lower(), fold(a.name))
+            key = (fold(a.address), fold(a.name))
             rows[key] = rows.get(key, 0) | bit
             first.setdefault(key[0], key)
     envelope = [("mailfrom", env.mail_from)] + [("rcpt", r) for r in env.rcpt_to]
     for name, address in envelope:
         if address:  # a null reverse path (MAIL FROM:<>) names no one
-            key = first.setdefault(address.lower(), (address.lower(), ""))
+            key = first.setdefault(fold(address), (fold(address), ""))
             rows[key] = rows.get(key, 0) | ADDRESS_FIELDS[name]
     return [(bits, address, folded) for (address, folded), bits in rows.items()]
 

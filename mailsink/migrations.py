@@ -7,11 +7,11 @@ runs in its own transaction, so a database is never left half-migrated.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .codec import Dictionaries, pack_text, unpack_text
-from .search import fold
+from .search import fold, fold_for_index
 
 __all__ = [
     "MIGRATIONS",
@@ -349,7 +349,83 @@ def _narrow(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Step] = [_initial, _search, _compact, _lean, _dictionaries, _fts_words, _narrow]
+def _folded(db: sqlite3.Connection) -> None:
+    """Full Unicode case folding (``fold``) wherever search ignores case.
+
+    - The full-text index is given text folded (``fold_for_index``): SQLite's tokenizer folds
+      one character to one only, so ``Straße`` never matched ``strasse``, nor ``ﬁle`` ``file``.
+      Messages with words beyond ASCII are indexed again.
+    - ``addresses.address`` is folded rather than lower-cased.
+    - ``tags`` keeps one spelling for tags that differ only in case: the first one used (the
+      one on the oldest message), and ``folded`` for finding it.
+    """
+    db.execute(
+        "UPDATE addresses SET address = mailsink_fold(address) "
+        "WHERE address != mailsink_fold(address)"
+    )
+    for rowid, prefix, words in _each_row(
+        db,
+        f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words FROM raw "
+        "WHERE id > ? AND words IS NOT NULL ORDER BY id LIMIT 500",
+    ):
+        values = unpack_words(words, prefix)
+        folded = tuple(fold_for_index(v) for v in values)
+        if folded == values:
+            continue
+        for table in ("fts", "fts_words"):
+            db.execute(
+                f"INSERT INTO {table} ({table}, rowid, subject, addresses, body, filenames) "
+                "VALUES ('delete', ?, ?, ?, ?, ?)",
+                (rowid, *values),
+            )
+            db.execute(
+                f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (rowid, *folded),
+            )
+        db.execute("UPDATE raw SET words = ? WHERE id = ?", (pack_words(folded, prefix), rowid))
+    spelling: dict[str, str] = {}
+    for tag, _ in db.execute(
+        "SELECT tag, min(message) AS first FROM tags GROUP BY tag ORDER BY first, tag"
+    ).fetchall():
+        spelling.setdefault(fold(tag), tag)
+    db.executescript(
+        """
+        CREATE TABLE tags_folded (
+            message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,                  -- as first spelt in the store
+            folded TEXT NOT NULL,               -- mailsink_fold(tag)
+            PRIMARY KEY (message, folded)
+        ) WITHOUT ROWID;
+        """
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO tags_folded (message, tag, folded) "
+        "SELECT message, tag, mailsink_fold(tag) FROM tags ORDER BY message"
+    )
+    db.executemany(
+        "UPDATE tags_folded SET tag = ? WHERE folded = ? AND tag != ?",
+        [(tag, folded, tag) for folded, tag in spelling.items()],
+    )
+    db.executescript(
+        """
+        DROP TABLE tags;
+        ALTER TABLE tags_folded RENAME TO tags;
+        CREATE INDEX tags_by_folded ON tags(folded);
+        """
+    )
+
+
+MIGRATIONS: list[Step] = [
+    _initial,
+    _search,
+    _compact,
+    _lean,
+    _dictionaries,
+    _fts_words,
+    _narrow,
+    _folded,
+]
 
 # How much of a message ``pack_words`` uses as its dictionary: zlib reaches back only 32 KB
 # (it packs the words of messages up to that size); zstd's dictionary reaches all of it.
@@ -430,6 +506,9 @@ class _InTransaction:
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> sqlite3.Cursor:
+        return self._db.executemany(sql, rows)
 
 
 def _split(script: str) -> list[str]:

@@ -82,12 +82,14 @@ class Envelope:
 class Event:
     """Something changed in the store: ``new``, ``deleted``, ``read`` or ``tags``.
 
-    ``ids`` is empty for ``deleted`` when everything was deleted.
+    ``ids`` is empty for ``deleted`` when everything was deleted; ``count`` says how many
+    messages a ``deleted`` event took away.
     """
 
     kind: str
     ids: tuple[str, ...] = ()
     read: bool | None = None
+    count: int = 0
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 
 from .indexing import Prepared
 from .migrations import WORDS_WINDOW, register_functions, unpack_words
+from .search import fold
 
 __all__ = [
     "Connection",
@@ -21,6 +22,7 @@ __all__ = [
     "file_uri",
     "insert_message",
     "insert_summary",
+    "insert_tags",
 ]
 
 # The full-text index is two tables of the same values: with positions (phrases) and
@@ -81,15 +83,27 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
         [(rowid, i, *a) for i, a in enumerate(p.addresses)],
     )
     _insert_headers(db, rowid, p.headers)
-    db.executemany(
-        "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)", [(rowid, t) for t in p.tags]
-    )
+    insert_tags(db, [rowid], p.tags)
     for table in _FULL_TEXT:
         db.execute(
             f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
             (rowid, *p.fts),
         )
     return p.uid
+
+
+# A tag spelt another way than one the store has already is kept with that first spelling.
+_INSERT_TAG = (
+    "INSERT OR IGNORE INTO tags (message, tag, folded) "
+    "VALUES (?1, coalesce((SELECT tag FROM tags WHERE folded = ?3 LIMIT 1), ?2), ?3)"
+)
+
+
+def insert_tags(db: sqlite3.Connection, rowids: Sequence[int], tags: Sequence[str]) -> None:
+    """Give each message these tags (in the caller's transaction); a tag the store has in
+    another case keeps the spelling it has there, and one a message has already is kept."""
+    folded = [(tag, fold(tag)) for tag in tags]
+    db.executemany(_INSERT_TAG, [(rowid, tag, key) for rowid in rowids for tag, key in folded])
 
 
 def insert_summary(db: sqlite3.Connection, p: Prepared) -> int:

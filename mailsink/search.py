@@ -35,6 +35,7 @@ __all__ = [
     "Term",
     "compile_search",
     "fold",
+    "fold_for_index",
     "parse_search",
 ]
 
@@ -125,10 +126,38 @@ class Term:
 
 
 def fold(text: str | None) -> str:
-    """Text normalised for case-insensitive matching in any script (``Straße`` -> ``strasse``)."""
+    """Text normalised for case-insensitive matching in any script (``Straße`` -> ``strasse``,
+    ``ﬁle`` -> ``file``): compatibility forms made plain (NFKC), then full case folding."""
     if not text:
         return ""
     return unicodedata.normalize("NFKC", text).casefold()
+
+
+def fold_for_index(text: str) -> str:
+    """Text as the full-text index is given it, and full-text queries are compiled: folded.
+
+    SQLite's tokenizer folds only one character to one (``ß`` stays ``ß``, ``ﬁ`` stays
+    ``ﬁ``); ASCII it folds exactly as ``fold`` does, so ASCII text is given as it is. In a
+    short text, only the runs beyond ASCII are folded: the rest stays as in the message,
+    which the index's packed copy of the text is compressed against. The tokenizer makes
+    the same words of both (it drops the accents that NFKC would have composed with an
+    ASCII letter); a long text is folded whole, which is several times quicker.
+    """
+    if text.isascii():
+        return text
+    if len(text) > _FOLD_WHOLE:
+        return fold(text)
+    return _NOT_ASCII.sub(_fold_match, text)
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
+# Past this many characters, a text with many runs beyond ASCII costs more to fold run by
+# run (a call each) than its packed copy saves.
+_FOLD_WHOLE = 16 * 1024
+
+
+def _fold_match(match: re.Match[str]) -> str:
+    return fold(match.group())
 
 
 def parse_search(query: str) -> list[Term]:
@@ -273,9 +302,9 @@ def _fts_phrase(term: Term) -> tuple[str, str]:
     the table with positions answers), ``word`` (one word) or ``short`` (one word of at most
     three characters, a prefix the table of words indexes). The phrase is empty when the
     term holds no word (``-``, ``&``)."""
-    if not any(_is_token_char(c) for c in term.value):
+    value, kind = fold_for_index(term.value), "phrase"  # as the index was given its words
+    if not any(_is_token_char(c) for c in value):
         return "phrase", ""
-    value, kind = term.value, "phrase"
     # ASCII punctuation always separates words, so ``the,`` is the one word ``the``.
     word = value.strip(_ASCII_PUNCTUATION)
     if _ONE_TOKEN.fullmatch(word) and all(_UNICODE_3_2.category(c)[0] in "LN" for c in word):
@@ -294,7 +323,7 @@ def _filter(term: Term, zone: tzinfo | None) -> tuple[str, list[object]]:
     if name == "message-id":
         return "m.message_id = ?", [value.strip("<>").strip()]
     if name == "tag":
-        return "m.id IN (SELECT message FROM tags WHERE tag = ? COLLATE NOCASE)", [value]
+        return "m.id IN (SELECT message FROM tags WHERE folded = ?)", [fold(value)]
     if name == "header":
         return _header(term, value)
     if name in ("before", "after"):
@@ -324,7 +353,7 @@ def _address(fields: tuple[str, ...], value: str) -> tuple[str, list[object]]:
         # checked on the few rows it has.
         return (
             "m.id IN (SELECT message FROM addresses WHERE address = ? AND fields & ? != 0)",
-            [bare.lower(), mask],
+            [fold(bare), mask],
         )
     # A name is matched only for the header fields asked for: an envelope address has none
     # of its own, though its row may carry the name a header gave it.
@@ -333,12 +362,12 @@ def _address(fields: tuple[str, ...], value: str) -> tuple[str, list[object]]:
         return (
             "m.id IN (SELECT message FROM addresses WHERE fields & ? != 0 "
             "AND instr(address, ?) > 0)",
-            [mask, value.lower()],
+            [mask, fold(value)],
         )
     return (
         "m.id IN (SELECT message FROM addresses WHERE fields & ? != 0 AND "
         "(instr(address, ?) > 0 OR (fields & ? != 0 AND instr(name_folded, ?) > 0)))",
-        [mask, value.lower(), named, fold(value)],
+        [mask, fold(value), named, fold(value)],
     )
 
 

@@ -21,7 +21,7 @@ from .retention import Pruner, parse_age
 from .smtp import start_smtp
 from .smtp_protocol import SessionGate
 from .stats import Stats
-from .store import Store
+from .store import Event, Store
 from .tags import make_tagger
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class Sink:
         )
         self.store = Store(
             self.settings.db,
-            on_event=self.hub.publish_threadsafe,
+            on_event=self._changed,
             tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),
         )
         self.pruner = Pruner(
@@ -73,6 +73,12 @@ class Sink:
             from .webhook import WebhookSender  # httpx is imported only when it is needed
 
             self.webhook = WebhookSender.from_settings(self.settings, self.store, self.hub)
+
+    def _changed(self, event: Event) -> None:
+        """Told by the store's writer thread after each commit: count, then publish."""
+        if event.kind == "deleted":
+            self.stats.add("messages_deleted", event.count)
+        self.hub.publish_threadsafe(event)
 
     async def start(self) -> None:
         """Open the store and start listening for SMTP on the running loop."""

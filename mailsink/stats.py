@@ -23,6 +23,7 @@ class Stats:
     """Messages or recipients refused: too large (552), too many recipients (452), refused by
     a chaos trigger or rule, or not stored."""
     messages_deleted: int = 0
+    """Messages deleted, one by one, many or all at once, or pruned by retention."""
     smtp_connections_refused: int = 0
     """Connections answered 421 at --smtp-max-connections or --smtp-max-connections-per-client."""
     smtp_timeouts: int = 0

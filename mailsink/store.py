@@ -36,8 +36,16 @@ from .records import (
     prefixed,
     rows_to_messages,
 )
-from .rows import connect, delete_all_messages, delete_messages, file_uri, insert_message
-from .search import CompiledSearch
+from .rows import (
+    connect,
+    delete_all_messages,
+    delete_messages,
+    file_uri,
+    insert_message,
+    insert_tags,
+)
+from .search import CompiledSearch, fold
+from .tags import distinct_tags
 
 __all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
 
@@ -166,11 +174,14 @@ class Store:
         self._jobs.put(_Job(fn, future))
         return future
 
-    def add(self, raw: bytes, envelope: Envelope | None = None) -> Future[str]:
-        """Keep a message; the future gives its ID once it is committed."""
+    def add(
+        self, raw: bytes, envelope: Envelope | None = None, received: float | None = None
+    ) -> Future[str]:
+        """Keep a message, received now or at the Unix time ``received`` (an imported one);
+        the future gives its ID once it is committed."""
         envelope = envelope or Envelope()
-        received = time.time()
-        return self.submit(lambda db: self._insert(db, raw, envelope, received))
+        when = time.time() if received is None else received
+        return self.submit(lambda db: self._insert(db, raw, envelope, when))
 
     async def keep(self, raw: bytes, envelope: Envelope) -> str:
         """Keep a message and give its ID once it is committed (on the event loop)."""
@@ -254,16 +265,17 @@ class Store:
     # -- tags ----------------------------------------------------------------------------
 
     def set_tags(self, ids: Sequence[str], tags: Iterable[str]) -> Future[int]:
-        """Replace the tags of the given messages; gives how many messages there were."""
-        wanted = sorted(set(tags))
+        """Replace the tags of the given messages; gives how many messages there were.
+
+        Tags are the same in any case: one given twice is kept once, and one the store has
+        in another case keeps the spelling it has there.
+        """
+        wanted = distinct_tags(tags)
 
         def run(db: sqlite3.Connection) -> int:
             rowids = self._rowids(db, ids)
             db.executemany("DELETE FROM tags WHERE message = ?", [(r,) for r in rowids])
-            db.executemany(
-                "INSERT INTO tags (message, tag) VALUES (?, ?)",
-                [(r, t) for r in rowids for t in wanted],
-            )
+            insert_tags(db, list(rowids), wanted)
             if rowids:
                 self.after_commit(db, Event("tags", tuple(rowids.values())))
             return len(rowids)
@@ -271,38 +283,40 @@ class Store:
         return self.submit(run)
 
     def rename_tag(self, old: str, new: str) -> Future[int]:
-        """Rename a tag on every message (merging it into ``new`` if that exists too)."""
+        """Rename a tag (in any case) on every message; into a tag the store has in any
+        case, they merge. Only changing its case respells it."""
 
         def run(db: sqlite3.Connection) -> int:
             rows = db.execute(
-                "SELECT t.message, m.uid FROM tags t JOIN messages m ON m.id = t.message "
-                "WHERE t.tag = ?",
-                (old,),
+                "SELECT t.message, m.uid, t.tag FROM tags t JOIN messages m ON m.id = t.message "
+                "WHERE t.folded = ?",
+                (fold(old),),
             ).fetchall()
-            if old == new or not rows:
+            if not rows or all(r[2] == new for r in rows):
                 return 0
-            db.executemany(
-                "INSERT OR IGNORE INTO tags (message, tag) VALUES (?, ?)",
-                [(r[0], new) for r in rows],
-            )
-            db.execute("DELETE FROM tags WHERE tag = ?", (old,))
+            if fold(new) == fold(old):
+                db.execute("UPDATE tags SET tag = ? WHERE folded = ?", (new, fold(new)))
+            else:
+                insert_tags(db, [r[0] for r in rows], [new])
+                db.execute("DELETE FROM tags WHERE folded = ?", (fold(old),))
             self.after_commit(db, Event("tags", tuple(r[1] for r in rows)))
             return len(rows)
 
         return self.submit(run)
 
     def delete_tag(self, tag: str) -> Future[int]:
-        """Take a tag off every message that has it (the messages stay)."""
+        """Take a tag (in any case) off every message that has it (the messages stay)."""
 
         def run(db: sqlite3.Connection) -> int:
             uids = tuple(
                 r[0]
                 for r in db.execute(
-                    "SELECT m.uid FROM tags t JOIN messages m ON m.id = t.message WHERE t.tag = ?",
-                    (tag,),
+                    "SELECT m.uid FROM tags t JOIN messages m ON m.id = t.message "
+                    "WHERE t.folded = ?",
+                    (fold(tag),),
                 )
             )
-            db.execute("DELETE FROM tags WHERE tag = ?", (tag,))
+            db.execute("DELETE FROM tags WHERE folded = ?", (fold(tag),))
             if uids:
                 self.after_commit(db, Event("tags", uids))
             return len(uids)
@@ -364,7 +378,7 @@ class Store:
         if ids is None:
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
             delete_all_messages(db)
-            self.after_commit(db, Event("deleted"))
+            self.after_commit(db, Event("deleted", count=int(count)))
             return int(count)
         deleted: list[str] = []
         for chunk in chunks(ids):
@@ -378,7 +392,7 @@ class Store:
             delete_messages(db, rowids)
             deleted += [r[1] for r in rows]
         if deleted:
-            self.after_commit(db, Event("deleted", tuple(deleted)))
+            self.after_commit(db, Event("deleted", tuple(deleted), count=len(deleted)))
         return len(deleted)
 
     def after_commit(self, db: sqlite3.Connection, event: Event) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .message import ParsedMessage
 from .records import Envelope
+from .search import fold
 
-__all__ = ["MAX_TAG_LENGTH", "clean_tag", "make_tagger", "tags_of"]
+__all__ = ["MAX_TAG_LENGTH", "clean_tag", "distinct_tags", "make_tagger", "tags_of"]
 
 MAX_TAG_LENGTH = 100
 
@@ -24,19 +25,27 @@ def clean_tag(tag: str) -> str:
     return cleaned[:MAX_TAG_LENGTH].strip()
 
 
+def distinct_tags(tags: Iterable[str]) -> list[str]:
+    """Tags without those that differ from an earlier one only in case, sorted."""
+    first: dict[str, str] = {}
+    for tag in tags:
+        if tag:
+            first.setdefault(fold(tag), tag)
+    return sorted(first.values())
+
+
 def tags_of(parsed: ParsedMessage, envelope: Envelope, *, plus_addresses: bool = True) -> list[str]:
-    """The tags a message arrives with, sorted and without duplicates."""
-    found: set[str] = set()
+    """The tags a message arrives with, sorted, each once in any case (as first spelt)."""
+    found: list[str] = []
     for header in parsed.header_values("X-Tags"):
-        found.update(clean_tag(t) for t in header.split(","))
+        found += [clean_tag(t) for t in header.split(",")]
     if plus_addresses:
         recipients = [a.address for a in parsed.to + parsed.cc + parsed.bcc]
         for address in [*recipients, *envelope.rcpt_to]:
             local = address.rpartition("@")[0] if "@" in address else ""
             if "+" in local:
-                found.add(clean_tag(local.split("+", 1)[1]))
-    found.discard("")
-    return sorted(found)
+                found.append(clean_tag(local.split("+", 1)[1]))
+    return distinct_tags(found)
 
 
 @dataclass(frozen=True)

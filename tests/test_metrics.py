@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 import smtplib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,3 +149,43 @@ def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(server: Server, sen
         s for s in families["mailsink_messages_received"].samples if s.name.endswith("_total")
     ]
     assert sample.value == 1
+
+
+def test_deletions_of_every_kind_and_pruning_are_counted(
+    make_server: Callable[..., Server], send: Send
+) -> None:
+    server = make_server()
+    for i in range(8):
+        send(message(f"m{i}"), target=server)
+
+    def deleted() -> tuple[float, int]:
+        info = httpx.get(f"{server.url}/api/v1/info").json()
+        return scrape(server)["mailsink_messages_deleted_total"], info["RuntimeStats"][
+            "MessagesDeleted"
+        ]
+
+    assert deleted() == (0, 0)
+    with httpx.Client(base_url=server.url) as api:
+        ids = [m["ID"] for m in api.get("/api/v1/messages").json()["messages"]]
+        api.request("DELETE", "/api/v1/messages", json={"IDs": [ids[0]]}).raise_for_status()
+        assert deleted() == (1, 1)
+        api.request("DELETE", "/api/v1/messages", json={"IDs": ids[1:3]}).raise_for_status()
+        api.request("DELETE", "/api/v1/messages", json={"IDs": ids[1:3]}).raise_for_status()
+        assert deleted() == (3, 3)  # gone already: not counted twice
+        api.delete(f"/api/v1/messages/{ids[3]}").raise_for_status()  # MailHog's path
+        api.delete("/api/v1/search", params={"query": "subject:m3"}).raise_for_status()
+        assert deleted() == (5, 5)
+        api.request("DELETE", "/api/v1/messages").raise_for_status()  # the three left
+        assert deleted() == (8, 8)
+
+    pruned = make_server(max_messages=2)
+    for i in range(5):
+        send(message(f"p{i}"), target=pruned)
+    for _ in range(100):  # pruning runs in the background
+        if scrape(pruned)["mailsink_messages_deleted_total"] >= 3:
+            break
+        time.sleep(0.05)
+    assert scrape(pruned)["mailsink_messages_deleted_total"] == 3
+    assert scrape(pruned)["mailsink_messages_stored"] == 2
+    info = httpx.get(f"{pruned.url}/api/v1/info").json()
+    assert info["RuntimeStats"]["MessagesDeleted"] == 3

@@ -22,7 +22,7 @@ def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> N
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"addresses_address", "messages_unread", "tags_tag"} <= indexes
+    assert {"addresses_address", "messages_unread", "tags_by_folded"} <= indexes
     db.close()
 
 

@@ -136,3 +136,42 @@ def test_tag_changes_are_told_after_commit() -> None:
         assert store.rename_tag("y", "z").result() == 0
         assert store.delete_tag("z").result() == 1
     assert [(e.kind, e.ids) for e in events] == [("new", (uid,))] + [("tags", (uid,))] * 3
+
+
+def test_tags_differing_only_in_case_are_one_tag_spelt_as_first_seen(
+    api: httpx.Client, send: Send
+) -> None:
+    send(message("first", x_tags="Urgent, Straße"))
+    send(message("second", x_tags="URGENT, urgent, STRASSE"))
+    send(message("plus", to="ann+urgent@example.test"), to=["bob+URGENT@example.test"])
+    send(message("both plus", to="ann+Signup@example.test, bob+SIGNUP@example.test"))
+    assert tags_by_subject(api) == {
+        "first": ["Straße", "Urgent"],
+        "second": ["Straße", "Urgent"],
+        "plus": ["Urgent"],
+        "both plus": ["Signup"],
+    }
+    assert api.get("/api/v1/tags").json() == ["Signup", "Straße", "Urgent"]
+    assert api.get("/api/v1/info").json()["Tags"] == {"Signup": 1, "Straße": 2, "Urgent": 3}
+    assert set(tags_by_subject(api, "tag:URGENT")) == {"first", "second", "plus"}
+    assert set(tags_by_subject(api, "tag:strasse")) == {"first", "second"}
+
+    ids = {m["Subject"]: m["ID"] for m in api.get("/api/v1/messages").json()["messages"]}
+    api.put("/api/v1/tags", json={"IDs": [ids["both plus"]], "Tags": ["signup", "new", "NEW"]})
+    assert tags_by_subject(api)["both plus"] == ["new", "signup"]  # its own tags, replaced
+    api.put("/api/v1/tags", json={"IDs": [ids["plus"]], "Tags": ["urgent", "STRASSE"]})
+    assert tags_by_subject(api)["plus"] == ["Straße", "Urgent"]  # spelt as the store has them
+
+
+def test_renaming_and_deleting_a_tag_ignore_case(api: httpx.Client, send: Send) -> None:
+    send(message("a", x_tags="Draft"))
+    send(message("b", x_tags="Final, other"))
+    assert api.put("/api/v1/tags/DRAFT", json={"Name": "draft"}).status_code == 200
+    assert tags_by_subject(api) == {"a": ["draft"], "b": ["Final", "other"]}  # respelt
+    api.put("/api/v1/tags/Draft", json={"Name": "FINAL"})  # into Final, as spelt there
+    assert tags_by_subject(api) == {"a": ["Final"], "b": ["Final", "other"]}
+    assert api.get("/api/v1/tags").json() == ["Final", "other"]
+    assert api.delete("/api/v1/tags/OTHER").status_code == 200
+    assert api.delete("/api/v1/tags/final").status_code == 200
+    assert tags_by_subject(api) == {"a": [], "b": []}
+    assert api.get("/api/v1/tags").json() == []

@@ -1,0 +1,204 @@
+"""Case never matters, in any script: full Unicode case folding (sharp s is ``ss``, the ``fi``
+ligature is ``fi``, dotted capital I is ``i``, final sigma is sigma) in full-text search,
+filters and tags, in a new store and in a file converted from the schema before."""
+
+from __future__ import annotations
+
+import smtplib
+import sqlite3
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailsink import Server
+from mailsink.config import Settings
+from mailsink.indexing import prepare
+from mailsink.message import parse
+from mailsink.migrations import fts_values, pack_words, raw_prefix
+from mailsink.rows import insert_summary
+from mailsink.search import compile_search, fold, fold_for_index
+from mailsink.store import Envelope, Store
+from tests.test_lean_store import database_before
+
+
+def _mail(
+    subject: str, body: str, *, sender: str = "App <app@example.test>", to: str = ""
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to or "user@example.test"
+    msg["Subject"] = subject
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+MAILS = {
+    "street": _mail("Lieferadresse", "Ihre Lieferung geht an Hauptstraße 5, Berlin."),
+    "city": _mail("Flug nach İstanbul", "Abflug morgen früh."),
+    "wise": _mail("ΣΟΦΟΣ", "ο σοφός άνθρωπος"),  # noqa: RUF001 (Greek, on purpose)
+    "ligature": _mail("ﬁnal notice", "the ﬁrst oﬃce"),
+    "sender": _mail("from a street", "x", sender="Große Straße <gross@example.test>"),
+    "rcpt": _mail("to a street", "x", to="STRASSE@Example.test"),
+}
+
+# query -> the names of the mails it finds
+SEARCHES: dict[str, set[str]] = {
+    "HAUPTSTRASSE": {"street"},
+    "hauptstraße": {"street"},
+    "HAUPTSTRAẞE": {"street"},  # capital sharp s
+    "hauptstr": {"street"},  # a prefix
+    '"HAUPTSTRASSE 5 BERLIN"': {"street"},  # a phrase
+    '"hauptstraße 5"': {"street"},
+    "İSTANBUL": {"city"},
+    "istanbul": {"city"},
+    "ISTANBUL": {"city"},
+    "σοφος": {"wise"},
+    "ΣΟΦΟΣ": {"wise"},
+    "σοφοσ": {"wise"},
+    "FINAL": {"ligature"},
+    "ﬁnal": {"ligature"},
+    "first": {"ligature"},
+    "OFFICE": {"ligature"},
+    "-hauptstrasse -istanbul -σοφος -final -street": set(),
+    "subject:İSTANBUL": {"city"},
+    "subject:ﬁnal": {"ligature"},
+    "subject:FINAL": {"ligature"},
+    "subject:σοφοσ": {"wise"},
+    "from:STRASSE": {"sender"},
+    'from:"grosse strasse"': {"sender"},
+    "to:strasse@example.test": {"rcpt"},
+    "to:STRAßE": {"rcpt"},
+    "addressed:straße": {"sender", "rcpt"},
+}
+
+
+def _names(store: Store, ids: dict[str, str], query: str) -> set[str]:
+    page = store.page(0, 100, *compile_search(query))
+    assert page.matched == len(page.messages)
+    return {name for name, uid in ids.items() if uid in {m.id for m in page.messages}}
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[tuple[Store, dict[str, str]]]:
+    with Store() as store:
+        ids = {
+            name: store.add(raw, Envelope("app@example.test", ["user@example.test"])).result()
+            for name, raw in MAILS.items()
+        }
+        yield store, ids
+
+
+@pytest.mark.parametrize(("query", "found"), SEARCHES.items())
+def test_searches_fold_case_in_every_script(
+    store: tuple[Store, dict[str, str]], query: str, found: set[str]
+) -> None:
+    assert _names(*store, query) == found, query
+
+
+def test_the_api_searches_the_same_way() -> None:
+    with Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")) as server:
+        host, port = server.smtp_address
+        with smtplib.SMTP(host, port, timeout=30) as client:
+            client.sendmail("app@example.test", ["user@example.test"], MAILS["street"])
+        found = httpx.get(f"{server.url}/api/v1/search", params={"query": "HAUPTSTRASSE"}).json()
+        assert [m["Subject"] for m in found["messages"]] == ["Lieferadresse"]
+
+
+# -- a file from before: indexed with SQLite's folding only, tags in every spelling --
+
+
+def _old_write(db: sqlite3.Connection, raw: bytes, tags: list[str]) -> None:
+    """A message stored as the schema before full case folding stored it: words indexed
+    as they are, addresses in lower case, tags as given."""
+    p = prepare(raw, Envelope("app@example.test", ["user@example.test"]), 1.0)
+    parsed = parse(raw)
+    values = fts_values((parsed.subject, "app@example.test user@example.test", parsed.text, ""))
+    rowid = insert_summary(db, p)
+    prefix = raw_prefix(p.raw, p.compression)
+    db.execute(
+        "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
+        (rowid, p.raw, p.compression, pack_words(values, prefix)),
+    )
+    for table in ("fts", "fts_words"):
+        db.execute(
+            f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
+            (rowid, *values),
+        )
+    db.executemany("INSERT INTO tags (message, tag) VALUES (?, ?)", [(rowid, tag) for tag in tags])
+
+
+def test_a_file_from_before_is_folded_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = database_before(path, "_folded")
+    db.execute("BEGIN")
+    _old_write(db, MAILS["street"], ["Urgent", "Straße"])
+    _old_write(db, MAILS["ligature"], ["URGENT", "urgent", "STRASSE", "other"])
+    _old_write(db, MAILS["wise"], ["urgent"])
+    db.execute("COMMIT")
+    db.close()
+
+    with Store(str(path)) as store:
+        everything = {m.id: m for m in store.page(0, 10).messages}
+        by_subject = {m.subject: m for m in everything.values()}
+        assert len(everything) == 3
+        assert by_subject["Lieferadresse"].tags == ["Straße", "Urgent"]
+        assert by_subject["ﬁnal notice"].tags == ["Straße", "Urgent", "other"]
+        assert by_subject["ΣΟΦΟΣ"].tags == ["Urgent"]
+        assert store.tags() == ["Straße", "Urgent", "other"]
+        ids = {"street": by_subject["Lieferadresse"].id, "ligature": by_subject["ﬁnal notice"].id}
+        assert _names(store, ids, "HAUPTSTRASSE") == {"street"}
+        assert _names(store, ids, "final") == {"ligature"}
+        assert _names(store, ids, "tag:strasse") == {"street", "ligature"}
+        store.delete().result()  # every row the index had is forgotten exactly
+        assert store.submit(_terms).result() == 0
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+def _terms(db: sqlite3.Connection) -> int:
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.v USING fts5vocab(main, fts, row)")
+    return int(db.execute("SELECT count(*) FROM temp.v").fetchone()[0])
+
+
+# -- folding a short text run by run gives the index the same words as folding it whole --
+
+_LETTERS = [
+    *"aeiAEIz ,.",
+    "ß",
+    "ẞ",
+    "ﬁ",
+    "ﬃ",
+    "İ",
+    "\u0131",
+    "Σ",
+    "ς",
+    "\u03c3",
+    "é",
+    "\u0301",
+    "Ä",
+    "Ⅻ",
+]
+_LETTERS += ["①", "ǅ", "ŉ", "\u212a", "\u212b", "\u00a0", "ΐ", "\u0345", "ﬆ", "Ǳ", "ἀ", "ᾳ"]
+
+
+def _words(db: sqlite3.Connection, text: str) -> list[str]:
+    db.execute("DELETE FROM t")
+    db.execute("INSERT INTO t (rowid, x) VALUES (1, ?)", (text,))
+    return [r[0] for r in db.execute("SELECT term FROM v ORDER BY offset")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_LETTERS), max_size=30).map("".join))
+def test_folding_runs_beyond_ascii_makes_the_words_of_folding_all(text: str) -> None:
+    with sqlite3.connect(":memory:") as db:
+        db.execute(
+            "CREATE VIRTUAL TABLE t USING fts5(x, tokenize = 'unicode61 remove_diacritics 2')"
+        )
+        db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+        assert _words(db, fold_for_index(text)) == _words(db, fold(text))
