@@ -7,8 +7,11 @@ down that the bytes kept and the replies are exactly what the line-by-line readi
 from __future__ import annotations
 
 import itertools
+import logging
+import smtplib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 
 import httpx
 import pytest
@@ -20,6 +23,8 @@ from mailsink import Server, Settings
 from .smtp_support import RawSMTP, greeted, messages, raw_of, stuff
 
 LIMIT = 20_000
+
+MakeServer = Callable[..., Server]
 
 
 def start_data(raw: RawSMTP) -> None:
@@ -108,18 +113,98 @@ def test_a_message_far_over_the_limit_gets_552_and_the_next_one_is_kept(
     assert newest_raw(limited) == small
 
 
-def test_a_long_line_anywhere_gets_500_even_across_writes(server: Server) -> None:
+def test_bare_lf_mail_from_smtplib_is_kept_whatever_its_length(server: Server) -> None:
+    # EmailMessage.as_bytes() ends lines with a bare LF, and smtplib sends it as it is.
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "bare LF"
+    lines = [f"line {i}: {'words ' * 6}" for i in range(40)]
+    lines[7] = ".a line that starts with a dot"  # smtplib doubles it after a bare LF too
+    lines[8] = "."
+    msg.set_content("\n".join(lines) + "\n")
+    data = msg.as_bytes()
+    assert b"\r\n" not in data and len(data) > 1000
+    with smtplib.SMTP(*server.smtp_address) as client:
+        assert client.sendmail("a@example.test", ["b@example.test"], data) == {}
+        assert client.noop()[0] == 250
+    assert newest_raw(server) == data + b"\r\n"  # smtplib ends the data with CRLF
+
+
+def test_a_long_line_is_kept_exactly_and_flagged(server: Server) -> None:
+    long_message = b"Subject: long\r\n\r\nshort\r\n" + b"w" * 1201 + b"\r\n"
     with greeted(server) as raw:
         start_data(raw)
-        raw.send(b"Subject: long\r\n\r\nshort\r\n" + b"w" * 600)
+        raw.send(long_message[:600])
         time.sleep(0.01)
-        raw.send(b"w" * 600 + b".\r\n.\r\n")  # one line of 1,201 bytes, ending with a dot
-        code, text = raw.reply()
-        assert code == 500 and "too long" in text.lower()
-        start_data(raw)
-        raw.send(b"Subject: fine\r\n\r\n" + b"v" * 999 + b"\r\n.\r\n")  # aiosmtpd's longest
+        raw.send(long_message[600:] + b".\r\n")  # one line of 1,201 bytes, across writes
         assert raw.reply()[0] == 250
-    assert messages(server)[0]["Subject"] == "fine"
+        start_data(raw)
+        raw.send(b"Subject: fine\r\n\r\n" + b"v" * 998 + b"\r\n.\r\n")  # RFC 5322's longest
+        assert raw.reply()[0] == 250
+    fine, long = messages(server)
+    assert raw_of(server, long["ID"]) == long_message
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        flagged = api.get(f"/api/v1/message/{long['ID']}").json()
+        assert [w["Code"] for w in flagged["Warnings"]] == ["line-too-long"]
+        assert "1,201" in flagged["Warnings"][0]["Text"]
+        assert api.get(f"/api/v1/message/{fine['ID']}").json()["Warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("line", "flagged"),
+    [
+        (b"a" * 998 + b"\n", False),  # a bare LF is a line end, not a byte of the line
+        (b"a" * 999 + b"\n", True),
+        (b"a" * 998 + b"\r\r\n", True),  # a lone CR is a byte of the line
+        (b"a" * 500 + b"\r" + b"a" * 500 + b"\r\n", True),  # a CR alone ends no line
+    ],
+    ids=["998-lf", "999-lf", "998-cr-crlf", "bare-cr-inside"],
+)
+def test_where_a_line_ends_for_the_warning(server: Server, line: bytes, flagged: bool) -> None:
+    with greeted(server) as raw:
+        start_data(raw)
+        raw.send(b"Subject: edge\r\n\r\n" + line + b"\r\n.\r\n")
+        assert raw.reply()[0] == 250
+    (only,) = messages(server)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        warnings = api.get(f"/api/v1/message/{only['ID']}").json()["Warnings"]
+    assert bool(warnings) is flagged
+
+
+def test_strict_mode_refuses_a_long_line_and_the_session_goes_on(make_server: MakeServer) -> None:
+    server = make_server(smtp_strict=True)
+    with greeted(server) as raw:
+        start_data(raw)
+        raw.send(b"Subject: long\r\n\r\n" + b"w" * 999 + b"\n\r\n.\r\n")  # a bare LF line
+        code, text = raw.reply()
+        assert (code, text) == (500, "5.5.2 Error: line too long (RFC 5321 4.5.3.1.6: 998 bytes)")
+        assert raw.command("NOOP")[0] == 250
+        start_data(raw)
+        raw.send(b"Subject: fine\r\n\r\n" + b"v" * 998 + b"\r\n.\r\n")
+        assert raw.reply()[0] == 250
+    assert [m["Subject"] for m in messages(server)] == ["fine"]
+
+
+def test_every_refused_message_leaves_one_log_line(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_server(smtp_strict=True, max_message_size=5_000, smtp_chaos_reject_next="1:451")
+    caplog.set_level(logging.INFO, logger="mailsink.smtp")
+    with greeted(server) as raw:
+        start_data(raw)
+        raw.send(b"Subject: chaos\r\n\r\nx\r\n.\r\n")
+        assert raw.reply()[0] == 451
+        start_data(raw)
+        raw.send(b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 100 + b".\r\n")
+        assert raw.reply()[0] == 552
+        start_data(raw)
+        raw.send(b"Subject: long\r\n\r\n" + b"w" * 1200 + b"\r\n.\r\n")
+        assert raw.reply()[0] == 500
+        assert raw.command("MAIL FROM:<a@example.test> SIZE=9000")[0] == 552
+        assert raw.command("NOOP")[0] == 250
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 4, refused
+    for line, reason in zip(refused, ["451", "552", "too long", "552"], strict=True):
+        assert reason in line and "127.0.0.1" in line, line
 
 
 pieces = st.sampled_from(
