@@ -6,9 +6,11 @@ down that the bytes kept and the replies are exactly what the line-by-line readi
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import smtplib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailsink import Server, Settings
+from mailsink.smtp_data import MemoryBudget
 
 from .smtp_support import RawSMTP, greeted, messages, raw_of, stuff
 
@@ -265,3 +268,71 @@ def test_a_comment_after_the_path_is_dropped_as_aiosmtpd_drops_it(server: Server
     with greeted(server) as raw:
         assert raw.command("MAIL FROM:<a@example.test> (a comment)")[0] == 250
         assert raw.command("RCPT TO:<b@example.test>(another)")[0] == 250
+
+
+def big_message(size: int, seed: int) -> bytes:
+    """About ``size`` bytes of bare-LF lines, some starting with a dot, a few long."""
+    lines = [b"Subject: big %d" % seed, b""]
+    total = 0
+    i = 0
+    while total < size:
+        line = [b"line %d of %d" % (i, seed), b".dotted %d" % i, b".", b"z" * 1500][i % 4]
+        lines.append(line)
+        total += len(line) + 1
+        i += 1
+    return b"\n".join(lines) + b"\n"
+
+
+def test_messages_larger_than_the_spool_sent_at_once_are_all_kept(server: Server) -> None:
+    sent = [big_message(3_000_000, seed) for seed in range(4)]
+    replies: list[dict[str, tuple[int, bytes]]] = []
+
+    def send(data: bytes) -> None:
+        with smtplib.SMTP(*server.smtp_address, timeout=60) as client:
+            replies.append(client.sendmail("a@example.test", ["b@example.test"], data))
+
+    threads = [threading.Thread(target=send, args=(data,)) for data in sent]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert replies == [{}] * len(sent)
+    kept = {raw_of(server, m["ID"]) for m in messages(server)}
+    assert kept == {data + b"\r\n" for data in sent}  # smtplib ends the data with CRLF
+
+
+def test_the_memory_budget_lets_large_messages_in_first_come_first_served() -> None:
+    async def scenario() -> list[tuple[str, int]]:
+        budget = MemoryBudget(10)
+        entered: list[tuple[str, int]] = []
+        done = {name: asyncio.Event() for name in "ABCDE"}
+
+        async def hold(name: str, size: int) -> None:
+            async with budget.hold(size):
+                entered.append((name, budget.used))
+                await done[name].wait()
+
+        async def settle() -> None:
+            for _ in range(5):
+                await asyncio.sleep(0)
+
+        tasks = {}
+        for name, size in [("A", 6), ("B", 6), ("C", 2), ("D", 20), ("E", 1)]:
+            tasks[name] = asyncio.create_task(hold(name, size))
+            await settle()
+        assert entered == [("A", 6)]  # C and E would fit, but wait their turn behind B
+        tasks["B"].cancel()  # a client gone while waiting gives up its place
+        await settle()
+        assert entered == [("A", 6), ("C", 8)]
+        done["A"].set()
+        done["C"].set()
+        await settle()
+        assert entered[-1] == ("D", 20)  # larger than the whole budget: let in alone
+        done["D"].set()
+        await settle()
+        done["E"].set()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        assert budget.used == 0
+        return entered
+
+    assert [name for name, _ in asyncio.run(scenario())] == ["A", "C", "D", "E"]
