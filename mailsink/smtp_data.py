@@ -171,6 +171,9 @@ async def read_data(
     refusal: str | None = None
     wire = 0  # bytes read, dot-stuffing included (the size limit counts these, as aiosmtpd)
     seen = b"\r\n"  # the last bytes read; DATA's own CRLF comes first
+    # Pieces end at every dot line ("Thanks."): they are handled a chunk's worth at a time.
+    batch: list[bytes] = []
+    batched = 0
     line_limit = reader._limit  # private to asyncio, and stable since 3.4
     reader._limit = limits.chunk
     try:
@@ -187,16 +190,22 @@ async def read_data(
                 piece = piece[: -len(_DOT_LINE)]
             wire += len(piece)
             if received is not None:
-                data = unstuffer.feed(piece)
-                meter.feed(data)
-                received.write(data)
+                batch.append(piece)
+                batched += len(piece)
                 if size_limit and wire > size_limit:
                     refusal = TOO_MUCH_DATA
-                elif limits.strict and meter.long_lines:
-                    refusal = LINE_TOO_LONG
+                elif ended or batched >= limits.chunk:
+                    data = unstuffer.feed(b"".join(batch))
+                    batch.clear()
+                    batched = 0
+                    meter.feed(data)
+                    received.write(data)
+                    if limits.strict and meter.long_lines:
+                        refusal = LINE_TOO_LONG
                 if refusal is not None:
                     received.close()  # nothing more is kept; the rest is read and dropped
                     received = None
+                    batch.clear()
             if ended:
                 break
     except BaseException:
