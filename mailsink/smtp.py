@@ -189,7 +189,7 @@ class SinkHandler:
     ) -> str:
         if count:
             self.stats.add("smtp_rejected")
-        log.info("refused a message from %s at %s with %d (%s)", peer_of(server), stage, code, why)
+        log.info("refused at %s from %s with %d (%s)", stage, peer_of(server), code, why)
         if code == 421:  # "closing transmission channel": the connection ends after the reply
             close_after_reply(server)
         return reply(code, stage, why)

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 TOO_MUCH_DATA = "552 Error: Too much mail data"  # aiosmtpd's words, which clients know
-# RFC 5321 4.5.3.1.10 gives "500 Line too long" as the reply; 5.5.2 as Postfix gives for
+# RFC 5321 4.5.3.1.9 gives "500 Line too long" as the reply; 5.5.2 as Postfix gives for
 # content it refuses on syntax (a bare LF with smtpd_forbid_bare_newline = reject).
 LINE_TOO_LONG = f"500 5.5.2 Error: line too long (RFC 5321 4.5.3.1.6: {MAX_LINE} bytes)"
 

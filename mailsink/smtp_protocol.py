@@ -309,7 +309,9 @@ class SinkSMTP(SMTP):
         line = status if isinstance(status, bytes) else status.encode("utf-8", "replace")
         if line.startswith(_REFUSED_HERE):
             self._stats.add("smtp_rejected")
-            log.info("refused a message from %s: %s", peer_of(self), line.decode("utf-8"))
+            log.info(
+                "refused a message from %s: %s", peer_of(self), line.decode("utf-8", "replace")
+            )
         await super().push(status)
 
 
