@@ -81,6 +81,9 @@ class Settings:
     smtp_auth_allow_insecure: bool = _setting(
         False, "offer AUTH on connections without TLS (else only after STARTTLS or with SMTPS)"
     )
+    smtp_strict: bool = _setting(
+        False, "refuse a message with a line longer than 998 bytes (500), as a strict server does"
+    )
     smtp_max_recipients: int = _setting(
         1000, "recipients accepted per message; more get 452 (0: no limit)"
     )

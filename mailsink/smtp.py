@@ -19,7 +19,8 @@ from .chaos import Chaos, reply
 from .config import Settings
 from .passwords import Credentials
 from .smtp_auth import Authenticator, cram_md5, username_of
-from .smtp_protocol import SessionGate, SinkSMTP, close_after_reply, quiet_aiosmtpd_log
+from .smtp_data import DataLimits
+from .smtp_protocol import SessionGate, SinkSMTP, close_after_reply, peer_of, quiet_aiosmtpd_log
 from .stats import Stats
 from .store import Envelope, Store
 from .tls import server_context
@@ -112,6 +113,7 @@ class SinkHandler:
         limit = self.settings.smtp_max_recipients
         if limit and len(envelope.rcpt_tos) >= limit:
             self.stats.add("smtp_rejected")
+            log.info("refused a recipient from %s: more than %d", peer_of(server), limit)
             return "452 4.5.3 Error: too many recipients"
         rule = self.chaos.rule_for(address)
         if rule is not None:
@@ -152,7 +154,7 @@ class SinkHandler:
                 uid = await self.store.keep(raw, env)
         except Exception:
             self.stats.add("smtp_rejected")
-            log.exception("could not store a message of %d bytes", len(raw))
+            log.exception("refused a message from %s: could not store its %d bytes", peer, len(raw))
             return "451 4.3.0 Message not stored; try again later"
         self.stats.add("smtp_accepted")
         self.stats.add("smtp_accepted_bytes", len(raw))
@@ -187,7 +189,7 @@ class SinkHandler:
     ) -> str:
         if count:
             self.stats.add("smtp_rejected")
-        log.info("refused at %s with %d (%s)", stage, code, why)
+        log.info("refused at %s from %s with %d (%s)", stage, peer_of(server), code, why)
         if code == 421:  # "closing transmission channel": the connection ends after the reply
             close_after_reply(server)
         return reply(code, stage, why)
@@ -225,6 +227,7 @@ async def start_smtp(
     # connection is encrypted without one, and with AUTH off the handler answers 503 itself.
     auth_require_tls = handler.offers_auth and not (implicit or settings.smtp_auth_allow_insecure)
     host, port = settings.smtp_address
+    data = DataLimits(strict=settings.smtp_strict)
 
     def factory() -> SMTP:
         stats.add("smtp_sessions")
@@ -233,6 +236,7 @@ async def start_smtp(
             gate=gate,
             chaos=chaos,
             stats=stats,
+            data=data,
             hostname=settings.hostname,
             ident="mailsink ESMTP",
             data_size_limit=settings.max_message_size or None,

@@ -2,8 +2,9 @@
 
 Caps on concurrent connections (in all and per client address), faults injected at connect
 time, a ``421`` before an idle client is dropped or the server shuts down, Postfix's limits on
-commands that move no message forward, one log line per failed TLS handshake, and counting
-the refusals aiosmtpd makes on its own (size, line length).
+commands that move no message forward, one log line per failed TLS handshake, DATA read as
+Postfix reads it (``smtp_data``), and counting and logging the refusals aiosmtpd makes on its
+own (size).
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from aiosmtpd.smtp import MISSING, SMTP, TLSSetupException, _AuthMechAttr
 
 from .chaos import Chaos, reply
 from .ratelog import RateLimitedLog
+from .smtp_data import LINE_TOO_LONG, DataLimits, read_data
 from .stats import Stats
 
-__all__ = ["SessionGate", "SinkSMTP", "close_after_reply", "quiet_aiosmtpd_log"]
+__all__ = ["SessionGate", "SinkSMTP", "close_after_reply", "peer_of", "quiet_aiosmtpd_log"]
 
 log = logging.getLogger("mailsink.smtp")
 
-# aiosmtpd's own replies that refuse a message; our handler counts the refusals it makes.
-_REFUSED_BY_AIOSMTPD = (b"552 Error:", b"500 Line too long")
+# Replies that refuse a message, from aiosmtpd or from reading DATA; our handler counts
+# and logs the refusals it makes.
+_REFUSED_HERE = (b"552 Error:", LINE_TOO_LONG.encode())
 
 # The address form nearly every client sends, ``<local@domain>`` with a dot-atom on each
 # side; anything else goes to aiosmtpd's full RFC 5322 parser.
@@ -39,10 +42,6 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_PATH = re.compile(
     rf"[ \t]*<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>[ \t]*(.*)", re.S
 )
-# A message's end: a line holding only a dot. Every chunk read ends with this, so the next
-# chunk always starts at the beginning of a line.
-_DOT_LINE = b".\r\n"
-_END = b"\r\n.\r\n"
 
 # Postfix's smtpd_junk_command_limit and smtpd_hard_error_limit. Between two accepted
 # messages a client may send 100 commands that move no message forward (Postfix's list:
@@ -193,7 +192,8 @@ def _junk_command(name: str) -> Any:
 
 
 class SinkSMTP(SMTP):
-    """One SMTP connection. Every argument but ``gate``, ``chaos`` and ``stats`` is aiosmtpd's."""
+    """One SMTP connection. Every argument but ``gate``, ``chaos``, ``stats`` and ``data``
+    is aiosmtpd's; ``data`` (how DATA is read) is shared by a server's connections."""
 
     def __init__(
         self,
@@ -202,6 +202,7 @@ class SinkSMTP(SMTP):
         gate: SessionGate,
         chaos: Chaos,
         stats: Stats,
+        data: DataLimits | None = None,
         loop: asyncio.AbstractEventLoop,
         data_size_limit: int | None,
         enable_SMTPUTF8: bool,
@@ -226,6 +227,7 @@ class SinkSMTP(SMTP):
         self.loop = loop
         self.event_handler = handler
         self.data_size_limit = data_size_limit
+        self._data_limits = data or DataLimits()
         self.enable_SMTPUTF8 = enable_SMTPUTF8
         self._decode_data = False
         # aiosmtpd keeps this table on the class and grows it on every EHLO; a table of our
@@ -414,12 +416,10 @@ class SinkSMTP(SMTP):
         return address, plain.group(2)
 
     async def smtp_DATA(self, arg: str) -> None:
-        """DATA as aiosmtpd does it, read in chunks rather than line by line.
+        """DATA as aiosmtpd does it, but read as Postfix reads it (see ``smtp_data``).
 
-        Replies, limits and the bytes kept are the same; the line-by-line loop cost more CPU
-        than everything else in a session. The message's end is found by searching for
-        ``.<CRLF>`` with the stream reader's limit raised to the message size limit, so a
-        client's bytes are scanned in C, and the lines are checked for length in one pass.
+        A large message is read into a temporary file, and held whole only while it is
+        stored, within the server's memory budget for large messages.
         """
         if await self.check_helo_needed():
             return
@@ -434,79 +434,52 @@ class SinkSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            content, refusal = await self._read_data()
+            received, refusal = await read_data(
+                self._reader, self._data_limits, self.data_size_limit or 0
+            )
         except asyncio.CancelledError:
             self._writer.close()  # the connection was reset during DATA
             raise
-        if refusal is not None:
+        if received is None:
+            assert refusal is not None
             await self.push(refusal)
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
-        # RFC 5321 4.5.2: a line that starts with a dot lost that dot in transit.
-        original = content.replace(b"\r\n.", b"\r\n")
-        if original.startswith(b"."):
-            original = original[1:]
-        self.envelope.original_content = original
-        self.envelope.content = (
-            original.decode("utf-8", errors="surrogateescape") if self._decode_data else original
-        )
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
-
-    async def _read_data(self) -> tuple[bytes, str | None]:
-        """The message's bytes up to its end (dot-stuffing still in), and the refusal to
-        send instead of handling it, if any. Always reads to the end of the message."""
-        reader: Any = self._reader  # its _limit is private to asyncio, and stable since 3.4
-        size_limit = self.data_size_limit or 0
-        chunks: list[bytes] = []
-        size = 0
-        too_much = False
-        at_line_start = True
-        # The stream limit is aiosmtpd's command-line limit; a chunk may be a whole message.
-        line_limit = reader._limit
-        reader._limit = size_limit + len(_END) if size_limit else 1 << 30
+        limits = self._data_limits
+        large = received.size > limits.spool
         try:
-            while True:
-                try:
-                    chunk = await reader.readuntil(_DOT_LINE)
-                except asyncio.LimitOverrunError as over:
-                    # Over the size limit with no end in sight: drop what came so far, but
-                    # for its last two bytes, which may be the CRLF before a dot to come.
-                    dropped = await reader.read(max(over.consumed - 2, 1))
-                    too_much = True
-                    chunks.clear()
-                    size += len(dropped)
-                    at_line_start = dropped.endswith(b"\r\n")
-                    continue
-                if (chunk == _DOT_LINE and at_line_start) or chunk.endswith(_END):
-                    chunks.append(chunk[:-3])
-                    size += len(chunk) - 3
-                    break
-                size += len(chunk)
-                at_line_start = True
-                if not too_much:
-                    chunks.append(chunk)
-                if size_limit and size > size_limit:
-                    too_much = True
-                    chunks.clear()
+            async with limits.budget.hold(received.size) if large else contextlib.nullcontext():
+                original = await asyncio.to_thread(received.read) if large else received.read()
+                received.close()  # the file's pages go before the message is parsed
+                self.envelope.original_content = original
+                self.envelope.content = (
+                    original.decode("utf-8", errors="surrogateescape")
+                    if self._decode_data
+                    else original
+                )
+                del original
+                status = await self._call_handler_hook("DATA")
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
         finally:
-            reader._limit = line_limit
-        if too_much or (size_limit and size > size_limit):
-            return b"", "552 Error: Too much mail data"
-        content = b"".join(chunks)
-        longest = self.line_length_limit - 2  # aiosmtpd's limit, CRLF excluded
-        if len(content) > longest and max(map(len, content.split(b"\r\n"))) > longest:
-            return b"", "500 Line too long (see RFC5321 4.5.3.1.6)"
-        return content, None
+            received.close()
+        await self.push("250 OK" if status is MISSING else status)
 
     async def push(self, status: AnyStr) -> None:
         line = status if isinstance(status, bytes) else status.encode("utf-8", "replace")
-        if line.startswith(_REFUSED_BY_AIOSMTPD):
+        if line.startswith(_REFUSED_HERE):
             self._stats.add("smtp_rejected")
+            log.info(
+                "refused a message from %s: %s", peer_of(self), line.decode("utf-8", "replace")
+            )
         await super().push(status)
-        if line.startswith(_PROTOCOL_ERRORS) and not line.startswith(_REFUSED_BY_AIOSMTPD):
+        if line.startswith(_PROTOCOL_ERRORS) and not line.startswith(_REFUSED_HERE):
             await self._error()
+
+
+def peer_of(server: SMTP) -> str:
+    """The client's address, as the log shows it."""
+    peer = server.session.peer if server.session is not None else None
+    return _client_of(peer) or "unknown"
 
 
 class _LoginDataNotice(logging.Filter):

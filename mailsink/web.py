@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from . import __version__, events_api
 from .api.shapes import envelope_json, page_json, rfc3339
 from .api.v1 import CONTENT_HEADERS, MAX_START, MessageID, found, is_reading, raw_of, sink_of
+from .lines import line_warnings
 from .message import parse
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
 from .server import Sink
@@ -139,7 +140,8 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
 
 
 def _message_context(request: Request, sink: Sink, message: StoredMessage) -> dict[str, Any]:
-    parsed = parse(raw_of(sink, message))
+    raw = raw_of(sink, message)
+    parsed = parse(raw)
     if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
         message.read = True
@@ -153,6 +155,7 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "html_source": _cut(parsed.html),
         "has_remote": bool(parsed.html) and sanitise(parsed.html).remote,
         "headers": parsed.headers,
+        "warnings": line_warnings(raw),
     }
 
 

@@ -103,12 +103,13 @@ def greeted(server: Server) -> RawSMTP:
 
 
 def stuff(data: bytes) -> bytes:
-    """SMTP transparency (RFC 5321 4.5.2): a dot starting a CRLF line is doubled; ends CRLF."""
+    """SMTP transparency (RFC 5321 4.5.2) as smtplib does it: a dot starting a line is
+    doubled, a line ending at any LF (bare or not); the data ends with CRLF."""
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     if data.startswith(b"."):
         data = b"." + data
-    return data.replace(b"\r\n.", b"\r\n..")
+    return data.replace(b"\n.", b"\n..")
 
 
 def messages(server: Server) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ MAILHOG = json.loads((REFERENCE / "mailhog-api-v2.swagger.json").read_text())
 
 # Fields mailsink adds to Mailpit's shapes (documented in the README); allowed, not required.
 EXTRAS = {
-    "Message": {"Envelope", "Read", "Created"},
+    "Message": {"Envelope", "Read", "Created", "Warnings"},
     "MessageSummary": {"Envelope"},
     "MessagesSummary": {"count"},  # Mailpit still sends it, undocumented
 }

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import smtplib
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -142,7 +143,10 @@ def test_bad_lines_get_5xx_and_the_session_goes_on(server: Server) -> None:
         assert raw.command("NOOP")[0] == 250
 
 
-def test_a_data_line_over_the_rfc_limit_gets_500_and_the_session_goes_on(server: Server) -> None:
+def test_a_data_line_over_the_rfc_limit_gets_500_in_strict_mode_and_the_session_goes_on(
+    make_server: Callable[..., Server],
+) -> None:
+    server = make_server(smtp_strict=True)  # by default such a line is kept (test_smtp_data)
     with greeted(server) as raw:
         raw.command("MAIL FROM:<a@example.test>")
         raw.command("RCPT TO:<b@example.test>")
@@ -186,7 +190,15 @@ def test_a_session_is_set_up_exactly_as_aiosmtpd_sets_it_up() -> None:
         ours = SinkSMTP(handler, gate=SessionGate(0), chaos=Chaos(), stats=Stats(), **options)
         theirs = SMTP(handler, decode_data=False, **options)
         ours_state, theirs_state = vars(ours), vars(theirs)
-        ours_only = {"_gate", "_chaos", "_stats", "_admitted", "_pace", "command_size_limits"}
+        ours_only = {
+            "_gate",
+            "_chaos",
+            "_stats",
+            "_admitted",
+            "_pace",
+            "_data_limits",
+            "command_size_limits",
+        }
         assert set(ours_state) - ours_only == set(theirs_state)
 
         def plain(value: Any) -> Any:

@@ -130,9 +130,17 @@ def attachment_json(p: Part, data: bytes | None = None) -> dict[str, Any]:
 
 
 def message_json(
-    m: StoredMessage, parsed: ParsedMessage, contents: Mapping[str, bytes] | None = None
+    m: StoredMessage,
+    parsed: ParsedMessage,
+    contents: Mapping[str, bytes] | None = None,
+    *,
+    warnings: list[dict[str, str]],
 ) -> dict[str, Any]:
-    """Mailpit's ``Message``; ``contents`` (part ID to decoded bytes) adds checksums."""
+    """Mailpit's ``Message``; ``contents`` (part ID to decoded bytes) adds checksums.
+
+    ``warnings`` (mailsink's addition) says how the message breaks the RFCs, where a real
+    server might refuse or mangle it (``lines.line_warnings``).
+    """
     contents = contents or {}
     date = parsed.date.timestamp() if parsed.date else m.created
     unsubscribe = parsed.header_values("List-Unsubscribe")
@@ -162,6 +170,7 @@ def message_json(
         "Inline": [attachment_json(p, contents.get(p.part_id)) for p in parsed.inline],
         "Attachments": [attachment_json(p, contents.get(p.part_id)) for p in parsed.attachments],
         "Envelope": envelope_json(m),
+        "Warnings": warnings,
         "Read": m.read,
         "Created": rfc3339(m.created),
     }

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
+from ..lines import line_warnings
 from ..message import parse, part_content
 from ..search import SearchError, compile_search
 from ..server import Sink
@@ -131,7 +132,7 @@ def get_message(request: Request, ID: MessageID) -> dict[str, Any]:
     parsed = parse(raw, keep_parts=True)
     if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
-    return message_json(message, parsed, parsed.part_bytes)
+    return message_json(message, parsed, parsed.part_bytes, warnings=line_warnings(raw))
 
 
 @router.get("/message/{ID}/headers", summary="The message's headers, each with all its values")
