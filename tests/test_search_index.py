@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from email.message import EmailMessage
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 from mailsink.codec import unpack_raw
 from mailsink.indexing import prepare, search_body
 from mailsink.message import parse
-from mailsink.migrations import MIGRATIONS, register_functions
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
 from tests.conftest import CORPUS_FILES
@@ -49,22 +47,6 @@ def test_the_raw_table_stays_searchable_in_sql() -> None:
             ).fetchone()[0]
         )
     assert hits == 1
-
-
-def test_rows_written_before_compression_still_read(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    register_functions(db)
-    for step in MIGRATIONS[:2]:
-        step(db)
-    db.execute("PRAGMA user_version = 2")
-    db.execute("INSERT INTO messages (id, uid, created, size) VALUES (1, 'OLD', 0, 5)")
-    db.execute("INSERT INTO raw (id, data) VALUES (1, ?)", (b"hello",))
-    db.close()
-    with Store(str(path)) as store:
-        assert store.raw("OLD") == b"hello"
-        uid = store.add(b"Subject: new\r\n\r\n" + b"body " * 100).result()
-        assert store.raw(uid) == b"Subject: new\r\n\r\n" + b"body " * 100
 
 
 def test_the_body_is_indexed_once_when_text_and_html_say_the_same() -> None:

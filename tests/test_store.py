@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailsink.message import Address
-from mailsink.migrations import MIGRATIONS
+from mailsink.migrations import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefused
 from mailsink.store import Envelope, Event, Store
 
 
@@ -20,7 +20,8 @@ def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> N
         store.add(b"Subject: one\r\n\r\nx\r\n").result()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"addresses_address", "messages_unread", "tags_by_folded"} <= indexes
     db.close()
@@ -37,10 +38,11 @@ def test_reopening_does_not_migrate_twice_and_keeps_data(tmp_path: Path) -> None
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
+    Store(str(path)).open().close()
     db = sqlite3.connect(path)
-    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(RuntimeError, match="newer than this mailsink knows"):
+    with pytest.raises(DatabaseRefused, match="made by a newer mailsink"):
         Store(str(path)).open()
 
 
