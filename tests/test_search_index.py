@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -77,18 +76,3 @@ def test_parsing_remembers_headers_only_within_one_message() -> None:
     second = parse(b"Content-Type: text/plain; charset=iso-8859-1\r\nSubject: two\r\n\r\nb\xe9\r\n")
     assert (first.subject, first.text) == ("one", "body\r\n")
     assert (second.subject, second.text) == ("two", "bé\r\n")
-
-
-def test_zlib_rows_of_earlier_versions_still_read() -> None:
-    raw = b"Subject: z\r\n\r\n" + b"zzzz " * 300
-    with Store() as store:
-        uid = store.add(raw).result()
-        how = store.read(lambda db: db.execute("SELECT compression FROM raw").fetchone()[0])
-        assert how == "zstd"
-        # What earlier versions wrote: zlib, which is read as it always was.
-        store.submit(
-            lambda db: db.execute(
-                "UPDATE raw SET data = ?, compression = 'zlib'", (zlib.compress(raw, 1),)
-            )
-        ).result()
-        assert store.raw(uid) == raw
