@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
-from importlib import resources
+from pathlib import Path
 
 from .codec import Dictionaries, pack_text, unpack_text
 from .search import fold
@@ -157,7 +157,7 @@ def _tables_of_new(steps: tuple[Step, ...]) -> frozenset[str]:
 
 @functools.cache
 def _schema() -> str:
-    return resources.files(__package__).joinpath("schema.sql").read_text("utf-8")
+    return Path(__file__).with_name("schema.sql").read_text("utf-8")
 
 
 def _execute_script(db: sqlite3.Connection, script: str) -> None:

@@ -9,11 +9,11 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
+import mailsink
 from mailsink import Server
 from mailsink.config import Settings
 from mailsink.migrations import (
@@ -37,7 +37,7 @@ def _sqlite(path: Path, script: str) -> None:
 def _development_build(path: Path) -> None:
     """What the last development build before 0.1.0 left: this very schema, with a message,
     numbered 8 by its upgrade steps and without an application ID."""
-    schema = resources.files("mailsink").joinpath("schema.sql").read_text("utf-8")
+    schema = Path(mailsink.__file__).with_name("schema.sql").read_text("utf-8")
     _sqlite(
         path,
         schema + "INSERT INTO messages (uid, created, size) VALUES ('A', 0, 1);"
