@@ -42,6 +42,9 @@ APPLICATION_ID = 0x6D736E6B
 # The version ``schema.sql`` makes.
 BASE_VERSION = 1
 # The steps from ``BASE_VERSION`` on: step ``i`` brings a database to ``BASE_VERSION + i + 1``.
+# A step changes only the database it is given, with ``execute`` (``executescript`` would
+# commit). Each also runs once per process on an empty in-memory database, to learn which
+# tables a database of the newest version has.
 MIGRATIONS: list[Step] = []
 SCHEMA_VERSION = BASE_VERSION + len(MIGRATIONS)
 # The versions the development builds before 0.1.0 wrote, without an application ID.
@@ -143,7 +146,8 @@ def _tables(db: sqlite3.Connection) -> frozenset[str]:
 
 @functools.cache
 def _tables_of_new(steps: tuple[Step, ...]) -> frozenset[str]:
-    """The tables of a new database, the full-text index's own included."""
+    """The tables a new database gets from the schema and ``steps``, the full-text index's
+    own included."""
     db = sqlite3.connect(":memory:")
     try:
         register_functions(db)
