@@ -287,6 +287,8 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             out.close()
             if done:
                 partial.replace(args.output)
+    except sqlite3.Error as exc:
+        print(f"mailsink: cannot read {args.db}: {exc}", file=sys.stderr)
     except OSError as exc:  # the disk filled up, or the output went away
         print(f"mailsink: cannot write {args.output or 'stdout'}: {exc}", file=sys.stderr)
         done = False

@@ -9,7 +9,6 @@ bytes where zlib took about 1,000, and compressing it takes a third of the time.
 ``raw.compression`` says how a row is kept:
 
 - ``''``: as received (nothing to gain);
-- ``'zlib'``: zlib (rows written by earlier versions; still read, never written);
 - ``'zstd'``: zstd without a dictionary;
 - ``'zstd:<id>'``: zstd with the dictionary ``id`` of the ``dictionaries`` table.
 
@@ -53,7 +52,6 @@ __all__ = [
 
 log = logging.getLogger("mailsink.codec")
 
-ZLIB = "zlib"
 ZSTD = "zstd"
 _DICTIONARY = ZSTD + ":"
 # Level 3 (zstd's default): with a dictionary, 574 B at 8 us for a 1.8 KB message, where
@@ -352,8 +350,6 @@ class Dictionaries:
     def unpack_prefix(self, data: bytes, compression: str, limit: int) -> bytes:
         """At most the first ``limit`` bytes as received, without unpacking the rest where
         the format allows (``mailsink_raw(data, compression, limit)``)."""
-        if compression == ZLIB:
-            return zlib.decompressobj().decompress(data, limit)
         if compression.startswith(ZSTD):
             reader = self.decompressor(compression).stream_reader(data)
             parts, wanted = [], limit
@@ -381,8 +377,6 @@ def unpack_raw(data: bytes, compression: str, dictionaries: Dictionaries | None 
     dictionary needs the connection's ``dictionaries``."""
     if not compression:
         return bytes(data)
-    if compression == ZLIB:
-        return zlib.decompress(data)
     if compression == ZSTD or compression.startswith(_DICTIONARY):
         return (dictionaries or Dictionaries()).decompressor(compression).decompress(data)
     raise ValueError(f"unknown compression {compression!r}")
@@ -402,8 +396,7 @@ def pack_text(text: bytes, prefix: bytes, level: int) -> bytes:
 
 def unpack_text(data: bytes, prefix: bytes) -> bytes:
     """What ``pack_text`` packed, given the same ``prefix``. A zstd frame and a zlib stream
-    tell themselves apart by their first byte (zstd's magic number against zlib's 0x78), so
-    text packed before zstd was used reads as before."""
+    tell themselves apart by their first byte (zstd's magic number against zlib's 0x78)."""
     if data[:4] == _ZSTD_MAGIC:
         dictionary = zstandard.ZstdCompressionDict(prefix, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
         return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(data)

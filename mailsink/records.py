@@ -166,9 +166,6 @@ def sender_json(sender: Address | None) -> str | None:
 
 
 def _address(value: Any) -> Address:
-    # Rows stored by earlier versions hold Mailpit's {"Name", "Address"} objects.
-    if isinstance(value, dict):
-        return Address(value["Name"], value["Address"])
     return Address(value[0], value[1])
 
 

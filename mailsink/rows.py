@@ -127,7 +127,7 @@ def delete_messages(db: sqlite3.Connection, rowids: Sequence[int]) -> None:
         (rowid, *unpack_words(words, prefix))
         for rowid, prefix, words in db.execute(
             f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words "
-            f"FROM raw WHERE id IN ({marks}) AND words IS NOT NULL",
+            f"FROM raw WHERE id IN ({marks})",
             tuple(rowids),
         )
     ]

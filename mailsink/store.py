@@ -23,7 +23,7 @@ from .heap import HeapTrimmer
 from .indexing import Prepared, prepare
 from .ingest import IngestProcess, IngestStopped
 from .message import ParsedMessage
-from .migrations import migrate
+from .migrations import DatabaseRefused, migrate, schema_version, unreadable
 from .records import (
     SUMMARY_COLUMNS,
     Envelope,
@@ -47,7 +47,7 @@ from .rows import (
 from .search import CompiledSearch, fold
 from .tags import distinct_tags
 
-__all__ = ["Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
+__all__ = ["DatabaseRefused", "Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
 
 T = TypeVar("T")
 
@@ -101,10 +101,15 @@ class Store:
     # -- life cycle ----------------------------------------------------------------------
 
     def open(self) -> Store:
-        """Create or migrate the database and start the writer; returns self."""
-        db = self._connect()
+        """Create or migrate the database and start the writer; returns self. Raises
+        ``DatabaseRefused`` for a file mailsink did not make."""
+        try:
+            db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise unreadable(exc) from None
         try:
             if self.path:
+                schema_version(db)  # a file that is not mailsink's is refused untouched
                 db.execute("PRAGMA journal_mode = WAL")
             else:
                 # In memory, every page is resident: 8 KB pages fit the ~1 KB rows of raw

@@ -1,6 +1,6 @@
 """Case never matters, in any script: full Unicode case folding (sharp s is ``ss``, the ``fi``
 ligature is ``fi``, dotted capital I is ``i``, final sigma is sigma) in full-text search,
-filters and tags, in a new store and in a file converted from the schema before."""
+filters and tags."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import smtplib
 import sqlite3
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,13 +16,8 @@ from hypothesis import strategies as st
 
 from mailsink import Server
 from mailsink.config import Settings
-from mailsink.indexing import prepare
-from mailsink.message import parse
-from mailsink.migrations import fts_values, pack_words, raw_prefix
-from mailsink.rows import insert_summary
 from mailsink.search import compile_search, fold, fold_for_index
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import database_before
 
 
 def _mail(
@@ -107,63 +101,6 @@ def test_the_api_searches_the_same_way() -> None:
             client.sendmail("app@example.test", ["user@example.test"], MAILS["street"])
         found = httpx.get(f"{server.url}/api/v1/search", params={"query": "HAUPTSTRASSE"}).json()
         assert [m["Subject"] for m in found["messages"]] == ["Lieferadresse"]
-
-
-# -- a file from before: indexed with SQLite's folding only, tags in every spelling --
-
-
-def _old_write(db: sqlite3.Connection, raw: bytes, tags: list[str]) -> None:
-    """A message stored as the schema before full case folding stored it: words indexed
-    as they are, addresses in lower case, tags as given."""
-    p = prepare(raw, Envelope("app@example.test", ["user@example.test"]), 1.0)
-    parsed = parse(raw)
-    values = fts_values((parsed.subject, "app@example.test user@example.test", parsed.text, ""))
-    rowid = insert_summary(db, p)
-    prefix = raw_prefix(p.raw, p.compression)
-    db.execute(
-        "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
-        (rowid, p.raw, p.compression, pack_words(values, prefix)),
-    )
-    for table in ("fts", "fts_words"):
-        db.execute(
-            f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (rowid, *values),
-        )
-    db.executemany("INSERT INTO tags (message, tag) VALUES (?, ?)", [(rowid, tag) for tag in tags])
-
-
-def test_a_file_from_before_is_folded_when_opened(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = database_before(path, "_folded")
-    db.execute("BEGIN")
-    _old_write(db, MAILS["street"], ["Urgent", "Straße"])
-    _old_write(db, MAILS["ligature"], ["URGENT", "urgent", "STRASSE", "other"])
-    _old_write(db, MAILS["wise"], ["urgent"])
-    db.execute("COMMIT")
-    db.close()
-
-    with Store(str(path)) as store:
-        everything = {m.id: m for m in store.page(0, 10).messages}
-        by_subject = {m.subject: m for m in everything.values()}
-        assert len(everything) == 3
-        assert by_subject["Lieferadresse"].tags == ["Straße", "Urgent"]
-        assert by_subject["ﬁnal notice"].tags == ["Straße", "Urgent", "other"]
-        assert by_subject["ΣΟΦΟΣ"].tags == ["Urgent"]
-        assert store.tags() == ["Straße", "Urgent", "other"]
-        ids = {"street": by_subject["Lieferadresse"].id, "ligature": by_subject["ﬁnal notice"].id}
-        assert _names(store, ids, "HAUPTSTRASSE") == {"street"}
-        assert _names(store, ids, "final") == {"ligature"}
-        assert _names(store, ids, "tag:strasse") == {"street", "ligature"}
-        store.delete().result()  # every row the index had is forgotten exactly
-        assert store.submit(_terms).result() == 0
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    db.close()
-
-
-def _terms(db: sqlite3.Connection) -> int:
-    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.v USING fts5vocab(main, fts, row)")
-    return int(db.execute("SELECT count(*) FROM temp.v").fetchone()[0])
 
 
 # -- folding a short text run by run gives the index the same words as folding it whole --

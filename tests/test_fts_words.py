@@ -1,6 +1,5 @@
 """The full-text index in two tables: single words in ``fts_words`` (no positions, a prefix
-index), phrases in ``fts`` (positions); the same results as one table gave, and databases
-made with one table converted in place."""
+index), phrases in ``fts`` (positions); the same results as one table gives."""
 
 from __future__ import annotations
 
@@ -8,17 +7,12 @@ import sqlite3
 import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
-from mailsink.indexing import prepare
-from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix
 from mailsink.records import ADDRESS_FIELDS
-from mailsink.rows import insert_summary
 from mailsink.search import compile_search, parse_search
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import database_before, old_addresses
 
 
 def _mail(subject: str, text: str, *, to: str = "Ann <ann.lee@corp.example>") -> bytes:
@@ -273,78 +267,4 @@ def test_every_character_a_single_word_may_hold_is_a_word_character_for_sqlite()
                 )
     # The few whose class changed since (New Tai Lue vowels, marks until Unicode 8) do not.
     assert "fts" in compile_search("\u19b0")[0] and "fts_words" not in compile_search("\u19b0")[0]
-    db.close()
-
-
-# -- a database made before the split -----------------------------------------------------
-
-
-def _one_table_write(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
-    """A message stored the way the schema with one full-text table stored it."""
-    p = prepare(raw, env, 1.0)
-    rowid = insert_summary(db, p)
-    fts = fts_values(p.fts)
-    db.execute(
-        "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
-        (rowid, p.raw, p.compression, pack_words(fts, raw_prefix(p.raw, p.compression))),
-    )
-    db.executemany(
-        "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",
-        [
-            (rowid, i, field, address, folded)
-            for i, (field, _, address, folded) in enumerate(old_addresses(p))
-        ],
-    )
-    db.executemany(
-        "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
-        [(rowid, i, *h) for i, h in enumerate(p.headers)],
-    )
-    db.execute(
-        "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-        (rowid, *fts),
-    )
-
-
-def _terms(db: sqlite3.Connection, table: str) -> int:
-    db.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.v_{table} USING fts5vocab(main, {table}, row)"
-    )
-    return int(db.execute(f"SELECT count(*) FROM temp.v_{table}").fetchone()[0])
-
-
-def test_a_database_with_one_full_text_table_is_split_and_searches_the_same(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "one-table.db"
-    db = database_before(path, "_fts_words")
-    for raw in MAILS:
-        _one_table_write(db, raw, Envelope("zoe@sender.test", ["x@rcpt.test"]))
-    # What each query found before the split, from the one table there was.
-    expected = {query: _one_table(db, query) for query in QUERIES}
-    assert sum(map(len, expected.values())) > 50
-    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'fts'").fetchone()
-    assert "prefix = '3'" in sql
-    db.close()
-
-    with Store(str(path)) as store:
-        for query in QUERIES:
-            assert _subjects(store, query) == expected[query], query
-        sql = store.read(
-            lambda db: dict(
-                db.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE 'fts%'")
-            )
-        )
-        assert "prefix" not in sql["fts"] and "detail" not in sql["fts"]
-        assert "detail = none" in sql["fts_words"] and "prefix = '3'" in sql["fts_words"]
-        # Both tables forget a deleted message exactly: nothing is left behind.
-        store.delete([m.id for m in store.page(0, 3).messages]).result()
-        assert len(_subjects(store, "")) == len(MAILS) - 3
-        store.delete([m.id for m in store.page(0, 100).messages]).result()
-        assert store.submit(lambda db: (_terms(db, "fts"), _terms(db, "fts_words"))).result() == (
-            0,
-            0,
-        )
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()

@@ -1,5 +1,5 @@
 """Addresses as one row per address with a bitmask of fields, header names as IDs: the same
-searches find the same mail, in a new store and in a file converted from the schema before."""
+searches find the same mail."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ import pytest
 
 from mailsink.api.mailhog import search_condition
 from mailsink.indexing import prepare
-from mailsink.message import parse
-from mailsink.migrations import MIGRATIONS, fts_values, pack_words, raw_prefix
 from mailsink.records import ADDRESS_FIELDS
-from mailsink.rows import connect, file_uri, insert_message, insert_summary
+from mailsink.rows import connect, file_uri, insert_message
 from mailsink.search import compile_search, fold
 from mailsink.store import Envelope, Store
-from tests.test_lean_store import database_before
 
 
 def _mail(subject: str, headers: dict[str, str]) -> bytes:
@@ -173,81 +170,6 @@ def test_one_address_row_per_address_with_the_fields_it_appeared_in() -> None:
         (bit["to"], "same@x.test", "other name"),
     ]
     assert ("x-campaign", "Autumn") in rows["two"][1]
-
-
-def _as_before(db: sqlite3.Connection, raw: bytes, env: Envelope) -> None:
-    """Store a message as the schema before this one did: a row per address per field, the
-    envelope's too, and headers by their lower-case name."""
-    p = prepare(raw, env, 1.0)
-    parsed = parse(raw)
-    rowid = insert_summary(db, p)
-    fts = fts_values(p.fts)
-    db.execute(
-        "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, ?, ?)",
-        (rowid, p.raw, p.compression, pack_words(fts, raw_prefix(p.raw, p.compression))),
-    )
-    fields = [
-        ("from", [parsed.sender] if parsed.sender else []),
-        ("to", parsed.to),
-        ("cc", parsed.cc),
-        ("bcc", parsed.bcc),
-        ("reply-to", parsed.reply_to),
-    ]
-    addresses = [(f, a.address.lower(), fold(a.name)) for f, items in fields for a in items]
-    addresses.append(("mailfrom", env.mail_from.lower(), ""))
-    addresses += [("rcpt", r.lower(), "") for r in env.rcpt_to]
-    db.executemany(
-        "INSERT INTO addresses (message, seq, field, address, name_folded) VALUES (?,?,?,?,?)",
-        [(rowid, i, *a) for i, a in enumerate(addresses)],
-    )
-    db.executemany(
-        "INSERT INTO headers (message, seq, name, value) VALUES (?,?,?,?)",
-        [(rowid, i, name.lower(), value) for i, (name, value) in enumerate(parsed.headers)],
-    )
-    for table in ("fts", "fts_words"):
-        db.execute(
-            f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (rowid, *fts),
-        )
-
-
-def test_a_database_from_before_is_converted_and_searches_the_same(tmp_path: Path) -> None:
-    path = tmp_path / "before.db"
-    db = database_before(path, "_narrow")
-    for raw, env in MAILS:
-        _as_before(db, raw, env)
-    (old_rows,) = db.execute("SELECT count(*) FROM addresses").fetchone()
-    db.close()
-
-    with Store() as fresh:
-        for raw, env in MAILS:
-            fresh.add(raw, env).result()
-        expected = _rows(fresh)
-    with Store(str(path)) as store:
-        # The rows are those a new store writes, in the same order.
-        assert _rows(store) == expected
-        assert (
-            store.read(lambda db: db.execute("SELECT count(*) FROM addresses").fetchone())[0]
-            < old_rows
-        )
-        _check_searches(store)
-        # Deleting still takes a message's rows with it, and new mail is found beside the old.
-        (two,) = [m.id for m in store.page(0, 10).messages if m.subject == "two"]
-        store.delete([two]).result()
-        store.add(*MAILS[1]).result()
-        _check_searches(store)
-        indexes = store.read(
-            lambda db: db.execute(
-                "SELECT name, sql FROM sqlite_schema WHERE type = 'index' "
-                "AND tbl_name IN ('addresses', 'headers')"
-            ).fetchall()
-        )
-    assert {n for n, _ in indexes} == {"addresses_address", "headers_name"}
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-    db.close()
 
 
 def _headed(subject: str, name: str) -> bytes:

@@ -1,6 +1,6 @@
 """Raw bytes kept with zstd and a dictionary trained on the store's own mail: the rows after
 training use it and come back exactly, in the store and in the ingest process, across
-restarts, and databases of earlier versions (zlib rows) stay readable."""
+restarts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import random
 import smtplib
 import sqlite3
 import weakref
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,13 +18,11 @@ import zstandard
 
 from mailsink import Server
 from mailsink.codec import RawCompressor, save_trained, train_dictionary
-from mailsink.indexing import prepare
-from mailsink.migrations import migrate
-from mailsink.rows import connect, insert_summary
+from mailsink.migrations import migrate, register_functions
+from mailsink.rows import connect
 from mailsink.search import compile_search
-from mailsink.store import Envelope, Store
+from mailsink.store import Store
 from tests.conftest import CORPUS_FILES
-from tests.test_lean_store import database_before
 
 from .smtp_support import wait_until
 
@@ -188,48 +185,12 @@ def test_a_dictionary_that_cannot_be_saved_yet_is_offered_again(tmp_path: Path) 
     raw = order_mail(rnd, 300)
     data, how = compressor.pack(raw)
     assert how == "zstd" and zstandard.ZstdDecompressor().decompress(data) == raw
+    register_functions(db)
     migrate(db)
     save_trained(db, compressor)
     assert compressor.dictionary == f"zstd:{dictionary_ids(db)[0]}"
     data, how = compressor.pack(raw)
     assert db.execute("SELECT mailsink_raw(?, ?)", (data, how)).fetchone()[0] == raw
-
-
-def _v4_write(db: sqlite3.Connection, raw: bytes) -> None:
-    """A message as the version before dictionaries wrote it: zlib, words against 32 KB."""
-    p = prepare(raw, Envelope("a@shop.test", ["b@example.test"]), 1.0)
-    rowid = insert_summary(db, p)
-    packer = zlib.compressobj(3, zdict=raw[:32768])
-    words = packer.compress("\x00".join(p.fts).encode()) + packer.flush()
-    db.execute(
-        "INSERT INTO raw (id, data, compression, words) VALUES (?, ?, 'zlib', ?)",
-        (rowid, zlib.compress(raw, 1), words),
-    )
-    db.execute(
-        "INSERT INTO fts (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-        (rowid, *p.fts),
-    )
-
-
-def test_a_database_with_zlib_rows_migrates_and_stays_readable(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = database_before(path, "_dictionaries")
-    rnd = random.Random(9)
-    old = [order_mail(rnd, n) for n in range(3)]
-    old.append(order_mail(rnd, 3, extra="pangolin okapi " * 3000))  # beyond zlib's window
-    for raw in old:
-        _v4_write(db, raw)
-    db.close()
-
-    with Store(str(path)) as store:
-        uids = [uid for uid, _, _ in raw_rows(store)]
-        assert [store.raw(uid) for uid in uids] == old
-        assert store.page(0, 10, *compile_search("pangolin")).matched == 1
-        new = store.add(order_mail(rnd, 10)).result()
-        assert raw_rows(store)[-1][:2] == (new, "zstd") and dictionary_ids(store) == []
-        store.delete(uids).result()
-        store.delete([new]).result()
-        assert _terms(store) == 0
 
 
 @pytest.mark.slow

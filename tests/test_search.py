@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
 from mailsink.message import ParsedMessage
-from mailsink.migrations import MIGRATIONS
 from mailsink.search import SearchError, compile_search, fold, parse_search
 from mailsink.store import Envelope, Store
 
@@ -374,23 +370,6 @@ def test_counts_of_a_search_come_from_sql(store: Store) -> None:
     page = store.page(2, 2, *compile_search("subject:match"))
     assert (page.total, page.unread, page.matched, page.matched_unread) == (8, 5, 7, 4)
     assert [m.subject for m in page.messages] == ["match 4", "match 3"]
-
-
-def test_a_database_from_before_search_is_migrated_and_searchable(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    MIGRATIONS[0](db)
-    db.execute("PRAGMA user_version = 1")
-    db.execute(
-        "INSERT INTO messages (id, uid, created, size, subject) VALUES (1, 'A', ?, 10, 'ÜBER')",
-        (time.time(),),
-    )
-    db.execute(
-        "INSERT INTO addresses (message, field, name, address) VALUES (1, 'to', 'Ärger', 'x@y')"
-    )
-    db.close()
-    with Store(str(path)) as s:
-        assert subjects(s, "subject:über to:ärger") == {"ÜBER"}
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -12,7 +10,6 @@ import pytest
 from mailsink.codec import unpack_raw
 from mailsink.indexing import prepare, search_body
 from mailsink.message import parse
-from mailsink.migrations import MIGRATIONS, register_functions
 from mailsink.search import compile_search
 from mailsink.store import Envelope, Store
 from tests.conftest import CORPUS_FILES
@@ -51,22 +48,6 @@ def test_the_raw_table_stays_searchable_in_sql() -> None:
     assert hits == 1
 
 
-def test_rows_written_before_compression_still_read(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    register_functions(db)
-    for step in MIGRATIONS[:2]:
-        step(db)
-    db.execute("PRAGMA user_version = 2")
-    db.execute("INSERT INTO messages (id, uid, created, size) VALUES (1, 'OLD', 0, 5)")
-    db.execute("INSERT INTO raw (id, data) VALUES (1, ?)", (b"hello",))
-    db.close()
-    with Store(str(path)) as store:
-        assert store.raw("OLD") == b"hello"
-        uid = store.add(b"Subject: new\r\n\r\n" + b"body " * 100).result()
-        assert store.raw(uid) == b"Subject: new\r\n\r\n" + b"body " * 100
-
-
 def test_the_body_is_indexed_once_when_text_and_html_say_the_same() -> None:
     text = "Your order has shipped.\nTrack it online."
     html = "Your order has shipped. Track it online. View in browser"
@@ -95,18 +76,3 @@ def test_parsing_remembers_headers_only_within_one_message() -> None:
     second = parse(b"Content-Type: text/plain; charset=iso-8859-1\r\nSubject: two\r\n\r\nb\xe9\r\n")
     assert (first.subject, first.text) == ("one", "body\r\n")
     assert (second.subject, second.text) == ("two", "bé\r\n")
-
-
-def test_zlib_rows_of_earlier_versions_still_read() -> None:
-    raw = b"Subject: z\r\n\r\n" + b"zzzz " * 300
-    with Store() as store:
-        uid = store.add(raw).result()
-        how = store.read(lambda db: db.execute("SELECT compression FROM raw").fetchone()[0])
-        assert how == "zstd"
-        # What earlier versions wrote: zlib, which is read as it always was.
-        store.submit(
-            lambda db: db.execute(
-                "UPDATE raw SET data = ?, compression = 'zlib'", (zlib.compress(raw, 1),)
-            )
-        ).result()
-        assert store.raw(uid) == raw
