@@ -16,6 +16,7 @@ from http import HTTPStatus
 import httpx
 
 from . import __version__
+from .message import feed_bounded
 
 __all__ = ["LinkResult", "check_links", "extract_links"]
 
@@ -68,11 +69,7 @@ class _LinkCollector(HTMLParser):
 def extract_links(html: str, text: str) -> list[str]:
     """Every distinct http(s) link in the HTML and text bodies, in order of appearance."""
     collector = _LinkCollector()
-    try:
-        collector.feed(html)
-        collector.close()
-    except (AssertionError, ValueError, RecursionError):
-        pass
+    feed_bounded(collector, html)
     found = list(collector.links)
     bracketed = [m.group(1).replace("\n", "").replace("\r", "") for m in _BRACKETED.finditer(text)]
     for match in _URL.finditer(text):
