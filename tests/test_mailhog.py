@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from email import policy
 from email.message import EmailMessage
 
@@ -233,3 +234,29 @@ def test_v1_mime_part_download_with_a_content_type_beyond_ascii(
     odd = api.get(f"/api/v1/messages/{uid}/mime/part/1/download")
     assert odd.status_code == 200, odd.text
     assert odd.headers["content-type"] == "application/octet-stream"
+
+
+def test_a_page_is_sent_one_message_at_a_time(send: Send, api: httpx.Client) -> None:
+    line = "0123456789abcdef" * 4 + "\r\n"
+    raws = []
+    for i in range(30):
+        raw = f"Subject: big {i}\r\n\r\n".encode() + (line * 8_000).encode()  # 530 KB
+        send(raw)
+        raws.append(raw)
+    total = sum(len(raw) for raw in raws)
+    api.get("/api/v2/messages", params={"limit": 1})  # one-off costs of a first request
+    tracemalloc.start()
+    try:
+        with api.stream("GET", "/api/v2/messages") as response:
+            received = sum(len(chunk) for chunk in response.iter_bytes())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert received > 2 * total  # body, MIME-less content and raw text of each
+    # The page as one document held seven times the mail it carried; now about ten times
+    # one message, whatever the page.
+    assert peak < total / 2, (peak, total)
+    page = api.get("/api/v2/messages").json()
+    check_mailhog_page(page)
+    assert (page["total"], page["count"], page["start"]) == (30, 30, 0)
+    assert [item["Raw"]["Data"].encode() for item in page["items"]] == raws[::-1]

@@ -14,7 +14,7 @@ from typing import Any
 from ..store import StoredMessage
 from .shapes import rfc3339
 
-__all__ = ["content_json", "message_json", "page_json", "path_json"]
+__all__ = ["content_json", "message_json", "path_json"]
 
 # A message nested deeper than this is shown as one part: enough for any real mail, and a
 # bound for a message built to exhaust the stack.
@@ -120,8 +120,3 @@ def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
         "MIME": content["MIME"],
         "Raw": {"From": m.mail_from, "To": list(m.rcpt_to), "Data": _text(raw), "Helo": m.helo},
     }
-
-
-def page_json(messages: list[dict[str, Any]], start: int, total: int) -> dict[str, Any]:
-    """The v2 list and search response: ``total``, ``count``, ``start`` and ``items``."""
-    return {"total": total, "count": len(messages), "start": start, "items": messages}
