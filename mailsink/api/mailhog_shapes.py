@@ -11,6 +11,7 @@ from __future__ import annotations
 from email.message import Message
 from typing import Any
 
+from ..headertext import HeaderPolicy
 from ..store import StoredMessage
 from .shapes import rfc3339
 
@@ -71,7 +72,9 @@ def _headers(block: bytes) -> dict[str, list[str]]:
 def _boundary(headers: dict[str, list[str]]) -> str | None:
     for name, values in headers.items():
         if name.lower() == "content-type" and values:
-            probe = Message()
+            # Read as the parser reads it: the parameters within a bound (the message
+            # model's own reading is quadratic in their number).
+            probe = Message(policy=HeaderPolicy())
             probe["Content-Type"] = values[0]
             if probe.get_content_maintype() != "multipart":
                 return None
