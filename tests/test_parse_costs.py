@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailsink import Server
 from mailsink.headertext import CUT_MARK, DECODE_LIMIT, decoded_value, mailboxes
@@ -67,6 +69,44 @@ def test_one_encoded_word_does_not_send_a_long_plain_subject_through_the_decoder
     assert peak < 32 * len(raw)
     subject = parse(raw).subject
     assert subject.startswith("café word word") and subject.endswith("word" + CUT_MARK)
+
+
+PIECES = [
+    WORD,
+    " ",
+    "\r\n ",
+    "word",
+    '"quoted, name"',
+    "(comment)",
+    "<a@example.test>",
+    ",",
+    ";",
+    "p=v",
+    '"',
+    "=?",
+    "?=",
+    "=?utf-8?b?w6k=?=",
+    "\\",
+]
+HEADERS = ["subject", "to", "from", "content-type", "content-disposition", "message-id"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from(HEADERS),
+    st.lists(st.sampled_from(PIECES), min_size=1, max_size=6).map("".join),
+    st.integers(min_value=1_000, max_value=10_000),
+)
+def test_any_long_header_costs_memory_linear_in_its_size(name: str, unit: str, times: int) -> None:
+    value = unit * times
+    shown: list[str] = []
+    peak = peak_memory(lambda: shown.append(decoded_value(name, value)))
+    assert peak < 64 * len(value) + 16_000_000, (name, unit, len(value))
+    try:
+        peak = peak_memory(lambda: mailboxes(name, value))
+    except Exception:
+        return  # the standard parser refuses this value: no addresses
+    assert peak < 64 * len(value) + 16_000_000, (name, unit, len(value))
 
 
 def test_short_values_are_not_cut() -> None:
