@@ -26,11 +26,22 @@ from email.headerregistry import (
     DateHeader,
     HeaderRegistry,
     MessageIDHeader,
+    ParameterizedMIMEHeader,
     UnstructuredHeader,
 )
 from typing import Any
 
-__all__ = ["HeaderPolicy", "decoded_value", "mailboxes"]
+__all__ = ["CUT_MARK", "DECODE_LIMIT", "HeaderPolicy", "decoded_value", "mailboxes"]
+
+DECODE_LIMIT = 8192
+"""Characters of one header value that go through the standard library's parser.
+
+That parser is quadratic in time and memory (a 658 KB Subject of encoded words took 2.4 GB),
+so a longer value is decoded up to a cut before this many characters; the raw value is kept
+whole. Plain values and plain address lists take linear paths and are read in full.
+"""
+CUT_MARK = "…"
+"""Ends a decoded value that was cut at ``DECODE_LIMIT``."""
 
 _REGISTRY = HeaderRegistry()
 # The standard classes, built once: the registry builds a new class on every lookup.
@@ -69,6 +80,49 @@ def _sanitized(text: str) -> str:
     if _SURROGATE.search(text):
         return utils._sanitize(text)  # type: ignore[attr-defined,no-any-return]
     return text
+
+
+def _top_level_cut(text: str, separator: str) -> int:
+    """Where the last ``separator`` outside quoted strings, comments and angle brackets lies
+    within the first ``DECODE_LIMIT`` characters of ``text``; -1 if there is none."""
+    cut, quoted, escaped, depth, angle = -1, False, False, 0, False
+    for i, char in enumerate(text[:DECODE_LIMIT]):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = quoted or depth > 0
+        elif quoted:
+            quoted = char != '"'
+        elif char == '"':
+            quoted = True
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth:
+            continue
+        elif char in "<>":
+            angle = char == "<"
+        elif char == separator and not angle:
+            cut = i
+    return cut
+
+
+def _bounded(kind: type[Any], text: str) -> str:
+    """``text``, or if longer than ``DECODE_LIMIT`` the prefix to decode instead: whole list
+    items for addresses and MIME parameters, whole words (so whole encoded words) otherwise."""
+    if len(text) <= DECODE_LIMIT:
+        return text
+    separator = ""
+    if issubclass(kind, AddressHeader):
+        separator = ","
+    elif issubclass(kind, ParameterizedMIMEHeader):
+        separator = ";"
+    cut = _top_level_cut(text, separator) if separator else -1
+    if cut <= 0:
+        head = text[:DECODE_LIMIT]
+        cut = max(head.rfind(" "), head.rfind("\t"))
+    return text[:cut] if cut > 0 else text[:DECODE_LIMIT]
 
 
 def _kind(name: str) -> type[Any]:
@@ -158,12 +212,25 @@ def _date_text(text: str) -> str:
 
 
 def decoded_value(name: str, value: str) -> str:
-    """``str(policy.default.header_fetch_parse(name, value))``, computed cheaply."""
+    """``str(policy.default.header_fetch_parse(name, value))``, computed cheaply; for a value
+    the standard parser would need more than ``DECODE_LIMIT`` characters of, a prefix of it
+    decoded and ``CUT_MARK`` (MIME parameters are cut between parameters, without a mark)."""
+    return _decoded(name, value)[0]
+
+
+def _decoded(name: str, value: str) -> tuple[str, bool]:
+    """The decoded value, and whether it was cut."""
     text = _unfold(value)
     kind = _kind(name)
+    cut = False
+    if issubclass(kind, ParameterizedMIMEHeader):
+        # Even the short path is no escape here: the message model re-reads the parameters
+        # by repeated slicing, quadratic in their number.
+        bounded = _bounded(kind, text)
+        cut, text = len(bounded) < len(text), bounded
     out: str | None = None
     if issubclass(kind, UnstructuredHeader):
-        out = text if "=?" not in text else str(get_unstructured(text))
+        out = text if "=?" not in text else None
     elif issubclass(kind, DateHeader):
         out = _date_text(text)
     elif issubclass(kind, AddressHeader):
@@ -179,19 +246,27 @@ def decoded_value(name: str, value: str) -> str:
         out = text if _MIME_TOKEN.fullmatch(text) else None
     elif issubclass(kind, MessageIDHeader):
         out = text if _MESSAGE_ID.fullmatch(text) else None
-    if out is None:
-        return str(_full(name, text))
-    return _sanitized(out)
+    if out is not None:
+        return _sanitized(out), cut
+    bounded = _bounded(kind, text)
+    if issubclass(kind, UnstructuredHeader):
+        out = _sanitized(str(get_unstructured(bounded)))
+    else:
+        out = str(_full(name, bounded))
+    if len(bounded) < len(text):
+        return out + CUT_MARK, True
+    return out, cut
 
 
 def mailboxes(name: str, value: str) -> list[tuple[str, str]]:
     """(display name, address) of each mailbox in an address header, as the standard
-    ``AddressHeader.addresses`` give them; raises where its parser raises."""
+    ``AddressHeader.addresses`` give them; raises where its parser raises. Of a list that
+    needs the standard parser, only the mailboxes within ``DECODE_LIMIT`` characters."""
     text = _unfold(value)
     simple = _simple_mailboxes(text)
     if simple is not None:
         return simple
-    header: Any = _full(name, text)
+    header: Any = _full(name, _bounded(_kind(name), text))
     return [(a.display_name, a.addr_spec) for a in header.addresses]
 
 
@@ -199,12 +274,16 @@ class HeaderPolicy(Compat32):
     """``compat32`` parsing, with every header read as ``policy.default`` would show it.
 
     One instance serves one message and remembers each distinct header it decoded: walking a
-    message reads each part's Content-Type several times.
+    message reads each part's Content-Type several times. ``cut`` names the headers whose
+    value was too long to decode whole (see ``decoded_value``).
     """
+
+    cut: dict[str, None]
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         object.__setattr__(self, "_seen", {})
+        object.__setattr__(self, "cut", {})
 
     def header_fetch_parse(self, name: str, value: str) -> str:
         """The value as ``policy.default`` shows it, as a plain ``str``."""
@@ -212,7 +291,10 @@ class HeaderPolicy(Compat32):
         key = (name.lower(), value)
         text = seen.get(key)
         if text is None:
-            text = seen[key] = decoded_value(name, value)
+            text, cut = _decoded(name, value)
+            seen[key] = text
+            if cut:
+                self.cut[name] = None
         return text
 
     def date(self, value: str) -> datetime | None:

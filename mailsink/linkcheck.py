@@ -16,13 +16,14 @@ from http import HTTPStatus
 import httpx
 
 from . import __version__
+from .message import feed_bounded
 
 __all__ = ["LinkResult", "check_links", "extract_links"]
 
 _CONCURRENCY = 5
 _TIMEOUT = 10.0
 _URL = re.compile(r"\bhttps?://[-\w@:%+'!.~#?,&/=;]+", re.IGNORECASE)
-_BRACKETED = re.compile(r"<(https?://[^>\s][^>]*)>", re.IGNORECASE)
+_BRACKET_OPEN = re.compile(r"<https?://[^>\s]", re.IGNORECASE)
 # Trailing punctuation ends a sentence more often than a URL.
 _TRAILING = ".,;:!?'"
 
@@ -68,13 +69,9 @@ class _LinkCollector(HTMLParser):
 def extract_links(html: str, text: str) -> list[str]:
     """Every distinct http(s) link in the HTML and text bodies, in order of appearance."""
     collector = _LinkCollector()
-    try:
-        collector.feed(html)
-        collector.close()
-    except (AssertionError, ValueError, RecursionError):
-        pass
+    feed_bounded(collector, html)
     found = list(collector.links)
-    bracketed = [m.group(1).replace("\n", "").replace("\r", "") for m in _BRACKETED.finditer(text)]
+    bracketed = [url.replace("\n", "").replace("\r", "") for url in _bracketed(text)]
     for match in _URL.finditer(text):
         start = match.start()
         if start and text[start - 1] == "<":
@@ -82,6 +79,23 @@ def extract_links(html: str, text: str) -> list[str]:
         found.append(match.group(0).rstrip(_TRAILING))
     found += bracketed
     return list(dict.fromkeys(found))
+
+
+def _bracketed(text: str) -> list[str]:
+    """The URLs in ``<http...>``, as ``<(https?://[^>\\s][^>]*)>`` finds them.
+
+    That search goes on to the end of the text from every ``<http`` without a ``>`` after
+    it (34 s for 200 KB of them); a ``<`` can only close at the next ``>``, so each stretch
+    up to a ``>`` is searched once.
+    """
+    found = []
+    start = 0
+    while (end := text.find(">", start)) >= 0:
+        opening = _BRACKET_OPEN.search(text, start, end)
+        if opening is not None:
+            found.append(text[opening.start() + 1 : end])
+        start = end + 1
+    return found
 
 
 async def check_links(links: list[str], follow_redirects: bool = False) -> list[LinkResult]:

@@ -17,7 +17,15 @@ from functools import cached_property
 from html.parser import HTMLParser
 from typing import Any
 
-from .message import Address, ParsedMessage, Part, html_to_text, parse, part_content
+from .message import (
+    Address,
+    ParsedMessage,
+    Part,
+    feed_bounded,
+    html_to_text,
+    parse,
+    part_content,
+)
 
 __all__ = ["DEFAULT_CODE_PATTERN", "Attachment", "EmailAddress", "Headers", "Mail"]
 
@@ -302,9 +310,5 @@ def _html_links(html: str) -> list[str]:
     if not html:
         return []
     collector = _LinkCollector()
-    try:
-        collector.feed(html)
-        collector.close()
-    except (AssertionError, ValueError, RecursionError):
-        pass  # malformed HTML: keep the links read so far
+    feed_bounded(collector, html)
     return collector.links

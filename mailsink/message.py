@@ -14,23 +14,26 @@ from datetime import datetime, timezone
 from email import policy
 from email.contentmanager import raw_data_manager
 from email.message import Message
-from email.parser import Parser
 from html import unescape
 from html.parser import HTMLParser
 
 from .headertext import HeaderPolicy, mailboxes
-from .mimetree import build_tree
+from .mimetree import build_tree, feed_tree
 
 __all__ = [
     "Address",
     "ParsedMessage",
     "Part",
+    "feed_bounded",
     "html_to_text",
     "parse",
     "part_content",
 ]
 
 SNIPPET_LENGTH = 250
+# An attached message's bytes as written, with CRLF line ends: refolding its headers would
+# run each through the standard (quadratic) header parser.
+_ATTACHED = policy.default.clone(linesep="\r\n", refold_source="none")
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def _parse_message(raw: bytes) -> Message:
     header_policy = HeaderPolicy()
     text = raw.decode("ascii", "surrogateescape")
     tree = build_tree(text, header_policy)
-    return tree if tree is not None else Parser(policy=header_policy).parsestr(text)
+    return tree if tree is not None else feed_tree(text, header_policy)
 
 
 def parse(raw: bytes, *, keep_parts: bool = False) -> ParsedMessage:
@@ -124,6 +127,7 @@ def parse(raw: bytes, *, keep_parts: bool = False) -> ParsedMessage:
     except (RecursionError, MemoryError, ValueError, LookupError, AttributeError) as exc:
         result.defects.append(f"body: {exc.__class__.__name__}")
     result.defects.extend(type(d).__name__ for d in msg.defects)
+    result.defects.extend(f"cut: {name}" for name in getattr(msg.policy, "cut", ()))
     source = result.text or html_to_text(result.html)
     result.snippet = _snippet(source)
     return result
@@ -152,14 +156,30 @@ def html_to_text(html: str) -> str:
     return _html_text_by_parser(html)
 
 
+def feed_bounded(parser: HTMLParser, html: str) -> None:
+    """Feed ``html`` to ``parser`` and close it, in time and memory linear in its length.
+
+    HTMLParser looks for the end of a construct (a tag, a comment, a quoted attribute) by
+    searching all the input it holds, again for each ``<`` it cannot close: quadratic,
+    minutes for a few hundred kilobytes of ``<a `` or ``<!--``. Fed in slices, it holds
+    little; a construct still open after ``_HTML_PENDING`` characters is dropped, as HTML5
+    drops an unclosed tag or comment at the end of a document. HTML too malformed to go
+    on with stops the parser, keeping what it has read.
+    """
+    try:
+        for start in range(0, len(html), _HTML_SLICE):
+            parser.feed(html[start : start + _HTML_SLICE])
+            if len(parser.rawdata) > _HTML_PENDING:
+                parser.rawdata = ""
+        parser.close()
+    except (AssertionError, ValueError, RecursionError):
+        pass
+
+
 def _html_text_by_parser(html: str) -> str:
     """``html_to_text`` by the standard library's HTMLParser: any HTML, more slowly."""
     stripper = _TextExtractor()
-    try:
-        stripper.feed(html)
-        stripper.close()
-    except (AssertionError, ValueError, RecursionError):
-        pass
+    feed_bounded(stripper, html)
     return " ".join("".join(stripper.chunks).split())
 
 
@@ -317,7 +337,7 @@ def _payload_bytes(part: Message) -> bytes:
         payload = part.get_payload()
         inner = payload[0] if isinstance(payload, list) and payload else None
         if isinstance(inner, Message):
-            return inner.as_bytes(policy=policy.default.clone(linesep="\r\n"))
+            return inner.as_bytes(policy=_ATTACHED)
         return b""
     try:
         data = part.get_payload(decode=True)
@@ -368,6 +388,8 @@ _HTML_MARKUP = re.compile(
     r"|(!--)|(![dD][oO][cC][tT][yY][pP][eE]))"
 )
 _COMMENT_CLOSE = re.compile(r"--\s*>")
+_HTML_SLICE = 4096
+_HTML_PENDING = 8192
 _CDATA_CLOSE = {
     name: re.compile(rf"</\s*{name}\s*>", re.IGNORECASE)
     for name in HTMLParser.CDATA_CONTENT_ELEMENTS

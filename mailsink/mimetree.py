@@ -13,9 +13,21 @@ from __future__ import annotations
 
 import re
 from email._policybase import Policy
+from email.errors import MessageDefect
+from email.feedparser import BufferedSubFile, FeedParser  # type: ignore[attr-defined]
 from email.message import Message
+from email.parser import Parser
 
-__all__ = ["build_tree"]
+__all__ = ["MAX_DEPTH", "NestingTooDeepDefect", "build_tree", "feed_tree"]
+
+MAX_DEPTH = 32
+"""Multiparts nested deeper than this are not split: every line of a multipart is checked
+against every open boundary, so nesting multiplies the cost of reading a message."""
+
+
+class NestingTooDeepDefect(MessageDefect):
+    """Multiparts nested deeper than ``MAX_DEPTH``: only the top headers were read."""
+
 
 # The feed parser's own patterns (email.feedparser).
 _NLCRE = re.compile(r"\r\n|\r|\n")
@@ -98,12 +110,42 @@ class _Reader:
             pos = found + 1
 
     def push(self, separator: str, pattern: re.Pattern[str]) -> None:
+        if len(self.boundaries) >= MAX_DEPTH:
+            raise _GiveUp
         self.boundaries.append(pattern)
         self.separators.append(separator)
 
     def pop(self) -> None:
         self.boundaries.pop()
         self.separators.pop()
+
+
+class _TooDeep(Exception):
+    """A multipart nested deeper than ``MAX_DEPTH``."""
+
+
+class _BoundedInput(BufferedSubFile):  # type: ignore[misc]
+    """The feed parser's line source, refusing to open more than ``MAX_DEPTH`` boundaries."""
+
+    def push_eof_matcher(self, pred: object) -> None:
+        if len(self._eofstack) >= MAX_DEPTH:
+            raise _TooDeep
+        super().push_eof_matcher(pred)
+
+
+def feed_tree(text: str, policy: Policy) -> Message:
+    """The tree ``FeedParser`` builds for ``text``; if parts nest deeper than it can read (or
+    multiparts deeper than ``MAX_DEPTH``), the top headers alone, with a
+    ``NestingTooDeepDefect``."""
+    parser = FeedParser(policy=policy)
+    parser._input = _BoundedInput()  # type: ignore[attr-defined]
+    try:
+        parser.feed(text)
+        return parser.close()
+    except (_TooDeep, RecursionError):  # RecursionError: message/rfc822 parts nested as deep
+        top = Parser(policy=policy).parsestr(text, headersonly=True)
+        top.defects.append(NestingTooDeepDefect())
+        return top
 
 
 def _without_eol(text: str) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from email import policy
 from email.message import EmailMessage
 
 import httpx
 import pytest
 
-from mailsink.api.mailhog_shapes import path_json
+from mailsink.api.mailhog_shapes import content_json, path_json
 
 from .conftest import Send
 from .swagger import MAILHOG, check_mailhog_message, check_mailhog_page
@@ -233,3 +234,40 @@ def test_v1_mime_part_download_with_a_content_type_beyond_ascii(
     odd = api.get(f"/api/v1/messages/{uid}/mime/part/1/download")
     assert odd.status_code == 200, odd.text
     assert odd.headers["content-type"] == "application/octet-stream"
+
+
+def test_a_page_is_sent_one_message_at_a_time(send: Send, api: httpx.Client) -> None:
+    line = "0123456789abcdef" * 4 + "\r\n"
+    raws = []
+    for i in range(30):
+        raw = f"Subject: big {i}\r\n\r\n".encode() + (line * 8_000).encode()  # 530 KB
+        send(raw)
+        raws.append(raw)
+    total = sum(len(raw) for raw in raws)
+    api.get("/api/v2/messages", params={"limit": 1})  # one-off costs of a first request
+    tracemalloc.start()
+    try:
+        with api.stream("GET", "/api/v2/messages") as response:
+            received = sum(len(chunk) for chunk in response.iter_bytes())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert received > 2 * total  # body, MIME-less content and raw text of each
+    # The page as one document held seven times the mail it carried; now about ten times
+    # one message, whatever the page.
+    assert peak < total / 2, (peak, total)
+    page = api.get("/api/v2/messages").json()
+    check_mailhog_page(page)
+    assert (page["total"], page["count"], page["start"]) == (30, 30, 0)
+    assert [item["Raw"]["Data"].encode() for item in page["items"]] == raws[::-1]
+
+
+def test_multipart_parameters_are_read_to_a_bound() -> None:
+    # The message model reads parameters by repeated slicing, quadratic in their number:
+    # as the parser does, only those within its bound on a header are read.
+    params = "; ".join(f'p{i}="v {i}"' for i in range(30_000))
+    body = b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n"
+    early = content_json(f"Content-Type: multipart/mixed; boundary=b; {params}".encode() + body)
+    assert early["MIME"] == {"Parts": [content_json(b"Content-Type: text/plain\r\n\r\nx")]}
+    late = content_json(f"Content-Type: multipart/mixed; {params}; boundary=b".encode() + body)
+    assert late["MIME"] is None

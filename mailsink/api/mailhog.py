@@ -7,17 +7,19 @@ and a ``limit`` of 0 or less means the default. Newest messages come first.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
 
 from ..relay import RelayError, envelope_sender, remove_headers
 from ..server import Sink
 from ..store import StoredMessage
 from .bodies import RequestBody
-from .mailhog_shapes import content_json, message_json, page_json
+from .mailhog_shapes import content_json, message_json
 from .release import relay_of
 from .v1 import CONTENT_HEADERS, MAX_START, sink_of
 
@@ -73,13 +75,41 @@ def _limit(limit: int) -> int:
     return DEFAULT_LIMIT if limit <= 0 else min(limit, MAX_LIMIT)
 
 
-def _items(sink: Sink, messages: list[StoredMessage]) -> list[dict[str, Any]]:
-    items = []
+# Each message is sent whole (body, MIME parts and raw text): a page of them as one JSON
+# document was several times the mail it held (868 MB for 430 MB). The page is written out
+# one message at a time instead, so a request holds one message's JSON, whatever the page.
+_PAGE_JSON: dict[str, Any] = {
+    "description": "MailHog's page: total, start, items (newest first), count",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+
+
+def _dumps(value: object) -> bytes:
+    """JSON as FastAPI writes it."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def _page_stream(
+    sink: Sink, messages: list[StoredMessage], start: int, total: int
+) -> Iterator[bytes]:
+    """The v2 list and search response, one message at a time. ``count`` comes last: it is
+    known only at the end, as a message deleted meanwhile is left out."""
+    yield b'{"total":%d,"start":%d,"items":[' % (total, start)
+    count = 0
     for m in messages:
         raw = sink.store.raw(m.id)
-        if raw is not None:  # skip one deleted since the page was read
-            items.append(message_json(m, raw))
-    return items
+        if raw is None:
+            continue
+        yield (b"," if count else b"") + _dumps(message_json(m, raw))
+        count += 1
+    yield b'],"count":%d}' % count
+
+
+def _page_response(sink: Sink, messages: list[StoredMessage], start: int, total: int) -> Response:
+    return StreamingResponse(
+        _page_stream(sink, messages, start, total), media_type="application/json"
+    )
 
 
 def _found(sink: Sink, uid: str) -> tuple[StoredMessage, bytes]:
@@ -90,29 +120,37 @@ def _found(sink: Sink, uid: str) -> tuple[StoredMessage, bytes]:
     return message, raw
 
 
-@router.get("/api/v2/messages", summary="MailHog: list messages, newest first")
-def list_messages(
-    request: Request, start: Start = 0, limit: Limit = DEFAULT_LIMIT
-) -> dict[str, Any]:
+@router.get(
+    "/api/v2/messages",
+    summary="MailHog: list messages, newest first",
+    response_class=StreamingResponse,
+    responses={200: _PAGE_JSON},
+)
+def list_messages(request: Request, start: Start = 0, limit: Limit = DEFAULT_LIMIT) -> Response:
     sink = sink_of(request)
     page = sink.store.page(start, _limit(limit))
-    return page_json(_items(sink, page.messages), start, page.total)
+    return _page_response(sink, page.messages, start, page.total)
 
 
-@router.get("/api/v2/search", summary="MailHog: messages from, to, or containing a text")
+@router.get(
+    "/api/v2/search",
+    summary="MailHog: messages from, to, or containing a text",
+    response_class=StreamingResponse,
+    responses={200: _PAGE_JSON},
+)
 def search(
     request: Request,
     kind: Annotated[str, Query(description="from, to or containing")],
     query: Annotated[str, Query(min_length=1, description="Text to look for (any case)")],
     start: Start = 0,
     limit: Limit = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> Response:
     if kind not in ("from", "to", "containing"):
         raise HTTPException(400, f"kind must be from, to or containing, not {kind!r}")
     sink = sink_of(request)
     where, params = search_condition(kind, query)
     page = sink.store.page(start, _limit(limit), where, params)
-    return page_json(_items(sink, page.messages), start, page.matched)
+    return _page_response(sink, page.messages, start, page.matched)
 
 
 @router.get("/api/v1/messages/{id}", summary="MailHog v1: one message in MailHog's shape")

@@ -11,10 +11,11 @@ from __future__ import annotations
 from email.message import Message
 from typing import Any
 
+from ..headertext import HeaderPolicy
 from ..store import StoredMessage
 from .shapes import rfc3339
 
-__all__ = ["content_json", "message_json", "page_json", "path_json"]
+__all__ = ["content_json", "message_json", "path_json"]
 
 # A message nested deeper than this is shown as one part: enough for any real mail, and a
 # bound for a message built to exhaust the stack.
@@ -71,7 +72,9 @@ def _headers(block: bytes) -> dict[str, list[str]]:
 def _boundary(headers: dict[str, list[str]]) -> str | None:
     for name, values in headers.items():
         if name.lower() == "content-type" and values:
-            probe = Message()
+            # Read as the parser reads it: the parameters within a bound (the message
+            # model's own reading is quadratic in their number).
+            probe = Message(policy=HeaderPolicy())
             probe["Content-Type"] = values[0]
             if probe.get_content_maintype() != "multipart":
                 return None
@@ -120,8 +123,3 @@ def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
         "MIME": content["MIME"],
         "Raw": {"From": m.mail_from, "To": list(m.rcpt_to), "Data": _text(raw), "Helo": m.helo},
     }
-
-
-def page_json(messages: list[dict[str, Any]], start: int, total: int) -> dict[str, Any]:
-    """The v2 list and search response: ``total``, ``count``, ``start`` and ``items``."""
-    return {"total": total, "count": len(messages), "start": start, "items": messages}
