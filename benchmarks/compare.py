@@ -42,16 +42,21 @@ def _format(values: list[float], like: str) -> str:
     return text
 
 
+def _shape(line: str) -> str:
+    """A line's text around its numbers, whatever the width they were padded to."""
+    return " ".join(_NUMBER.sub("#", line).split())
+
+
 def summarise(outputs: list[list[str]]) -> list[str]:
     """Lines of the first run, each number the median of that number over all runs whose
     line has the same shape (the same text around its numbers)."""
     lines = []
     for i, line in enumerate(outputs[0]):
-        shape = _NUMBER.sub("#", line)
+        shape = _shape(line)
         runs = [
             [_value(n) for n in _NUMBER.findall(out[i])]
             for out in outputs
-            if i < len(out) and _NUMBER.sub("#", out[i]) == shape
+            if i < len(out) and _shape(out[i]) == shape
         ]
         parts = _NUMBER.split(line)
         numbers = _NUMBER.findall(line)
