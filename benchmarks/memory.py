@@ -23,8 +23,8 @@ from pathlib import Path
 
 from corpus import Generator
 
-from mailsink.store import Envelope, Store
-from mailsink.tags import make_tagger
+from mailsink.store.sqlite import Envelope, Store
+from mailsink.store.tags import make_tagger
 
 Batch = list[tuple[bytes, str, list[str]]]
 

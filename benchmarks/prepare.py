@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from corpus import Generator, sized_message
 
-from mailsink.indexing import prepare
-from mailsink.records import Envelope
+from mailsink.store.models import Envelope
+from mailsink.store.prepare import prepare
 
 
 def best_ms(call: Callable[[], object], number: int, rounds: int) -> float:

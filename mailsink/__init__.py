@@ -8,15 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import ConfigError, Settings
-    from .mail import Mail
-    from .server import Server
+    from .sink import Server
+    from .testing.mail import Mail
 
 __all__ = ["ConfigError", "Mail", "Server", "Settings", "__version__"]
 
 # Imported on first use. The pytest plugin loads this package at the start of every test run,
 # before coverage starts measuring and whether or not a test asks for mail: importing the
 # server there would cost ~140 ms (aiosmtpd, uvicorn) and hide the modules from coverage.
-_LAZY = {"ConfigError": ".config", "Settings": ".config", "Server": ".server", "Mail": ".mail"}
+_LAZY = {
+    "ConfigError": ".config",
+    "Settings": ".config",
+    "Server": ".sink",
+    "Mail": ".testing.mail",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -169,9 +169,9 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     # httpx every request (the webhook's URL may hold a token): only their warnings show.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from .passwords import CredentialsError
-    from .server import Sink, serve
-    from .tls import TLSConfigError
+    from .sink import Sink, serve
+    from .smtp.passwords import CredentialsError
+    from .smtp.tls import TLSConfigError
 
     def ready(sink: Sink, http: tuple[str, int] | None) -> None:
         host, port = sink.smtp_address
@@ -196,7 +196,13 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .importer import Progress, SMTPTarget, StoreTarget, find_sources, import_messages
+    from .transfer.import_export import (
+        Progress,
+        SMTPTarget,
+        StoreTarget,
+        find_sources,
+        import_messages,
+    )
 
     try:
         sources = find_sources(args.paths)
@@ -245,8 +251,8 @@ def _size(path: Path) -> int:
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .importer import export_from_url, mbox_chunks, search_condition
-    from .urls import redact
+    from .transfer.import_export import export_from_url, mbox_chunks, search_condition
+    from .transfer.urls import redact
 
     to_stdout = args.output in (None, "-")
     if to_stdout and sys.stdout.isatty():
@@ -267,7 +273,7 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     done = False
     try:
         if args.db:
-            from .store import Store
+            from .store.sqlite import Store
 
             with Store(args.db) as store:
                 for chunk in mbox_chunks(store, where, params):
@@ -333,7 +339,7 @@ def _default_url(*, with_base: bool = True) -> str:
 
 
 def _base(settings: Settings) -> str:
-    from .basepath import normalize_base_path
+    from .api.base_path import normalize_base_path
 
     return normalize_base_path(settings.base_path)
 

@@ -228,8 +228,8 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _check_smtp_settings(settings: Settings) -> None:
     """Refuse SMTP settings that cannot work together, naming the flags involved."""
     # Imported here: these modules hold the parsers, and none of them imports this one.
-    from .chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
-    from .tls import TLSConfigError, check_tls_settings
+    from .smtp.chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
+    from .smtp.tls import TLSConfigError, check_tls_settings
 
     for name in ("smtp_max_recipients", "smtp_max_connections", "smtp_max_connections_per_client"):
         if getattr(settings, name) < 0:
@@ -248,7 +248,7 @@ def _check_smtp_settings(settings: Settings) -> None:
             "or allow AUTH in the clear with --smtp-auth-allow-insecure"
         )
     if settings.smtp_auth_file:
-        from .passwords import Credentials, CredentialsError
+        from .smtp.passwords import Credentials, CredentialsError
 
         try:
             Credentials.load(settings.smtp_auth_file)
@@ -332,7 +332,7 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
 
 def _check_search_settings(settings: Settings) -> None:
     """Refuse retention limits that make no sense."""
-    from .retention import parse_age  # imported here: it pulls in the store
+    from .store.retention import parse_age  # imported here: it pulls in the store
 
     if settings.ingest_processes < 0:
         raise ConfigError("ingest-processes must not be negative (0: parse in the server)")

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from mailsink import Server
 from mailsink.config import Settings
-from mailsink.search import compile_search, fold, fold_for_index
-from mailsink.store import Envelope, Store
+from mailsink.store.search import compile_search, fold, fold_for_index
+from mailsink.store.sqlite import Envelope, Store
 
 
 def _mail(

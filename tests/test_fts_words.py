@@ -10,9 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailsink.records import ADDRESS_FIELDS
-from mailsink.search import compile_search, parse_search
-from mailsink.store import Envelope, Store
+from mailsink.store.models import ADDRESS_FIELDS
+from mailsink.store.search import compile_search, parse_search
+from mailsink.store.sqlite import Envelope, Store
 
 
 def _mail(subject: str, text: str, *, to: str = "Ann <ann.lee@corp.example>") -> bytes:

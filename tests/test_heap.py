@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailsink.heap import trim_heap
-from mailsink.store import Envelope, Store
+from mailsink.store.heap import trim_heap
+from mailsink.store.sqlite import Envelope, Store
 
 glibc = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",

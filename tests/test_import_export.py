@@ -19,9 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mailsink import Server, importer
-from mailsink.mbox import from_line, mbox_entry, read_mbox, received_time
-from mailsink.store import Store
+from mailsink import Server
+from mailsink.store.sqlite import Store
+from mailsink.transfer import import_export as importer
+from mailsink.transfer.mbox import from_line, mbox_entry, read_mbox, received_time
 
 from .conftest import CORPUS, CORPUS_FILES, Send
 

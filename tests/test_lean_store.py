@@ -8,11 +8,11 @@ import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
-from mailsink.codec import Dictionaries
-from mailsink.indexing import prepare
-from mailsink.migrations import WORDS_WINDOW, pack_words, unpack_words
-from mailsink.search import compile_search
-from mailsink.store import Envelope, Store
+from mailsink.store.compression import Dictionaries
+from mailsink.store.prepare import prepare
+from mailsink.store.schema import WORDS_WINDOW, pack_words, unpack_words
+from mailsink.store.search import compile_search
+from mailsink.store.sqlite import Envelope, Store
 
 
 def _mail(subject: str, text: str, *, html: str = "", attach: str = "", to: str = "") -> bytes:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from mailsink.api.mailhog import search_condition
-from mailsink.indexing import prepare
-from mailsink.records import ADDRESS_FIELDS
-from mailsink.rows import connect, file_uri, insert_message
-from mailsink.search import compile_search, fold
-from mailsink.store import Envelope, Store
+from mailsink.store.models import ADDRESS_FIELDS
+from mailsink.store.prepare import prepare
+from mailsink.store.search import compile_search, fold
+from mailsink.store.sqlite import Envelope, Store
+from mailsink.store.tables import connect, file_uri, insert_message
 
 
 def _mail(subject: str, headers: dict[str, str]) -> bytes:

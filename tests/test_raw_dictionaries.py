@@ -17,11 +17,11 @@ import pytest
 import zstandard
 
 from mailsink import Server
-from mailsink.codec import RawCompressor, save_trained, train_dictionary
-from mailsink.migrations import migrate, register_functions
-from mailsink.rows import connect
-from mailsink.search import compile_search
-from mailsink.store import Store
+from mailsink.store.compression import RawCompressor, save_trained, train_dictionary
+from mailsink.store.schema import migrate, register_functions
+from mailsink.store.search import compile_search
+from mailsink.store.sqlite import Store
+from mailsink.store.tables import connect
 from tests.conftest import CORPUS_FILES
 
 from .smtp_support import wait_until

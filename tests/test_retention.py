@@ -10,8 +10,8 @@ import pytest
 
 from mailsink import Server, Settings
 from mailsink.config import ConfigError
-from mailsink.retention import parse_age
-from mailsink.store import Store
+from mailsink.store.retention import parse_age
+from mailsink.store.sqlite import Store
 from tests.conftest import Send
 
 

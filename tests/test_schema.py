@@ -16,14 +16,14 @@ import pytest
 import mailsink
 from mailsink import Server
 from mailsink.config import Settings
-from mailsink.migrations import (
+from mailsink.store.schema import (
     APPLICATION_ID,
     BASE_VERSION,
     SCHEMA_VERSION,
     DatabaseRefused,
     migrate,
 )
-from mailsink.store import Store
+from mailsink.store.sqlite import Store
 
 _MAIL = b"Subject: kept\r\n\r\nbody\r\n"
 
@@ -37,7 +37,7 @@ def _sqlite(path: Path, script: str) -> None:
 def _development_build(path: Path) -> None:
     """What the last development build before 0.1.0 left: this very schema, with a message,
     numbered 8 by its upgrade steps and without an application ID."""
-    schema = Path(mailsink.__file__).with_name("schema.sql").read_text("utf-8")
+    schema = Path(mailsink.__file__).parent.joinpath("store", "schema.sql").read_text("utf-8")
     _sqlite(
         path,
         schema + "INSERT INTO messages (uid, created, size) VALUES ('A', 0, 1);"

@@ -8,9 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailsink.message import ParsedMessage
-from mailsink.search import SearchError, compile_search, fold, parse_search
-from mailsink.store import Envelope, Store
+from mailsink.parsing.parser import ParsedMessage
+from mailsink.store.search import SearchError, compile_search, fold, parse_search
+from mailsink.store.sqlite import Envelope, Store
 
 
 def mail(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mailsink.codec import unpack_raw
-from mailsink.indexing import prepare, search_body
-from mailsink.message import parse
-from mailsink.search import compile_search
-from mailsink.store import Envelope, Store
+from mailsink.parsing.parser import parse
+from mailsink.store.compression import unpack_raw
+from mailsink.store.prepare import prepare, search_body
+from mailsink.store.search import compile_search
+from mailsink.store.sqlite import Envelope, Store
 from tests.conftest import CORPUS_FILES
 
 

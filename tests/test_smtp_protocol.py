@@ -13,12 +13,12 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from mailsink import Server
-from mailsink.chaos import Chaos
-from mailsink.smtp import SinkHandler
-from mailsink.smtp_auth import Authenticator
-from mailsink.smtp_protocol import SessionGate, SinkSMTP
-from mailsink.stats import Stats
-from mailsink.store import Store
+from mailsink.smtp.auth import Authenticator
+from mailsink.smtp.chaos import Chaos
+from mailsink.smtp.handler import SinkHandler
+from mailsink.smtp.protocol import SessionGate, SinkSMTP
+from mailsink.smtp.stats import Stats
+from mailsink.store.sqlite import Store
 
 from .smtp_support import greeted, messages, raw_of
 

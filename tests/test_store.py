@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailsink.message import Address
-from mailsink.migrations import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefused
-from mailsink.store import Envelope, Event, Store
+from mailsink.parsing.parser import Address
+from mailsink.store.schema import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefused
+from mailsink.store.sqlite import Envelope, Event, Store
 
 
 def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> None:

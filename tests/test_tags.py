@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from mailsink import Server
-from mailsink.message import parse
-from mailsink.store import Envelope, Event, Store
-from mailsink.tags import clean_tag, make_tagger, tags_of
+from mailsink.parsing.parser import parse
+from mailsink.store.sqlite import Envelope, Event, Store
+from mailsink.store.tags import clean_tag, make_tagger, tags_of
 from tests.conftest import Send
 
 

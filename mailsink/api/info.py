@@ -11,9 +11,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from .. import __version__
-from ..relay import Relay
-from ..server import Sink
-from .v1 import sink_of
+from ..outbound.relay import Relay
+from ..sink import Sink
+from .mailpit import sink_of
 
 __all__ = ["app_information", "router", "webui_configuration"]
 

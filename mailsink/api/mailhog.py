@@ -13,13 +13,13 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ..relay import RelayError, envelope_sender, remove_headers
-from ..server import Sink
-from ..store import StoredMessage
+from ..outbound.relay import RelayError, envelope_sender, remove_headers
+from ..sink import Sink
+from ..store.sqlite import StoredMessage
 from .bodies import RequestBody
 from .mailhog_shapes import content_json, message_json, page_json
+from .mailpit import CONTENT_HEADERS, MAX_START, sink_of
 from .release import relay_of
-from .v1 import CONTENT_HEADERS, MAX_START, sink_of
 
 __all__ = ["MailHogRelease", "router", "search_condition"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from email.message import Message
 from typing import Any
 
-from ..store import StoredMessage
-from .shapes import rfc3339
+from ..store.sqlite import StoredMessage
+from .mailpit_shapes import rfc3339
 
 __all__ = ["content_json", "message_json", "page_json", "path_json"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ..importer import mbox_chunks
+from ..transfer.import_export import mbox_chunks
+from .mailpit import CONTENT_HEADERS, sink_of
 from .search import SearchQuery, TimeZone, compiled
-from .v1 import CONTENT_HEADERS, sink_of
 
 __all__ = ["router"]
 

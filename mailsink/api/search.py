@@ -8,11 +8,11 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from ..search import SearchError, compile_search
-from ..tags import clean_tag
+from ..store.search import SearchError, compile_search
+from ..store.tags import clean_tag
 from .bodies import StrictBody
-from .shapes import page_json
-from .v1 import Limit, Start, sink_of
+from .mailpit import Limit, Start, sink_of
+from .mailpit_shapes import page_json
 
 __all__ = ["compiled", "router"]
 

@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import Field, model_validator
 
-from ..store import Envelope
+from ..store.sqlite import Envelope
 from .bodies import RequestBody
-from .v1 import sink_of
+from .mailpit import sink_of
 
 __all__ = ["SendAddress", "SendAttachment", "SendRequest", "build_message", "router"]
 

@@ -1,6 +1,6 @@
 """``GET /api/v1/wait``: a search that answers once enough messages match (long poll).
 
-A CI job or :mod:`mailsink.client` asks "tell me when two messages to bob@example.test
+A CI job or :mod:`mailsink.testing.client` asks "tell me when two messages to bob@example.test
 exist" and gets the answer the moment the second one is stored, without polling in a loop.
 The request wakes on the store's events, so it costs nothing while it waits.
 """
@@ -15,11 +15,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..events import Subscription
-from ..store import Page
+from ..store.events import Subscription
+from ..store.sqlite import Page
+from .mailpit import MAX_START, sink_of
+from .mailpit_shapes import page_json
 from .search import SearchQuery, TimeZone, compiled
-from .shapes import page_json
-from .v1 import MAX_START, sink_of
 
 __all__ = ["MAX_WAIT", "router"]
 
