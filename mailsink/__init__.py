@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import ConfigError, Settings
-    from .sink import Server
     from .testing.mail import Mail
+    from .testing.server import Server
 
 __all__ = ["ConfigError", "Mail", "Server", "Settings", "__version__"]
 
@@ -19,7 +19,7 @@ __all__ = ["ConfigError", "Mail", "Server", "Settings", "__version__"]
 _LAZY = {
     "ConfigError": ".config",
     "Settings": ".config",
-    "Server": ".sink",
+    "Server": ".testing.server",
     "Mail": ".testing.mail",
 }
 

@@ -169,7 +169,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     # httpx every request (the webhook's URL may hold a token): only their warnings show.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from .sink import Sink, serve
+    from .runner import serve
+    from .sink import Sink
     from .smtp.passwords import CredentialsError
     from .smtp.tls import TLSConfigError
 

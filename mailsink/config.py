@@ -10,11 +10,27 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ConfigError", "Settings", "parse_hostport"]
+__all__ = ["ConfigError", "Settings", "parse_age", "parse_hostport"]
 
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message says which and why."""
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float | None:
+    """Seconds in an age such as ``90m``, ``12h``, ``7d`` or ``2w``; None for ``""``."""
+    text = text.strip()
+    if not text:
+        return None
+    match = _AGE.fullmatch(text)
+    seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()] if match else 0
+    if seconds <= 0:
+        raise ConfigError(f"max-age: expected an age such as 90m, 12h, 7d or 2w, got {text!r}")
+    return seconds
 
 
 def parse_hostport(value: str, *, name: str) -> tuple[str, int]:
@@ -332,8 +348,6 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
 
 def _check_search_settings(settings: Settings) -> None:
     """Refuse retention limits that make no sense."""
-    from .store.retention import parse_age  # imported here: it pulls in the store
-
     if settings.ingest_processes < 0:
         raise ConfigError("ingest-processes must not be negative (0: parse in the server)")
     if settings.max_messages < 0:

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from mailsink import Server, Settings
-from mailsink.config import ConfigError
-from mailsink.store.retention import parse_age
+from mailsink.config import ConfigError, parse_age
 from mailsink.store.sqlite import Store
 from tests.conftest import Send
 

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from ..smtp.chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
 from .bodies import StrictBody
-from .mailpit import sink_of
+from .deps import sink_of
 
 __all__ = ["ChaosTriggers", "router"]
 

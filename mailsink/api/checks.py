@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..outbound.linkcheck import check_links, extract_links
 from ..parsing.parser import parse
-from .mailpit import MessageID, found, raw_of, sink_of
+from .deps import MessageID, found, raw_of, sink_of
 
 __all__ = ["router"]
 

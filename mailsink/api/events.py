@@ -22,10 +22,10 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .. import __version__
+from ..shapes.mailpit import summary_json
 from ..sink import Sink
 from ..store.sqlite import Event
-from .mailpit import sink_of
-from .mailpit_shapes import summary_json
+from .deps import sink_of
 
 __all__ = ["EventStream", "router"]
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from .. import __version__
 from ..outbound.relay import Relay
 from ..sink import Sink
-from .mailpit import sink_of
+from .deps import sink_of
 
 __all__ = ["app_information", "router", "webui_configuration"]
 

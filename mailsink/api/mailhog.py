@@ -14,11 +14,11 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ..outbound.relay import RelayError, envelope_sender, remove_headers
+from ..shapes.mailhog import content_json, message_json, page_json
 from ..sink import Sink
 from ..store.sqlite import StoredMessage
 from .bodies import RequestBody
-from .mailhog_shapes import content_json, message_json, page_json
-from .mailpit import CONTENT_HEADERS, MAX_START, sink_of
+from .deps import CONTENT_HEADERS, MAX_START, sink_of
 from .release import relay_of
 
 __all__ = ["MailHogRelease", "router", "search_condition"]

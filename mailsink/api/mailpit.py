@@ -5,64 +5,30 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from ..parsing.lines import line_warnings
 from ..parsing.parser import parse, part_content
-from ..sink import Sink
+from ..shapes.mailpit import canonical_header_name, message_json, page_json
 from ..store.search import SearchError, compile_search
-from ..store.sqlite import StoredMessage
 from .bodies import StrictBody
-from .mailpit_shapes import canonical_header_name, message_json, page_json
+from .deps import (
+    CONTENT_HEADERS,
+    Limit,
+    MessageID,
+    PartIDPath,
+    Start,
+    found,
+    is_reading,
+    raw_of,
+    sink_of,
+)
 
-__all__ = ["MAX_START", "MessageID", "PartIDPath", "is_reading", "router", "sink_of"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
-
-# Served with every response that carries captured content: whatever a message holds, the
-# browser treats it as an inert document in an opaque origin, never as part of the UI.
-CONTENT_HEADERS = {
-    "Content-Security-Policy": (
-        "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-}
-
-MessageID = Annotated[str, Path(description="Message ID, or `latest` for the newest message")]
-PartIDPath = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Part ID, e.g. 2.1")]
-
-
-def sink_of(request: Request) -> Sink:
-    """The sink the app serves."""
-    sink: Sink = request.app.state.sink
-    return sink
-
-
-def is_reading(request: Request) -> bool:
-    """Whether a request is someone reading, not a browser loading an image or stylesheet.
-
-    A message's HTML, once its remote content is allowed, may point an ``<img>`` or a CSS
-    ``url()`` at this server; such loads say so in ``Sec-Fetch-Dest`` and must not mark
-    messages read. Clients that send no such header (scripts, API clients) are reading.
-    """
-    return request.headers.get("sec-fetch-dest", "empty") in ("empty", "document")
-
-
-def found(sink: Sink, uid: str) -> StoredMessage:
-    """The message with this ID, or a 404 that says so."""
-    message = sink.store.get(uid)
-    if message is None:
-        raise HTTPException(404, f"message {uid!r} not found")
-    return message
-
-
-def raw_of(sink: Sink, message: StoredMessage) -> bytes:
-    raw = sink.store.raw(message.id)
-    if raw is None:  # deleted between the two reads
-        raise HTTPException(404, f"message {message.id!r} not found")
-    return raw
 
 
 class ReadStatus(StrictBody):
@@ -79,13 +45,6 @@ class DeleteRequest(StrictBody):
     """Body of ``DELETE /api/v1/messages``."""
 
     IDs: list[str] = Field(default_factory=list, description="Messages to delete; empty: all")
-
-
-MAX_START = 2**63 - 1
-"""The largest offset SQLite can take: a larger one is a 400, not an overflow."""
-
-Start = Annotated[int, Query(ge=0, le=MAX_START, description="Pagination offset")]
-Limit = Annotated[int, Query(ge=1, le=5000, description="Number of messages per page")]
 
 
 @router.get("/messages", summary="List messages, newest first")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from ..transfer.import_export import mbox_chunks
-from .mailpit import CONTENT_HEADERS, sink_of
+from .deps import CONTENT_HEADERS, sink_of
 from .search import SearchQuery, TimeZone, compiled
 
 __all__ = ["router"]

@@ -11,7 +11,7 @@ from pydantic import Field
 from ..outbound.relay import Relay, RelayError, envelope_sender, prepare_release
 from ..sink import Sink
 from .bodies import RequestBody
-from .mailpit import MessageID, found, raw_of, sink_of
+from .deps import MessageID, found, raw_of, sink_of
 
 __all__ = ["ReleaseRequest", "relay_of", "release", "router"]
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
+from ..shapes.mailpit import page_json
 from ..store.search import SearchError, compile_search
 from ..store.tags import clean_tag
 from .bodies import StrictBody
-from .mailpit import Limit, Start, sink_of
-from .mailpit_shapes import page_json
+from .deps import Limit, Start, sink_of
 
 __all__ = ["compiled", "router"]
 

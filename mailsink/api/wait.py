@@ -15,10 +15,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..shapes.mailpit import page_json
 from ..store.events import Subscription
 from ..store.sqlite import Page
-from .mailpit import MAX_START, sink_of
-from .mailpit_shapes import page_json
+from .deps import MAX_START, sink_of
 from .search import SearchQuery, TimeZone, compiled
 
 __all__ = ["MAX_WAIT", "router"]

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from .. import __version__
-from ..api.mailpit_shapes import summary_json
 from ..config import Settings
+from ..shapes.mailpit import summary_json
 from ..store.events import Hub
 from ..store.sqlite import Event, Store
 

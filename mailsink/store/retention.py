@@ -10,34 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 
-from ..config import ConfigError
 from .events import Hub
 from .models import Event
 from .sqlite import Store
 
-__all__ = ["Pruner", "parse_age"]
+__all__ = ["Pruner"]
 
 log = logging.getLogger("mailsink.retention")
 
-_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
-_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # How long to let new messages gather before pruning for them: one pass for many arrivals.
 _SETTLE = 0.2
-
-
-def parse_age(text: str) -> float | None:
-    """Seconds in an age such as ``90m``, ``12h``, ``7d`` or ``2w``; None for ``""``."""
-    text = text.strip()
-    if not text:
-        return None
-    match = _AGE.fullmatch(text)
-    seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()] if match else 0
-    if seconds <= 0:
-        raise ConfigError(f"max-age: expected an age such as 90m, 12h, 7d or 2w, got {text!r}")
-    return seconds
 
 
 class Pruner:

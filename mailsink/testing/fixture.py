@@ -19,8 +19,8 @@ from .inbox import Inbox
 from .mail import Mail
 
 if TYPE_CHECKING:
-    from ..sink import Server
     from .client import Client
+    from .server import Server
 
 __all__ = ["MailsinkFixture", "Session", "handle_for"]
 
@@ -133,7 +133,7 @@ class Session:
 
     def server(self) -> Server:
         if self._server is None:
-            from ..sink import Server
+            from .server import Server
 
             self._server = Server(self.settings).start()
         return self._server
@@ -191,7 +191,7 @@ def _marker_settings(node: pytest.Item) -> dict[str, Any] | None:
 
 def _dedicated(base: Settings, overrides: dict[str, Any]) -> Server:
     """A server for one test: the session's settings on fresh free ports, then the marker's."""
-    from ..sink import Server
+    from .server import Server
 
     unknown = sorted(set(overrides) - set(Settings.field_names()))
     if unknown:

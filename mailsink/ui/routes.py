@@ -17,10 +17,10 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..api import events as events_api
-from ..api.mailpit import CONTENT_HEADERS, MAX_START, MessageID, found, is_reading, raw_of, sink_of
-from ..api.mailpit_shapes import envelope_json, page_json, rfc3339
+from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, found, is_reading, raw_of, sink_of
 from ..parsing.lines import line_warnings
 from ..parsing.parser import parse
+from ..shapes.mailpit import envelope_json, page_json, rfc3339
 from ..sink import Sink
 from ..store.sqlite import StoredMessage
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from ..api.mailpit import CONTENT_HEADERS, MessageID, PartIDPath, sink_of
+from ..api.deps import CONTENT_HEADERS, MessageID, PartIDPath, sink_of
 from ..parsing.parser import part_content
 from .thumbnails import thumbnail
 

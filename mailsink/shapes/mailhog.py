@@ -12,7 +12,7 @@ from email.message import Message
 from typing import Any
 
 from ..store.sqlite import StoredMessage
-from .mailpit_shapes import rfc3339
+from .mailpit import rfc3339
 
 __all__ = ["content_json", "message_json", "page_json", "path_json"]
 
