@@ -13,9 +13,9 @@ from .smtp.chaos import Chaos
 from .smtp.handler import start_smtp
 from .smtp.protocol import SessionGate
 from .smtp.stats import Stats
+from .store import Event, Store, create_store
 from .store.events import Hub
 from .store.retention import Pruner
-from .store.sqlite import Event, Store
 from .store.tags import make_tagger
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class Sink:
             self.settings.smtp_chaos_reject_next,
             self.settings.smtp_chaos_rules,
         )
-        self.store = Store(
+        self.store: Store = create_store(
             self.settings.db,
             on_event=self._changed,
             tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),

@@ -8,6 +8,7 @@ one lower in the pipeline, and no chain of imports leads from a module back to i
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
@@ -178,6 +179,50 @@ def test_top_level_holds_only_the_entry_modules_and_the_parts() -> None:
     assert top == {"__init__", "__main__", "app", "cli", "config", "runner", "sink"}
 
 
+# SQL as it is written here, anywhere in a string: upper-case statements and clauses (prose
+# that says "Delete some messages" is not SQL).
+_SQL = re.compile(
+    r"\b(SELECT\s.*\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM"
+    r"|CREATE\s+(TABLE|INDEX|VIEW|TRIGGER|VIRTUAL)|DROP\s+\w+|PRAGMA\s+\w+)\b",
+    re.DOTALL,
+)
+
+
+def sql_outside_the_store(root: Path) -> list[str]:
+    """Modules outside ``store/`` that import sqlite3 or hold a string that starts as SQL."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.relative_to(root).parts[0] == "store":
+            continue
+        where = path.relative_to(root.parent)
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if "sqlite3" in names or (
+                    isinstance(node, ast.ImportFrom) and node.module == "sqlite3"
+                ):
+                    found.append(f"{where}:{node.lineno}: imports sqlite3")
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and _SQL.search(node.value)
+            ):
+                found.append(f"{where}:{node.lineno}: {node.value[:40]!r}")
+    return found
+
+
+def test_nothing_outside_the_store_writes_sql() -> None:
+    assert sql_outside_the_store(PACKAGE) == []
+
+
+def test_outside_the_store_only_its_interface_and_neutral_parts_are_imported() -> None:
+    neutral = {"mailsink.store", "mailsink.store.events", "mailsink.store.tags"}
+    neutral.add("mailsink.store.retention")
+    for module in read_modules(PACKAGE).values():
+        if part_of(module.name) != "store":
+            assert {t for t in module.imports if part_of(t) == "store"} <= neutral, module.name
+
+
 def _planted(tmp_path: Path, module: str, line: str) -> dict[str, Module]:
     copy = tmp_path / "mailsink"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
@@ -195,6 +240,19 @@ def test_a_type_only_upward_import_is_caught(tmp_path: Path) -> None:
     planted = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..sink import Sink"
     modules = _planted(tmp_path, "mailsink.parsing.lines", planted)
     assert upward_imports(modules) == ["mailsink.parsing.lines -> mailsink.sink"]
+
+
+def test_sql_outside_the_store_is_caught(tmp_path: Path) -> None:
+    copy = tmp_path / "mailsink"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    info = copy / "api" / "info.py"
+    info.write_text(info.read_text("utf-8") + '\nQ = """\n  SELECT count(*) FROM messages"""\n')
+    (copy / "ui" / "raw_db.py").write_text("from sqlite3 import connect\n")
+    assert sql_outside_the_store(copy) == [
+        f"mailsink/api/info.py:{len(info.read_text().splitlines()) - 1}: "
+        "'\\n  SELECT count(*) FROM messages'",
+        "mailsink/ui/raw_db.py:1: imports sqlite3",
+    ]
 
 
 def test_a_cycle_is_caught(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import HTTPException, Path, Query, Request
 
 from ..sink import Sink
-from ..store.sqlite import StoredMessage
+from ..store import StoredMessage
 
 __all__ = [
     "CONTENT_HEADERS",

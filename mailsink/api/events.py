@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from .. import __version__
 from ..shapes.mailpit import summary_json
 from ..sink import Sink
-from ..store.sqlite import Event
+from ..store import Event
 from .deps import sink_of
 
 __all__ = ["EventStream", "router"]

@@ -12,7 +12,7 @@ from pydantic import Field
 from ..parsing.lines import line_warnings
 from ..parsing.parser import parse, part_content
 from ..shapes.mailpit import canonical_header_name, message_json, page_json
-from ..store.search import SearchError, compile_search
+from ..store import Search, SearchError
 from .bodies import StrictBody
 from .deps import (
     CONTENT_HEADERS,
@@ -64,10 +64,10 @@ def set_read(
     body = body or ReadStatus(Read=False)
     if body.Search.strip() and not body.IDs:
         try:
-            where, params = compile_search(body.Search, tz=tz or None)
+            search = Search(body.Search, tz=tz or None)
         except SearchError as exc:
             raise HTTPException(400, f"Search: {exc}") from None
-        sink.store.set_read_where(where, params, body.Read).result()
+        sink.store.set_read_matching(search, body.Read).result()
         return "ok"
     sink.store.set_read(body.IDs or None, body.Read).result()
     return "ok"

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 
 from ..transfer.import_export import mbox_chunks
 from .deps import CONTENT_HEADERS, sink_of
-from .search import SearchQuery, TimeZone, compiled
+from .search import SearchQuery, TimeZone, searched
 
 __all__ = ["router"]
 
@@ -21,9 +21,9 @@ router = APIRouter(prefix="/api/v1", tags=["messages"])
     responses={200: {"content": {"application/mbox": {}}}},
 )
 def search_mbox(request: Request, query: SearchQuery = "", tz: TimeZone = "") -> StreamingResponse:
-    where, params = compiled(query, tz) if query.strip() else ("", [])
+    search = searched(query, tz) if query.strip() else None
     return StreamingResponse(
-        mbox_chunks(sink_of(request).store, where, params),
+        mbox_chunks(sink_of(request).store, search),
         media_type="application/mbox",
         headers={**CONTENT_HEADERS, "Content-Disposition": 'attachment; filename="mailsink.mbox"'},
     )

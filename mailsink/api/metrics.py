@@ -8,7 +8,6 @@ is process-global, and two servers in one process must not mix their figures).
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
@@ -25,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from ..sink import Sink
+from ..store import STORE_ERRORS
 
 __all__ = ["SinkCollector", "registry_for", "router"]
 
@@ -88,32 +88,27 @@ class SinkCollector(Collector):
         if not sink.started:
             return  # no store to read yet (or any more)
         try:
-            total, unread, message_bytes, db_bytes = sink.store.read(_store_figures)
-        except (sqlite3.Error, RuntimeError):
+            figures = sink.store.figures()
+        except STORE_ERRORS:
             return  # closing under our feet; the next scrape has the figures again
-        yield GaugeMetricFamily("mailsink_messages_stored", "Messages in the store.", value=total)
+        except RuntimeError:
+            return  # closed: likewise
         yield GaugeMetricFamily(
-            "mailsink_messages_unread", "Stored messages not yet read.", value=unread
+            "mailsink_messages_stored", "Messages in the store.", value=figures.total
+        )
+        yield GaugeMetricFamily(
+            "mailsink_messages_unread", "Stored messages not yet read.", value=figures.unread
         )
         yield GaugeMetricFamily(
             "mailsink_store_messages_bytes",
             "Bytes of the stored messages, as received.",
-            value=message_bytes,
+            value=figures.message_bytes,
         )
         yield GaugeMetricFamily(
             "mailsink_store_database_bytes",
             "Size of the SQLite database, indexes and free pages included.",
-            value=db_bytes,
+            value=figures.database_bytes,
         )
-
-
-def _store_figures(db: sqlite3.Connection) -> tuple[int, int, int, int]:
-    total, unread, size = db.execute(
-        "SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) FROM messages"
-    ).fetchone()
-    (pages,) = db.execute("PRAGMA page_count").fetchone()
-    (page_size,) = db.execute("PRAGMA page_size").fetchone()
-    return int(total), int(unread), int(size), int(pages) * int(page_size)
 
 
 def registry_for(sink: Sink) -> CollectorRegistry:

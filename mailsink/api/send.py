@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import Field, model_validator
 
-from ..store.sqlite import Envelope
+from ..store import Envelope
 from .bodies import RequestBody
 from .deps import sink_of
 

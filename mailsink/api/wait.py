@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..shapes.mailpit import page_json
+from ..store import Page
 from ..store.events import Subscription
-from ..store.sqlite import Page
 from .deps import MAX_START, sink_of
-from .search import SearchQuery, TimeZone, compiled
+from .search import SearchQuery, TimeZone, searched
 
 __all__ = ["MAX_WAIT", "router"]
 
@@ -66,12 +66,12 @@ async def wait(
     tz: TimeZone = "",
 ) -> Any:
     sink = sink_of(request)
-    where, params = compiled(query, tz) if query.strip() else ("", [])
+    search = searched(query, tz) if query.strip() else None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
 
     def look() -> Page:
-        return sink.store.page(start, limit, where, params)
+        return sink.store.page(start, limit, search)
 
     # Subscribe before the first look: a message stored in between still wakes us.
     sub = sink.hub.subscribe()

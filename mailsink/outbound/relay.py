@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings, parse_hostport
-from ..store.sqlite import new_id
+from ..store import new_id
 
 __all__ = [
     "Relay",

@@ -18,8 +18,8 @@ import httpx
 from .. import __version__
 from ..config import Settings
 from ..shapes.mailpit import summary_json
+from ..store import Event, Store
 from ..store.events import Hub
-from ..store.sqlite import Event, Store
 
 __all__ = ["WebhookSender"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from email.message import Message
 from typing import Any
 
-from ..store.sqlite import StoredMessage
+from ..store import StoredMessage
 from .mailpit import rfc3339
 
 __all__ = ["content_json", "message_json", "page_json", "path_json"]

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..parsing.parser import Address, ParsedMessage, Part
-from ..store.sqlite import Page, StoredMessage
+from ..store import Page, StoredMessage
 
 __all__ = [
     "attachment_json",

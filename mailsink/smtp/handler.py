@@ -16,7 +16,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from ..config import Settings
-from ..store.sqlite import Envelope, Store
+from ..store import Envelope, Store
 from .auth import Authenticator, cram_md5, username_of
 from .chaos import Chaos, reply
 from .data import DataLimits

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from .sqlite import Event
+from .models import Event
 
 __all__ = ["Hub", "Subscription"]
 

@@ -16,8 +16,10 @@ __all__ = [
     "ADDRESS_FIELDS",
     "ENVELOPE_FIELDS",
     "SUMMARY_COLUMNS",
+    "SUMMARY_FIELDS",
     "Envelope",
     "Event",
+    "Figures",
     "Page",
     "StoredMessage",
     "addr_json",
@@ -121,6 +123,18 @@ class StoredMessage:
 
 
 @dataclass
+class Figures:
+    """How much a store holds, for ``/api/v1/info`` and ``/metrics``."""
+
+    total: int
+    unread: int
+    message_bytes: int  # the messages as received
+    database_bytes: int  # the database's pages, free ones included
+    disk_bytes: int  # on disk, the write-ahead log included (in memory: database_bytes)
+    tags: dict[str, int]  # messages per tag
+
+
+@dataclass
 class Page:
     """One page of a listing, with the counts a UI needs."""
 
@@ -132,10 +146,33 @@ class Page:
     matched_unread: int
 
 
-SUMMARY_COLUMNS = (
-    "id, uid, created, size, read, mail_from, rcpt_to, helo, peer, username, tls, message_id, "
-    "subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, snippet, attachments, inline"
-)
+# The ``messages`` columns a summary is made of, each beside the ``StoredMessage`` field it
+# fills: the one list the row's INSERT, every SELECT of summaries and ``rows_to_messages``
+# follow, so no column is known by its position. ``id`` (the row ID) comes first, for tags.
+SUMMARY_FIELDS: dict[str, str] = {
+    "uid": "id",
+    "created": "created",
+    "size": "size",
+    "read": "read",
+    "mail_from": "mail_from",
+    "rcpt_to": "rcpt_to",
+    "helo": "helo",
+    "peer": "peer",
+    "username": "username",
+    "tls": "tls",
+    "message_id": "message_id",
+    "subject": "subject",
+    "sender": "sender",
+    "to_list": "to",
+    "cc_list": "cc",
+    "bcc_list": "bcc",
+    "reply_to_list": "reply_to",
+    "date": "date",
+    "snippet": "snippet",
+    "attachments": "attachments",
+    "inline": "inline",
+}
+SUMMARY_COLUMNS = ", ".join(["id", *SUMMARY_FIELDS])
 
 
 def prefixed(alias: str) -> str:
@@ -173,6 +210,23 @@ def _addr_list(text: str) -> list[Address]:
     return [_address(a) for a in json.loads(text)]
 
 
+def _sender(text: str | None) -> Address | None:
+    return _address(json.loads(text)) if text else None
+
+
+# How a column's stored value becomes its field's (the others are taken as they are).
+_DECODE: dict[str, Any] = {
+    "read": bool,
+    "tls": bool,
+    "rcpt_to": json.loads,
+    "sender": _sender,
+    "to": _addr_list,
+    "cc": _addr_list,
+    "bcc": _addr_list,
+    "reply_to": _addr_list,
+}
+
+
 def rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[StoredMessage]:
     """``SUMMARY_COLUMNS`` rows as summaries, with each message's tags read alongside."""
     if not rows:
@@ -187,32 +241,10 @@ def rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[Stored
             tags.setdefault(message, []).append(tag)
     out = []
     for r in rows:
-        out.append(
-            StoredMessage(
-                id=r[1],
-                created=r[2],
-                size=r[3],
-                read=bool(r[4]),
-                mail_from=r[5],
-                rcpt_to=json.loads(r[6]),
-                helo=r[7],
-                peer=r[8],
-                username=r[9],
-                tls=bool(r[10]),
-                message_id=r[11],
-                subject=r[12],
-                sender=_address(json.loads(r[13])) if r[13] else None,
-                to=_addr_list(r[14]),
-                cc=_addr_list(r[15]),
-                bcc=_addr_list(r[16]),
-                reply_to=_addr_list(r[17]),
-                date=r[18],
-                snippet=r[19],
-                attachments=r[20],
-                inline=r[21],
-                tags=tags.get(r[0], []),
-            )
-        )
+        values = dict(zip(SUMMARY_FIELDS.values(), r[1:], strict=True))
+        for name, decode in _DECODE.items():
+            values[name] = decode(values[name])
+        out.append(StoredMessage(**values, tags=tags.get(r[0], [])))
     return out
 
 

@@ -28,10 +28,11 @@ Tagger = Callable[[ParsedMessage, Envelope], Iterable[str]]
 
 @dataclass
 class Prepared:
-    """Everything the store inserts for one message (``message`` lacks the row ID)."""
+    """Everything the store inserts for one message (``message``: its ``messages`` row by
+    column, but for the row ID, ``uid`` and ``read``)."""
 
     uid: str
-    message: tuple[object, ...]
+    message: dict[str, object]
     raw: bytes
     compression: str
     addresses: list[tuple[int, str, str]]  # fields (ADDRESS_FIELDS bits), address, folded name
@@ -52,28 +53,28 @@ def prepare(
     writer's ``compressor``, or with zstd alone)."""
     parsed = parse(raw)
     sender = parsed.sender
-    message = (
-        received,
-        len(raw),
-        env.mail_from,
-        compact_json(list(env.rcpt_to)),
-        env.helo,
-        env.peer,
-        env.username,
-        env.tls,
-        parsed.message_id,
-        parsed.subject,
-        sender_json(sender),
-        addr_json(parsed.to),
-        addr_json(parsed.cc),
-        addr_json(parsed.bcc),
-        addr_json(parsed.reply_to),
-        parsed.date.timestamp() if parsed.date else None,
-        parsed.snippet,
-        len(parsed.attachments),
-        len(parsed.inline),
-        fold(parsed.subject),
-    )
+    message: dict[str, object] = {
+        "created": received,
+        "size": len(raw),
+        "mail_from": env.mail_from,
+        "rcpt_to": compact_json(list(env.rcpt_to)),
+        "helo": env.helo,
+        "peer": env.peer,
+        "username": env.username,
+        "tls": env.tls,
+        "message_id": parsed.message_id,
+        "subject": parsed.subject,
+        "sender": sender_json(sender),
+        "to_list": addr_json(parsed.to),
+        "cc_list": addr_json(parsed.cc),
+        "bcc_list": addr_json(parsed.bcc),
+        "reply_to_list": addr_json(parsed.reply_to),
+        "date": parsed.date.timestamp() if parsed.date else None,
+        "snippet": parsed.snippet,
+        "attachments": len(parsed.attachments),
+        "inline": len(parsed.inline),
+        "subject_folded": fold(parsed.subject),
+    }
     fields: list[tuple[str, list[Address]]] = [
         ("from", [sender] if sender else []),
         ("to", parsed.to),

@@ -13,8 +13,8 @@ import logging
 import time
 
 from .events import Hub
+from .interface import Store
 from .models import Event
-from .sqlite import Store
 
 __all__ = ["Pruner"]
 

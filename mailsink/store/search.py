@@ -30,10 +30,15 @@ from .models import ADDRESS_FIELDS, ENVELOPE_FIELDS
 
 __all__ = [
     "FILTERS",
+    "MAILHOG_KINDS",
     "CompiledSearch",
+    "Search",
     "SearchError",
     "Term",
+    "check_search",
+    "compile_mailhog",
     "compile_search",
+    "condition",
     "fold",
     "fold_for_index",
     "parse_search",
@@ -253,6 +258,83 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
             params.append(" OR ".join(text_out))
     rest = " AND ".join(conditions)
     return CompiledSearch(fts, rest, params, fts_table), ([fts] if fts else []) + params
+
+
+@dataclass(frozen=True)
+class Search:
+    """Which messages: a query in the search language, or one of MailHog's searches.
+
+    ``kind`` is empty for the search language (``tz`` then says in which time zone its
+    dates are meant), or MailHog's ``from``, ``to`` or ``containing`` with ``query`` the
+    text to look for in any case. A malformed search is refused when it is made, with a
+    ``SearchError`` that says what is wrong and where.
+    """
+
+    query: str
+    tz: str | None = None
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        check_search(self)
+
+    @property
+    def everything(self) -> bool:
+        """Whether it finds every message (an empty query)."""
+        return not self.kind and not self.query.strip()
+
+
+def check_search(search: Search) -> None:
+    """Raise SearchError if ``search`` is malformed (what ``Search`` does when made)."""
+    if search.kind:
+        if search.kind not in MAILHOG_KINDS:
+            raise SearchError(f"kind: expected from, to or containing, got {search.kind!r}", None)
+    elif not search.everything:
+        compile_search(search.query, tz=search.tz)
+
+
+def condition(search: Search | None) -> tuple[str, list[object]]:
+    """The SQL condition on ``messages m`` a search makes, and its parameters; ``("", [])``
+    for every message."""
+    if search is None or search.everything:
+        return "", []
+    if search.kind:
+        where, params = compile_mailhog(search.kind, search.query)
+        return where, list(params)
+    return compile_search(search.query, tz=search.tz)
+
+
+MAILHOG_KINDS = ("from", "to", "containing")
+
+# Case-insensitive substring matches, as MailHog's search does; a header's name is the ID
+# of its lower-case name in ``header_names``.
+_HEADER_HAS = (
+    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id "
+    "AND h.name IN (SELECT id FROM header_names WHERE name IN ({names})) "
+    "AND instr(lower(h.value), ?) > 0)"
+)
+_ANY_HEADER_HAS = (
+    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id AND instr(lower(h.value), ?) > 0)"
+)
+_RAW_HAS = (
+    "EXISTS (SELECT 1 FROM raw r WHERE r.id = m.id "
+    "AND instr(lower(CAST(mailsink_raw(r.data, r.compression) AS TEXT)), ?) > 0)"
+)
+_RCPT_HAS = "EXISTS (SELECT 1 FROM json_each(m.rcpt_to) t WHERE instr(lower(t.value), ?) > 0)"
+
+
+def compile_mailhog(kind: str, query: str) -> tuple[str, tuple[str, ...]]:
+    """SQL condition and parameters for a MailHog search ``kind`` (from, to or containing)."""
+    needle = query.lower()
+    if kind == "from":
+        header = _HEADER_HAS.format(names="'from'")
+        where = f"(instr(lower(m.mail_from), ?) > 0 OR {header})"
+        return where, (needle, needle)
+    if kind == "to":
+        names = "'to', 'cc', 'bcc'"
+        return f"({_RCPT_HAS} OR {_HEADER_HAS.format(names=names)})", (needle, needle)
+    if kind == "containing":
+        return f"({_ANY_HEADER_HAS} OR {_RAW_HAS})", (needle, needle)
+    raise ValueError(f"unknown search kind {kind!r}")
 
 
 def _matching(table: str) -> str:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..parsing.parser import ParsedMessage
@@ -26,17 +27,17 @@ from .models import (
     SUMMARY_COLUMNS,
     Envelope,
     Event,
+    Figures,
     Page,
     StoredMessage,
     chunks,
     drain,
-    new_id,
     prefixed,
     rows_to_messages,
 )
 from .prepare import Prepared, prepare
-from .schema import DatabaseRefused, migrate, schema_version, unreadable
-from .search import CompiledSearch, fold
+from .schema import migrate, schema_version, unreadable
+from .search import CompiledSearch, Search, condition, fold
 from .tables import (
     connect,
     delete_all_messages,
@@ -47,7 +48,7 @@ from .tables import (
 )
 from .tags import distinct_tags
 
-__all__ = ["DatabaseRefused", "Envelope", "Event", "Page", "Store", "StoredMessage", "new_id"]
+__all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 
@@ -66,8 +67,9 @@ class _Job:
     future: Future[Any]
 
 
-class Store:
-    """Messages in SQLite: ``path`` is a file, or empty for a private in-memory database."""
+class SQLiteStore:
+    """The :class:`~mailsink.store.interface.Store` in SQLite: ``path`` is a file, or empty
+    for a private in-memory database."""
 
     def __init__(
         self,
@@ -100,7 +102,7 @@ class Store:
 
     # -- life cycle ----------------------------------------------------------------------
 
-    def open(self) -> Store:
+    def open(self) -> SQLiteStore:
         """Create or migrate the database and start the writer; returns self. Raises
         ``DatabaseRefused`` for a file mailsink did not make."""
         try:
@@ -163,7 +165,7 @@ class Store:
                 self._writer_db.execute("PRAGMA optimize")
             self._writer_db.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SQLiteStore:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -218,6 +220,11 @@ class Store:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
         return self.submit(lambda db: self._delete(db, ids))
 
+    def delete_matching(self, search: Search) -> Future[int]:
+        """Delete the messages a search finds; gives how many went."""
+        where, params = condition(search)
+        return self.delete_where(where or "1", params)
+
     def delete_where(self, where: str, params: Sequence[Any] = ()) -> Future[int]:
         """Delete the messages a SQL condition on ``messages`` (aliased ``m``) selects."""
 
@@ -242,6 +249,11 @@ class Store:
             return changed
 
         return self.submit(run)
+
+    def set_read_matching(self, search: Search, read: bool) -> Future[int]:
+        """Mark the messages a search finds read or unread; gives how many changed."""
+        where, params = condition(search)
+        return self.set_read_where(where or "1", params, read)
 
     def set_read_where(self, where: str, params: Sequence[Any], read: bool) -> Future[int]:
         """Mark the messages a SQL condition on ``messages m`` selects read or unread."""
@@ -482,12 +494,31 @@ class Store:
         """How many messages there are, and how many of them are unread."""
         return self.read(_counts)
 
-    def page(
-        self,
-        start: int = 0,
-        limit: int = 50,
-        where: str = "",
-        params: Sequence[Any] = (),
+    def figures(self) -> Figures:
+        """Counts and sizes, for ``/api/v1/info`` and ``/metrics``, in one snapshot."""
+
+        def run(db: sqlite3.Connection) -> Figures:
+            total, unread, size = db.execute(
+                "SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) FROM messages"
+            ).fetchone()
+            (pages,) = db.execute("PRAGMA page_count").fetchone()
+            (page_size,) = db.execute("PRAGMA page_size").fetchone()
+            tags = dict(db.execute("SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag"))
+            database = int(pages) * int(page_size)
+            disk = database
+            if self.path:
+                files = [Path(self.path), Path(self.path + "-wal")]
+                disk = sum(f.stat().st_size for f in files if f.exists())
+            return Figures(int(total), int(unread), int(size), database, disk, tags)
+
+        return self.read(run)
+
+    def page(self, start: int = 0, limit: int = 50, search: Search | None = None) -> Page:
+        """Messages newest first: all, or those ``search`` finds."""
+        return self.page_where(start, limit, *condition(search))
+
+    def page_where(
+        self, start: int = 0, limit: int = 50, where: str = "", params: Sequence[Any] = ()
     ) -> Page:
         """Messages newest first; ``where`` is an optional SQL condition on ``messages m``."""
 

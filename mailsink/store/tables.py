@@ -6,6 +6,7 @@ exactly alike; the full-text index's two tables are named here only.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -109,14 +110,19 @@ def insert_tags(db: sqlite3.Connection, rowids: Sequence[int], tags: Sequence[st
 def insert_summary(db: sqlite3.Connection, p: Prepared) -> int:
     """Insert a prepared message's ``messages`` row alone; its row ID."""
     rowid = db.execute(
-        "INSERT INTO messages (uid, created, size, mail_from, rcpt_to, helo, peer, username, "
-        "tls, message_id, subject, sender, to_list, cc_list, bcc_list, reply_to_list, date, "
-        "snippet, attachments, inline, subject_folded) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (p.uid, *p.message),
+        _insert_summary_sql(tuple(p.message)), (p.uid, *p.message.values())
     ).lastrowid
     assert rowid is not None
     return rowid
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_summary_sql(columns: tuple[str, ...]) -> str:
+    """The INSERT of a ``messages`` row with these columns (and ``uid``): built once."""
+    return (
+        f"INSERT INTO messages (uid, {', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * (len(columns) + 1))})"
+    )
 
 
 def delete_messages(db: sqlite3.Connection, rowids: Sequence[int]) -> None:

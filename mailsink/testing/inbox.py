@@ -15,11 +15,14 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..store.sqlite import Event, Store, StoredMessage
+from ..store import Event, Store, StoredMessage
 from .assertions import Filter, WaitTimeout, closest_table, describe, make_filters, matching
 from .mail import Mail
+
+if TYPE_CHECKING:
+    from ..store import Search
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -294,9 +297,8 @@ class LocalInbox(Inbox):
 
     def _snapshot(self, query: str | None) -> tuple[list[Mail], Any]:
         mark = self._changes.version  # before reading: a change after it wakes the waiter
-        where, params = _compile(query) if query else ("", [])
         store = self.store
-        page = store.page(0, _EVERYTHING, where, params)
+        page = store.page(0, _EVERYTHING, _search(query) if query else None)
         mails = []
         for stored in reversed(page.messages):
             mail = self._cache.get(stored.id)
@@ -321,7 +323,7 @@ class LocalInbox(Inbox):
         return self.store.count()[0] == 0
 
 
-def _compile(query: str) -> tuple[str, list[object]]:
-    from ..store.search import compile_search  # the query language is imported only when used
+def _search(query: str) -> Search:
+    from ..store import Search  # the query language is imported only when used
 
-    return compile_search(query)
+    return Search(query)

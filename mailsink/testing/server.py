@@ -10,7 +10,7 @@ from typing import Any
 from ..config import Settings
 from ..runner import serve
 from ..sink import Sink
-from ..store.sqlite import Store
+from ..store import Store
 from .inbox import LocalInbox
 
 __all__ = ["Server"]

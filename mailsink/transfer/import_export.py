@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, BinaryIO
+from typing import IO, BinaryIO
 
-from ..store.search import compile_search
-from ..store.sqlite import Envelope, Store
+from ..store import Envelope, Search, Store, create_store
 from .mbox import MboxMessage, mbox_entry, read_mbox
 from .urls import redact
 
@@ -46,7 +45,6 @@ __all__ = [
     "import_messages",
     "mbox_chunks",
     "read_source",
-    "search_condition",
 ]
 
 _MESSAGE_SUFFIXES = (".eml",)
@@ -327,7 +325,7 @@ class StoreTarget:
     """Writes each message straight into a SQLite file (the server need not run)."""
 
     def __init__(self, path: str) -> None:
-        self.store = Store(path).open()
+        self.store = create_store(path).open()
         self._pending: collections.deque[Future[str]] = collections.deque()
         self.failures: list[str] = []
 
@@ -442,22 +440,12 @@ def import_messages(
 # -- export ---------------------------------------------------------------------------------
 
 
-def search_condition(query: str, tz: str | None = None) -> tuple[str, list[Any]]:
-    """The SQL condition on ``messages m`` for a search query; empty finds everything.
-
-    Raises ValueError (a SearchError) saying what is wrong with a query.
-    """
-    if not query.strip():
-        return "", []
-    return compile_search(query, tz=tz or None)
-
-
-def mbox_chunks(store: Store, where: str = "", params: Sequence[Any] = ()) -> Iterator[bytes]:
+def mbox_chunks(store: Store, search: Search | None = None) -> Iterator[bytes]:
     """The matching messages as mbox entries, oldest first, one message at a time."""
     found: list[tuple[str, str, float]] = []
     start = 0
     while True:
-        page = store.page(start, _PAGE, where, params)
+        page = store.page(start, _PAGE, search)
         found += [(m.id, m.mail_from, m.created) for m in page.messages]
         if len(page.messages) < _PAGE:
             break

@@ -22,7 +22,7 @@ from ..parsing.lines import line_warnings
 from ..parsing.parser import parse
 from ..shapes.mailpit import envelope_json, page_json, rfc3339
 from ..sink import Sink
-from ..store.sqlite import StoredMessage
+from ..store import StoredMessage
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
 
 __all__ = ["PAGE_SIZE", "router", "web_dir"]
