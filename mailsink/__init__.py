@@ -1,4 +1,8 @@
-"""mailsink: a catch-all SMTP server for developers and their test suites."""
+"""mailsink: a catch-all SMTP server for developers and their test suites.
+
+What is here is the public API; the sub-packages (``mailsink.smtp``, ``mailsink.store``,
+``mailsink.api`` ...) are internal and may change in any release.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,44 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import ConfigError, Settings
-    from .testing.mail import Mail
+    from .store import DatabaseRefused, SearchError
+    from .testing.assertions import WaitTimeout
+    from .testing.client import AsyncClient, Client, MailsinkError
+    from .testing.mail import Attachment, EmailAddress, Mail
     from .testing.server import Server
 
-__all__ = ["ConfigError", "Mail", "Server", "Settings", "__version__"]
+__all__ = [
+    "AsyncClient",
+    "Attachment",
+    "Client",
+    "ConfigError",
+    "DatabaseRefused",
+    "EmailAddress",
+    "Mail",
+    "MailsinkError",
+    "SearchError",
+    "Server",
+    "Settings",
+    "WaitTimeout",
+    "__version__",
+]
 
 # Imported on first use. The pytest plugin loads this package at the start of every test run,
 # before coverage starts measuring and whether or not a test asks for mail: importing the
 # server there would cost ~140 ms (aiosmtpd, uvicorn) and hide the modules from coverage.
 _LAZY = {
+    "AsyncClient": ".testing.client",
+    "Attachment": ".testing.mail",
+    "Client": ".testing.client",
     "ConfigError": ".config",
-    "Settings": ".config",
-    "Server": ".testing.server",
+    "DatabaseRefused": ".store",
+    "EmailAddress": ".testing.mail",
     "Mail": ".testing.mail",
+    "MailsinkError": ".testing.client",
+    "SearchError": ".store",
+    "Server": ".testing.server",
+    "Settings": ".config",
+    "WaitTimeout": ".testing.assertions",
 }
 
 
@@ -32,3 +61,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -14,7 +14,8 @@ tests against one server do not see each other's mail.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -163,6 +164,93 @@ def _collect(pages: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], int
     return list(seen.values()), matched
 
 
+@dataclass
+class _Call:
+    """One HTTP request an operation needs; each client sends it its own way."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    json: Any = None
+    timeout: float | None = None  # None: the client's own
+
+
+# An operation: yields the requests it needs, is sent each response, returns its result.
+# ``Client`` runs them with blocking calls and ``AsyncClient`` awaits them, so that what to
+# ask and how to read the answer is written once.
+_Op = Generator[_Call, httpx.Response, Any]
+
+
+def _get_op(proto: _Protocol, id: str) -> _Op:
+    summary = _check((yield _Call("GET", _message_path(id)))).json()
+    mail = proto.cached(summary)
+    if mail is None:
+        raw = yield from _raw_op(summary["ID"])
+        mail = proto.cache.put(summary["ID"], proto.mail(summary, raw))
+    return mail
+
+
+def _raw_op(id: str) -> _Op:
+    return _check((yield _Call("GET", _message_path(id, "/raw")))).content
+
+
+def _delete_op(ids: Sequence[str] | None) -> _Op:
+    if ids is not None and not ids:
+        return None
+    body = {"IDs": list(ids)} if ids else None
+    _check((yield _Call("DELETE", "/api/v1/messages", json=body)))
+    return None
+
+
+def _snapshot_op(proto: _Protocol, query: str | None) -> _Op:
+    """The messages matching ``query`` in this scope, oldest first, and the wait's mark."""
+    server_query = proto.server_query(query)
+    answer = proto.answer(server_query)
+    pages = [answer] if answer is not None else []
+    start = 0
+    while answer is None:
+        path, params = proto.list_request(server_query, start)
+        page = _check((yield _Call("GET", path, params=params))).json()
+        pages.append(page)
+        got = len(page.get("messages") or [])
+        start += got
+        if got < _PAGE:
+            break
+    summaries, matched = _collect(iter(pages))
+    mails = []
+    for summary in reversed(summaries):
+        if not proto.in_scope(summary):
+            continue
+        mail = proto.cached(summary)
+        if mail is None:
+            try:
+                raw = yield from _raw_op(summary["ID"])
+            except MailsinkError as exc:
+                if exc.status_code == 404:  # deleted since the listing
+                    continue
+                raise
+            mail = proto.cache.put(summary["ID"], proto.mail(summary, raw))
+        mails.append(mail)
+    return mails, (server_query, matched)
+
+
+def _wait_op(proto: _Protocol, mark: tuple[str, int], timeout: float) -> _Op:
+    timeout = min(timeout, _MAX_POLL)
+    call = _Call("GET", "/api/v1/wait", proto.wait_params(mark, timeout), timeout=timeout + _GRACE)
+    proto.waited(mark, (yield call))
+    return None
+
+
+def _request(http: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
+    return http.build_request(
+        call.method,
+        call.path,
+        params=call.params,
+        json=call.json,
+        timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout,
+    )
+
+
 class Client(Inbox):
     """A running mailsink at ``url``; blocking calls.
 
@@ -205,23 +293,27 @@ class Client(Inbox):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _run(self, op: _Op) -> Any:
+        try:
+            call = next(op)
+            while True:
+                call = op.send(self._http.send(_request(self._http, call)))
+        except StopIteration as done:
+            return done.value
+
     def get(self, id: str = "latest") -> Mail:
         """One message by ID (``latest``: the newest); marks it read, as the API does."""
-        summary = _check(self._http.get(_message_path(id))).json()
-        return self._proto.cached(summary) or self._proto.cache.put(
-            summary["ID"], self._proto.mail(summary, self.raw(summary["ID"]))
-        )
+        mail: Mail = self._run(_get_op(self._proto, id))
+        return mail
 
     def raw(self, id: str) -> bytes:
         """The exact bytes of one message."""
-        return _check(self._http.get(_message_path(id, "/raw"))).content
+        raw: bytes = self._run(_raw_op(id))
+        return raw
 
     def delete(self, ids: Sequence[str] | None = None) -> None:
         """Delete messages by ID; every message on the server when ``ids`` is None."""
-        if ids is not None and not ids:
-            return
-        body = {"IDs": list(ids)} if ids else None
-        _check(self._http.request("DELETE", "/api/v1/messages", json=body))
+        self._run(_delete_op(ids))
 
     def clear(self) -> None:
         """Delete what this client sees: its scope's messages, or everything."""
@@ -231,51 +323,12 @@ class Client(Inbox):
             self.delete()
         self._proto.cache.clear()
 
-    def _summaries(self, query: str) -> tuple[list[dict[str, Any]], int]:
-        answer = self._proto.answer(query)
-        if answer is not None:
-            return _collect(iter([answer]))
-
-        def pages() -> Iterator[dict[str, Any]]:
-            start = 0
-            while True:
-                path, params = self._proto.list_request(query, start)
-                page = _check(self._http.get(path, params=params)).json()
-                yield page
-                got = len(page.get("messages") or [])
-                start += got
-                if got < _PAGE:
-                    return
-
-        return _collect(pages())
-
     def _snapshot(self, query: str | None) -> tuple[list[Mail], Any]:
-        server_query = self._proto.server_query(query)
-        summaries, matched = self._summaries(server_query)
-        mails = []
-        for summary in reversed(summaries):
-            if not self._proto.in_scope(summary):
-                continue
-            mail = self._proto.cached(summary)
-            if mail is None:
-                try:
-                    raw = self.raw(summary["ID"])
-                except MailsinkError as exc:
-                    if exc.status_code == 404:  # deleted since the listing
-                        continue
-                    raise
-                mail = self._proto.cache.put(summary["ID"], self._proto.mail(summary, raw))
-            mails.append(mail)
-        return mails, (server_query, matched)
+        found: tuple[list[Mail], Any] = self._run(_snapshot_op(self._proto, query))
+        return found
 
     def _wait_change(self, mark: Any, timeout: float) -> None:
-        timeout = min(timeout, _MAX_POLL)
-        response = self._http.get(
-            "/api/v1/wait",
-            params=self._proto.wait_params(mark, timeout),
-            timeout=timeout + _GRACE,
-        )
-        self._proto.waited(mark, response)
+        self._run(_wait_op(self._proto, mark, timeout))
 
     def _scope_note(self) -> str:
         return self._proto.scope_note()
@@ -322,23 +375,27 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    async def _run(self, op: _Op) -> Any:
+        try:
+            call = next(op)
+            while True:
+                call = op.send(await self._http.send(_request(self._http, call)))
+        except StopIteration as done:
+            return done.value
+
     async def get(self, id: str = "latest") -> Mail:
         """One message by ID (``latest``: the newest); marks it read, as the API does."""
-        summary = _check(await self._http.get(_message_path(id))).json()
-        return self._proto.cached(summary) or self._proto.cache.put(
-            summary["ID"], self._proto.mail(summary, await self.raw(summary["ID"]))
-        )
+        mail: Mail = await self._run(_get_op(self._proto, id))
+        return mail
 
     async def raw(self, id: str) -> bytes:
         """The exact bytes of one message."""
-        return _check(await self._http.get(_message_path(id, "/raw"))).content
+        raw: bytes = await self._run(_raw_op(id))
+        return raw
 
     async def delete(self, ids: Sequence[str] | None = None) -> None:
         """Delete messages by ID; every message on the server when ``ids`` is None."""
-        if ids is not None and not ids:
-            return
-        body = {"IDs": list(ids)} if ids else None
-        _check(await self._http.request("DELETE", "/api/v1/messages", json=body))
+        await self._run(_delete_op(ids))
 
     async def clear(self) -> None:
         """Delete what this client sees: its scope's messages, or everything."""
@@ -429,40 +486,10 @@ class AsyncClient:
             await self._wait_change(mark, remaining)
 
     async def _snapshot(self, query: str | None) -> tuple[list[Mail], tuple[str, int]]:
-        server_query = self._proto.server_query(query)
-        answer = self._proto.answer(server_query)
-        pages = [answer] if answer is not None else []
-        start = 0
-        while answer is None:
-            path, params = self._proto.list_request(server_query, start)
-            page = _check(await self._http.get(path, params=params)).json()
-            pages.append(page)
-            got = len(page.get("messages") or [])
-            start += got
-            if got < _PAGE:
-                break
-        summaries, matched = _collect(iter(pages))
-        mails = []
-        for summary in reversed(summaries):
-            if not self._proto.in_scope(summary):
-                continue
-            mail = self._proto.cached(summary)
-            if mail is None:
-                try:
-                    raw = await self.raw(summary["ID"])
-                except MailsinkError as exc:
-                    if exc.status_code == 404:
-                        continue
-                    raise
-                mail = self._proto.cache.put(summary["ID"], self._proto.mail(summary, raw))
-            mails.append(mail)
-        return mails, (server_query, matched)
+        found: tuple[list[Mail], tuple[str, int]] = await self._run(
+            _snapshot_op(self._proto, query)
+        )
+        return found
 
     async def _wait_change(self, mark: tuple[str, int], timeout: float) -> None:
-        timeout = min(timeout, _MAX_POLL)
-        response = await self._http.get(
-            "/api/v1/wait",
-            params=self._proto.wait_params(mark, timeout),
-            timeout=timeout + _GRACE,
-        )
-        self._proto.waited(mark, response)
+        await self._run(_wait_op(self._proto, mark, timeout))
