@@ -1,4 +1,4 @@
-"""CPU time of keeping one message: ``indexing.prepare`` (parse, rows, compression).
+"""CPU time of keeping one message: ``mailsink.store.prepare.prepare`` (parse, rows, compression).
 
     python benchmarks/prepare.py [--messages 1000]
 

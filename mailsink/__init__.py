@@ -36,7 +36,7 @@ __all__ = [
 
 # Imported on first use. The pytest plugin loads this package at the start of every test run,
 # before coverage starts measuring and whether or not a test asks for mail: importing the
-# server there would cost ~140 ms (aiosmtpd, uvicorn) and hide the modules from coverage.
+# server there (aiosmtpd, uvicorn) would slow every run and hide the modules from coverage.
 _LAZY = {
     "AsyncClient": ".testing.client",
     "Attachment": ".testing.mail",

@@ -3,8 +3,8 @@ store's own mail.
 
 Mail from one application repeats itself: the same headers, the same templates, the same
 footers. A zstd dictionary trained on the first messages a writer keeps holds those parts
-once, so each later message keeps only what is its own: a 1.8 KB message takes about 570
-bytes where zlib took about 1,000, and compressing it takes a third of the time.
+once, so each later message keeps only what is its own: smaller than zlib made it, and
+sooner (figures in ``benchmarks/README.md``).
 
 ``raw.compression`` says how a row is kept:
 
@@ -14,7 +14,7 @@ bytes where zlib took about 1,000, and compressing it takes a third of the time.
 
 Each writer (the store's writer thread, each ingest process) has a ``RawCompressor``: it
 starts with the newest dictionary in the database, or, with none, samples the messages it
-compresses, has a process of its own train one (about 0.1 s; see ``train_dictionary``), and
+compresses, has a process of its own train one (see ``train_dictionary``), and
 switches to it once ``save_trained`` has committed it. Dictionaries
 are never changed or deleted, so a reader that meets an unknown ID loads it once and keeps it
 (``Dictionaries``).
@@ -54,11 +54,11 @@ log = logging.getLogger("mailsink.codec")
 
 ZSTD = "zstd"
 _DICTIONARY = ZSTD + ":"
-# Level 3 (zstd's default): with a dictionary, 574 B at 8 us for a 1.8 KB message, where
-# level 1 gives 644 B at the same speed.
+# Level 3 (zstd's default): with a dictionary it is as fast as level 1 and smaller
+# (``benchmarks/README.md``, "Figures behind the code").
 _LEVEL = 3
-# 32 KB: 16 KB dictionaries give 608 B per 1.8 KB message, 32 KB 574 B, 64 KB 559 B; every
-# connection that reads keeps the dictionaries it met, so more buys little for its memory.
+# 32 KB: a larger dictionary saves little more per message, and every connection that reads
+# keeps the dictionaries it met (``benchmarks/README.md``).
 DICTIONARY_SIZE = 32 * 1024
 # What training learns from: the start of each of the first messages (headers and the
 # templates' openings), bounded in bytes, so that large messages cannot take much memory.
@@ -202,8 +202,8 @@ def train_dictionary(size: int, samples: list[bytes], *, timeout: float = 300) -
     its own (``python -m mailsink.store.compression``); ``ValueError`` when zstd can learn none.
 
     Training allocates blocks of several megabytes. Freed in a thread of this process, glibc
-    keeps them in that thread's arena for good (about 8 MB resident, which ``malloc_trim``
-    does not give back); a process of its own gives everything back when it ends. Where no
+    keeps them in that thread's arena for good (resident, and ``malloc_trim`` does not give
+    them back); a process of its own gives everything back when it ends. Where no
     process can be started, it trains here. A training that takes longer than ``timeout``
     seconds is ended.
     """

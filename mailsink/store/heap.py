@@ -3,9 +3,9 @@
 glibc's allocator gives each thread that allocates an arena of its own, and returns freed
 memory from the middle of an arena only when asked. The store's writer thread frees most
 of what it allocates (a message's parse, its rows before they reach SQLite) between the
-pages SQLite keeps, so without asking, the process holds about 6 MB more per 10,000
-messages than the database takes. ``malloc_trim`` hands those free pages back; on a heap
-of 200 MB it takes about a millisecond.
+pages SQLite keeps, so without asking, the process holds more than the database takes.
+``malloc_trim`` hands those free pages back, cheaply (``benchmarks/README.md`` has both
+figures).
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class SQLiteStore:
                 db.execute("PRAGMA journal_mode = WAL")
             else:
                 # In memory, every page is resident: 8 KB pages fit the ~1 KB rows of raw
-                # messages with less room left over (about 5 % less memory than 4 KB).
+                # messages with less room left over than 4 KB ones (benchmarks/README.md).
                 db.execute("PRAGMA page_size = 8192")
             migrate(db)
             newest = newest_dictionary(db)
