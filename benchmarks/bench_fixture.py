@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 
 from mailsink import Server, Settings
-from mailsink.client import Client
-from mailsink.inbox import Inbox
+from mailsink.testing.client import Client
+from mailsink.testing.inbox import Inbox
 
 START_SCRIPT = """
 import time

@@ -23,7 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
-from mailsink.migrations import WORDS_WINDOW, register_functions, unpack_words
+from mailsink.store.schema import WORDS_WINDOW, register_functions, unpack_words
 
 QUERIES = ["t*", "th*", "the*", "inv*", "ord*", "invo*", "ship*", "order*", "invoice", "jalapeño"]
 PREFIX_FTS = """CREATE VIRTUAL TABLE fts USING fts5(

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from corpus import Generator
 
-from mailsink.store import Envelope, Store
-from mailsink.tags import make_tagger
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.tags import make_tagger
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     raw_bytes = 0
     started = time.perf_counter()
     # The same tagger as the server's, so that tag: searches have tags to find.
-    with Store(str(args.path), tagger=make_tagger(plus_addresses=True)) as store:
+    with SQLiteStore(str(args.path), tagger=make_tagger(plus_addresses=True)) as store:
         pending = []
         for i in range(args.count):
             raw, sender, rcpts = gen.message()

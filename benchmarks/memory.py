@@ -5,7 +5,7 @@ and the size of a SQLite file relative to the raw bytes it keeps.
 
 Two kinds of generated mail, both about 2 KB and without attachments: plain text, and text
 with an HTML alternative (most of what applications send). Messages go through
-``Store.add``: parsed, compressed, indexed. The first batch also pays one-time costs (the
+``SQLiteStore.add``: parsed, compressed, indexed. The first batch also pays one-time costs (the
 parser's caches, SQLite's page caches, the allocator's arenas), so the growth is printed for a
 first and a second batch; the second is the steady cost per message. Linux only (/proc).
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 
 from corpus import Generator
 
-from mailsink.store import Envelope, Store
-from mailsink.tags import make_tagger
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.tags import make_tagger
 
 Batch = list[tuple[bytes, str, list[str]]]
 
@@ -47,8 +47,8 @@ def messages(count: int, html: bool, seed: int = 3) -> Batch:
     return out
 
 
-def fill(store: Store, batch: Batch, window: int = 256) -> None:
-    """Store ``batch`` with at most ``window`` messages in flight, as a server's SMTP
+def fill(store: SQLiteStore, batch: Batch, window: int = 256) -> None:
+    """SQLiteStore ``batch`` with at most ``window`` messages in flight, as a server's SMTP
     sessions would: a queue of all of them at once would leave the allocator's heap
     fragmented by what the queue held, and that would count as growth."""
     pending: deque[Future[str]] = deque()
@@ -64,7 +64,7 @@ def measure(kind: str, html: bool, count: int) -> None:
     first, second = messages(count, html), messages(count, html, seed=4)
     raw_bytes = sum(len(m[0]) for m in first)
     tagger = make_tagger(plus_addresses=True)
-    with Store(tagger=tagger) as store:
+    with SQLiteStore(tagger=tagger) as store:
         fill(store, messages(200, html, seed=5))  # connections, parser, caches
         store.delete().result()
         gc.collect()
@@ -96,7 +96,7 @@ def measure(kind: str, html: bool, count: int) -> None:
         )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.db"
-        with Store(str(path), tagger=tagger) as store:
+        with SQLiteStore(str(path), tagger=tagger) as store:
             fill(store, first)
         # Closing checkpoints the write-ahead log into the file.
         size = sum(p.stat().st_size for p in Path(tmp).iterdir())

@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from mailsink.message import parse
+from mailsink.parsing.parser import parse
 
 HEAD = "From: Sender <sender@example.test>\r\nTo: rcpt@example.test\r\n"
 WORD = "=?utf-8?q?caf=C3=A9_cr=C3=A8me?="

@@ -1,4 +1,4 @@
-"""CPU time of keeping one message: ``indexing.prepare`` (parse, rows, compression).
+"""CPU time of keeping one message: ``mailsink.store.prepare.prepare`` (parse, rows, compression).
 
     python benchmarks/prepare.py [--messages 1000]
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from corpus import Generator, sized_message
 
-from mailsink.indexing import prepare
-from mailsink.records import Envelope
+from mailsink.store.models import Envelope
+from mailsink.store.prepare import prepare
 
 
 def best_ms(call: Callable[[], object], number: int, rounds: int) -> float:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from mailsink.records import ADDRESS_FIELDS
+from mailsink.store.models import ADDRESS_FIELDS
 
 TARGETS = {"list": 20.0, "full text": 100.0, "to:": 20.0}
 

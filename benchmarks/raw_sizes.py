@@ -20,7 +20,7 @@ from pathlib import Path
 
 import zstandard
 
-from mailsink.migrations import register_functions
+from mailsink.store.schema import register_functions
 
 
 def main() -> None:

@@ -21,11 +21,11 @@ from concurrent.futures import Future
 from corpus import Generator
 from memory import rss
 
-from mailsink.store import Envelope, Store
-from mailsink.tags import make_tagger
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.tags import make_tagger
 
 
-def db_bytes(store: Store) -> int:
+def db_bytes(store: SQLiteStore) -> int:
     return int(
         store.read(
             lambda db: (
@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     checkpoints = sorted(int(n) for n in args.at.split(",") if int(n) <= args.messages)
     gen = Generator(seed=7)
-    with Store(tagger=make_tagger(plus_addresses=True)) as store:
+    with SQLiteStore(tagger=make_tagger(plus_addresses=True)) as store:
         warm = [gen.message() for _ in range(200)]
         for f in [store.add(raw, Envelope(s, r)) for raw, s, r in warm]:
             f.result()

@@ -18,8 +18,8 @@ import bcrypt
 import httpx
 
 from mailsink import Server
-from mailsink.importer import SMTPTarget, StoreTarget, import_messages
-from mailsink.mbox import mbox_entry
+from mailsink.transfer.import_export import SMTPTarget, StoreTarget, import_messages
+from mailsink.transfer.mbox import mbox_entry
 
 
 def message(n: int) -> bytes:

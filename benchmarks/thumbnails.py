@@ -46,7 +46,7 @@ def status(field: str) -> int:
 
 
 def run(name: str, parallel: int) -> None:
-    from mailsink.thumbnail import thumbnail
+    from mailsink.ui.thumbnails import thumbnail
 
     kind, size = CASES[name]
     data = image(kind, size)

@@ -61,28 +61,36 @@ VARIANTS: dict[str, list[Edit]] = {
     "base": [],
     "nodict": [
         (
-            "codec.py",
+            "store/compression.py",
             "    def _sample(self, raw: bytes) -> None:\n",
             "    def _sample(self, raw: bytes) -> None:\n        return\n",
         )
     ],
     "nozstd": [
         (
-            "codec.py",
+            "store/compression.py",
             "        active = self._active\n        if active is None:\n",
             "        return raw, ''\n        active = self._active\n        if active is None:\n",
         )
     ],
-    "notrim": [("heap.py", "_TRIM = _load()", "_TRIM = None")],
+    "notrim": [("store/heap.py", "_TRIM = _load()", "_TRIM = None")],
     "onefts": [
-        ("rows.py", '_FULL_TEXT = ("fts", "fts_words")', '_FULL_TEXT = ("fts",)'),
-        ("search.py", 'short = any(kind == "short" for kind, _, _ in texts)', "short = False"),
+        ("store/tables.py", '_FULL_TEXT = ("fts", "fts_words")', '_FULL_TEXT = ("fts",)'),
+        (
+            "store/search.py",
+            'short = any(kind == "short" for kind, _, _ in texts)',
+            "short = False",
+        ),
     ],
     "onefts_prefix": [
-        ("rows.py", '_FULL_TEXT = ("fts", "fts_words")', '_FULL_TEXT = ("fts",)'),
-        ("search.py", 'short = any(kind == "short" for kind, _, _ in texts)', "short = False"),
+        ("store/tables.py", '_FULL_TEXT = ("fts", "fts_words")', '_FULL_TEXT = ("fts",)'),
         (
-            "schema.sql",
+            "store/search.py",
+            'short = any(kind == "short" for kind, _, _ in texts)',
+            "short = False",
+        ),
+        (
+            "store/schema.sql",
             "    content = '', columnsize = 0,\n    tokenize",
             "    content = '', columnsize = 0, prefix = '3',\n    tokenize",
         ),
@@ -90,16 +98,16 @@ VARIANTS: dict[str, list[Edit]] = {
     "ctor": [],  # a block replaced, below
     "shm": [
         (
-            "server.py",
-            "        self.store = Store(\n            self.settings.db,",
+            "sink.py",
+            "        self.store: Store = create_store(\n            self.settings.db,",
             "        import tempfile\n"
-            "        self.store = Store(\n"
+            "        self.store: Store = create_store(\n"
             "            self.settings.db or tempfile.mktemp(suffix='.db', dir='/dev/shm'),",
         ),
         (
-            "server.py",
+            "sink.py",
             "if self.settings.db and self.settings.ingest_processes:",
-            "if self.store.path and self.settings.ingest_processes:",
+            "if self.settings.ingest_processes:",
         ),
     ],
 }
@@ -108,7 +116,7 @@ VARIANTS: dict[str, list[Edit]] = {
 def _replace_block(text: str) -> str:
     start, end = text.find(_CTOR_OLD_START), text.find(_CTOR_OLD_END)
     if start < 0 or end < 0:
-        sys.exit("smtp_protocol.py: the copy of aiosmtpd's constructor is not where it was")
+        sys.exit("smtp/protocol.py: the copy of aiosmtpd's constructor is not where it was")
     return text[:start] + _CTOR_NEW + text[end + len(_CTOR_OLD_END) :]
 
 
@@ -124,7 +132,7 @@ def make(target: Path, name: str) -> None:
             sys.exit(f"{name}: {file} does not hold exactly one {old!r}")
         path.write_text(text.replace(old, new))
     if name == "ctor":
-        path = package / "smtp_protocol.py"
+        path = package / "smtp" / "protocol.py"
         path.write_text(_replace_block(path.read_text()))
     print(f"{name:<14} {package}")
 

@@ -12,14 +12,17 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, metrics, web
-from .api import chaos, checks, forms, info, mailhog, mbox, release, search, send, thumbs, v1
+from . import __version__
+from .api import chaos, checks, forms, info, mailhog, mbox, metrics, release, search, send
+from .api import mailpit as v1
 from .api import wait as wait_api
+from .api.base_path import BasePath
+from .api.basic_auth import BasicAuth, load_htpasswd
 from .api.hosts import KnownHosts, parse_allowed_hosts
 from .api.origins import CrossSiteGuard, parse_origins
-from .auth import BasicAuth, load_htpasswd
-from .basepath import BasePath
-from .server import Sink
+from .sink import Sink
+from .ui import routes as web
+from .ui import thumbnail_api as thumbs
 
 __all__ = ["create_app"]
 

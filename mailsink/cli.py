@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from .config import ConfigError, Settings, parse_hostport
+from .store import STORE_ERRORS
 
 __all__ = ["build_parser", "main"]
 
@@ -169,9 +169,10 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     # httpx every request (the webhook's URL may hold a token): only their warnings show.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from .passwords import CredentialsError
-    from .server import Sink, serve
-    from .tls import TLSConfigError
+    from .runner import serve
+    from .sink import Sink
+    from .smtp.passwords import CredentialsError
+    from .smtp.tls import TLSConfigError
 
     def ready(sink: Sink, http: tuple[str, int] | None) -> None:
         host, port = sink.smtp_address
@@ -184,7 +185,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     try:
         _run(serve(settings, on_ready=ready))
-    except sqlite3.Error as exc:
+    except STORE_ERRORS as exc:
         print(f"mailsink: cannot start: database {settings.db}: {exc}", file=sys.stderr)
         return 1
     except (OSError, CredentialsError, TLSConfigError) as exc:
@@ -196,7 +197,13 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .importer import Progress, SMTPTarget, StoreTarget, find_sources, import_messages
+    from .transfer.import_export import (
+        Progress,
+        SMTPTarget,
+        StoreTarget,
+        find_sources,
+        import_messages,
+    )
 
     try:
         sources = find_sources(args.paths)
@@ -217,7 +224,7 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             where = f"the server at {_hostport(target.host, port)}"
     except ConfigError as exc:
         parser.error(str(exc))
-    except sqlite3.Error as exc:
+    except STORE_ERRORS as exc:
         print(f"mailsink: cannot open {args.db}: {exc}", file=sys.stderr)
         return 1
     show = sys.stderr.isatty() if args.progress is None else args.progress
@@ -245,8 +252,9 @@ def _size(path: Path) -> int:
 
 
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .importer import export_from_url, mbox_chunks, search_condition
-    from .urls import redact
+    from .store import Search
+    from .transfer.import_export import export_from_url, mbox_chunks
+    from .transfer.urls import redact
 
     to_stdout = args.output in (None, "-")
     if to_stdout and sys.stdout.isatty():
@@ -254,7 +262,8 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.db and not Path(args.db).is_file():
         parser.error(f"{args.db}: no such file")
     try:
-        where, params = search_condition(args.query, args.tz) if args.db else ("", [])
+        wanted = args.query.strip() and args.db
+        search = Search(args.query, tz=args.tz or None) if wanted else None
     except ValueError as exc:
         parser.error(f"--query: {exc}")
     # A file appears only whole: written beside its name, renamed once complete.
@@ -267,10 +276,10 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     done = False
     try:
         if args.db:
-            from .store import Store
+            from .store import create_store
 
-            with Store(args.db) as store:
-                for chunk in mbox_chunks(store, where, params):
+            with create_store(args.db) as store:
+                for chunk in mbox_chunks(store, search):
                     out.write(chunk)
             out.flush()
             done = True
@@ -287,7 +296,7 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             out.close()
             if done:
                 partial.replace(args.output)
-    except sqlite3.Error as exc:
+    except STORE_ERRORS as exc:
         print(f"mailsink: cannot read {args.db}: {exc}", file=sys.stderr)
     except OSError as exc:  # the disk filled up, or the output went away
         print(f"mailsink: cannot write {args.output or 'stdout'}: {exc}", file=sys.stderr)
@@ -333,7 +342,7 @@ def _default_url(*, with_base: bool = True) -> str:
 
 
 def _base(settings: Settings) -> str:
-    from .basepath import normalize_base_path
+    from .api.base_path import normalize_base_path
 
     return normalize_base_path(settings.base_path)
 

@@ -10,11 +10,27 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ConfigError", "Settings", "parse_hostport"]
+__all__ = ["ConfigError", "Settings", "parse_age", "parse_hostport"]
 
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message says which and why."""
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float | None:
+    """Seconds in an age such as ``90m``, ``12h``, ``7d`` or ``2w``; None for ``""``."""
+    text = text.strip()
+    if not text:
+        return None
+    match = _AGE.fullmatch(text)
+    seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()] if match else 0
+    if seconds <= 0:
+        raise ConfigError(f"max-age: expected an age such as 90m, 12h, 7d or 2w, got {text!r}")
+    return seconds
 
 
 def parse_hostport(value: str, *, name: str) -> tuple[str, int]:
@@ -228,8 +244,8 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _check_smtp_settings(settings: Settings) -> None:
     """Refuse SMTP settings that cannot work together, naming the flags involved."""
     # Imported here: these modules hold the parsers, and none of them imports this one.
-    from .chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
-    from .tls import TLSConfigError, check_tls_settings
+    from .smtp.chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
+    from .smtp.tls import TLSConfigError, check_tls_settings
 
     for name in ("smtp_max_recipients", "smtp_max_connections", "smtp_max_connections_per_client"):
         if getattr(settings, name) < 0:
@@ -248,7 +264,7 @@ def _check_smtp_settings(settings: Settings) -> None:
             "or allow AUTH in the clear with --smtp-auth-allow-insecure"
         )
     if settings.smtp_auth_file:
-        from .passwords import Credentials, CredentialsError
+        from .smtp.passwords import Credentials, CredentialsError
 
         try:
             Credentials.load(settings.smtp_auth_file)
@@ -332,8 +348,6 @@ def _convert(name: str, raw: str, type_name: str) -> Any:
 
 def _check_search_settings(settings: Settings) -> None:
     """Refuse retention limits that make no sense."""
-    from .retention import parse_age  # imported here: it pulls in the store
-
     if settings.ingest_processes < 0:
         raise ConfigError("ingest-processes must not be negative (0: parse in the server)")
     if settings.max_messages < 0:

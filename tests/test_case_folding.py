@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from mailsink import Server
 from mailsink.config import Settings
-from mailsink.search import compile_search, fold, fold_for_index
-from mailsink.store import Envelope, Store
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.search import compile_search, fold, fold_for_index
 
 
 def _mail(
@@ -71,15 +71,15 @@ SEARCHES: dict[str, set[str]] = {
 }
 
 
-def _names(store: Store, ids: dict[str, str], query: str) -> set[str]:
-    page = store.page(0, 100, *compile_search(query))
+def _names(store: SQLiteStore, ids: dict[str, str], query: str) -> set[str]:
+    page = store.page_where(0, 100, *compile_search(query))
     assert page.matched == len(page.messages)
     return {name for name, uid in ids.items() if uid in {m.id for m in page.messages}}
 
 
 @pytest.fixture(scope="module")
-def store() -> Iterator[tuple[Store, dict[str, str]]]:
-    with Store() as store:
+def store() -> Iterator[tuple[SQLiteStore, dict[str, str]]]:
+    with SQLiteStore() as store:
         ids = {
             name: store.add(raw, Envelope("app@example.test", ["user@example.test"])).result()
             for name, raw in MAILS.items()
@@ -89,7 +89,7 @@ def store() -> Iterator[tuple[Store, dict[str, str]]]:
 
 @pytest.mark.parametrize(("query", "found"), SEARCHES.items())
 def test_searches_fold_case_in_every_script(
-    store: tuple[Store, dict[str, str]], query: str, found: set[str]
+    store: tuple[SQLiteStore, dict[str, str]], query: str, found: set[str]
 ) -> None:
     assert _names(*store, query) == found, query
 

@@ -1,4 +1,4 @@
-"""``mailsink.client`` and ``GET /api/v1/wait`` against a real server over real HTTP."""
+"""``mailsink.testing.client`` and ``GET /api/v1/wait`` against a real server over real HTTP."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from mailsink import Server
-from mailsink.assertions import WaitTimeout
-from mailsink.client import AsyncClient, Client, MailsinkError
+from mailsink.testing.assertions import WaitTimeout
+from mailsink.testing.client import AsyncClient, Client, MailsinkError
 
 
 def send(server: Server, subject: str, to: str = "bob@example.test") -> None:
@@ -60,7 +60,7 @@ def test_messages_are_mail_objects_oldest_first(server: Server, client: Client) 
 def test_paging_through_more_than_one_page(
     server: Server, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mailsink.client._PAGE", 2)
+    monkeypatch.setattr("mailsink.testing.client._PAGE", 2)
     for i in range(5):
         send(server, f"m{i}")
     assert [m.subject for m in client.messages] == [f"m{i}" for i in range(5)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mailsink.app import create_app
 from mailsink.config import Settings
-from mailsink.server import Sink
+from mailsink.sink import Sink
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailsink.pytest_plugin import MailsinkFixture
+from mailsink.testing.pytest_plugin import MailsinkFixture
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailsink.records import ADDRESS_FIELDS
-from mailsink.search import compile_search, parse_search
-from mailsink.store import Envelope, Store
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.models import ADDRESS_FIELDS
+from mailsink.store.search import compile_search, parse_search
 
 
 def _mail(subject: str, text: str, *, to: str = "Ann <ann.lee@corp.example>") -> bytes:
@@ -91,15 +91,15 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def store() -> Iterator[Store]:
-    with Store() as s:
+def store() -> Iterator[SQLiteStore]:
+    with SQLiteStore() as s:
         for raw in MAILS:
             s.add(raw, Envelope("zoe@sender.test", ["x@rcpt.test"])).result()
         yield s
 
 
-def _subjects(store: Store, query: str, start: int = 0, limit: int = 100) -> list[str]:
-    page = store.page(start, limit, *compile_search(query))
+def _subjects(store: SQLiteStore, query: str, start: int = 0, limit: int = 100) -> list[str]:
+    page = store.page_where(start, limit, *compile_search(query))
     assert page.matched >= len(page.messages)
     return [m.subject for m in page.messages]
 
@@ -130,11 +130,11 @@ def _one_table(db: sqlite3.Connection, query: str) -> list[str]:
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_a_query_finds_what_one_table_found(store: Store, query: str) -> None:
+def test_a_query_finds_what_one_table_found(store: SQLiteStore, query: str) -> None:
     assert _subjects(store, query) == store.read(lambda db: _one_table(db, query))
 
 
-def test_the_queries_find_something_and_fold_as_before(store: Store) -> None:
+def test_the_queries_find_something_and_fold_as_before(store: SQLiteStore) -> None:
     assert _subjects(store, "jalapeno") == ["Spicy menu"]
     assert _subjects(store, "JALAPEÑO") == ["Spicy menu"]
     assert _subjects(store, "注文番号") == ["注文番号 confirmation"]
@@ -215,13 +215,13 @@ def test_words_and_phrases_together_query_both_tables() -> None:
     )
 
 
-def test_counts_and_pages_with_filters_match_a_scan(store: Store) -> None:
+def test_counts_and_pages_with_filters_match_a_scan(store: SQLiteStore) -> None:
     uids = {m.subject: m.id for m in store.page(0, 100).messages}
     store.set_read([uids["Order received"], uids["Theatre tickets"]], True).result()
     try:
         for query in ("the", "the -ship", 'the "kind regards"', "the is:unread", "order -is:read"):
             everything = _subjects(store, query)
-            page = store.page(0, 100, *compile_search(query))
+            page = store.page_where(0, 100, *compile_search(query))
             assert page.matched == len(everything)
             unread = {m.subject for m in page.messages if not m.read}
             assert page.matched_unread == len(unread), query

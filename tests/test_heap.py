@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailsink.heap import trim_heap
-from mailsink.store import Envelope, Store
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.heap import trim_heap
 
 glibc = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -49,7 +49,7 @@ def test_trimming_returns_freed_memory_to_the_system() -> None:
 @glibc
 def test_the_store_writer_trims_as_it_goes() -> None:
     raw = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: s\r\n\r\nbody\r\n"
-    with Store() as store:
+    with SQLiteStore() as store:
         for f in [
             store.add(raw, Envelope("a@example.test", ["b@example.test"])) for _ in range(1200)
         ]:

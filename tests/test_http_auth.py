@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mailsink import Server
-from mailsink.auth import load_htpasswd
+from mailsink.api.basic_auth import load_htpasswd
 from tests.conftest import Send
 
 PASSWORD = "correct horse"
@@ -189,7 +189,7 @@ def test_a_base_path_that_is_not_a_path_is_refused(bad: str) -> None:
 def test_the_python_client_works_behind_a_login_and_a_base_path(
     make_server: Callable[..., Server], send: Send, tmp_path: Path
 ) -> None:
-    from mailsink.client import Client
+    from mailsink.testing.client import Client
 
     server = make_server(base_path="/mail", ui_auth_file=htpasswd(tmp_path, "ci:pw"))
     send(b"Subject: seen by CI\r\n\r\nx\r\n", target=server)

@@ -136,7 +136,7 @@ def test_an_in_process_client_is_answered_by_the_name_it_uses() -> None:
     from fastapi.testclient import TestClient
 
     from mailsink.app import create_app
-    from mailsink.server import Sink
+    from mailsink.sink import Sink
 
     app = create_app(Sink(Settings(smtp="127.0.0.1:0", http="")))
     with TestClient(app) as client:

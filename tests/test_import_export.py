@@ -19,9 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mailsink import Server, importer
-from mailsink.mbox import from_line, mbox_entry, read_mbox, received_time
-from mailsink.store import Store
+from mailsink import Server
+from mailsink.store import SQLiteStore
+from mailsink.transfer import import_export as importer
+from mailsink.transfer.mbox import from_line, mbox_entry, read_mbox, received_time
 
 from .conftest import CORPUS, CORPUS_FILES, Send
 
@@ -423,7 +424,7 @@ def test_a_zip_archive_of_eml_and_mbox_files_is_imported_message_by_message(
     assert "fixtures.zip (broken.eml): not a mail message" in result.stderr
     assert "imported 5 message(s) from 1 file(s)" in result.stderr
     assert not (tmp_path.parent.parent / "escape.eml").exists()
-    with Store(str(db)) as store:
+    with SQLiteStore(str(db)) as store:
         stored = sorted((store.raw(m.id) or b"", m.created) for m in store.page(0, 10).messages)
     assert [raw for raw, _ in stored] == sorted(
         [*messages.values(), b"Subject: c\n\nFrom the box\n", b"Subject: d\n\nx\n"]

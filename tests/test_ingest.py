@@ -59,7 +59,7 @@ def test_a_file_store_has_an_ingest_process_and_memory_does_not(
     on_file = make_server(db=str(tmp_path / "mail.db"))
     pid = ingest_pid(on_file)
     assert pid is not None
-    assert b"mailsink.ingest" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert b"mailsink.store.ingest" in Path(f"/proc/{pid}/cmdline").read_bytes()
     assert ingest_pid(make_server()) is None
     assert ingest_pid(make_server(db=str(tmp_path / "b.db"), ingest_processes=0)) is None
 

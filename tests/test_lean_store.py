@@ -8,11 +8,11 @@ import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
-from mailsink.codec import Dictionaries
-from mailsink.indexing import prepare
-from mailsink.migrations import WORDS_WINDOW, pack_words, unpack_words
-from mailsink.search import compile_search
-from mailsink.store import Envelope, Store
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.compression import Dictionaries
+from mailsink.store.prepare import prepare
+from mailsink.store.schema import WORDS_WINDOW, pack_words, unpack_words
+from mailsink.store.search import compile_search
 
 
 def _mail(subject: str, text: str, *, html: str = "", attach: str = "", to: str = "") -> bytes:
@@ -36,7 +36,7 @@ MAILS = [
 ]
 
 
-def _terms(store: Store) -> int:
+def _terms(store: SQLiteStore) -> int:
     """How many distinct terms the full-text index still holds; its two tables index the
     same values, so they hold the same terms."""
 
@@ -54,8 +54,8 @@ def _terms(store: Store) -> int:
     return store.submit(run).result()
 
 
-def _uids(store: Store, query: str) -> set[str]:
-    page = store.page(0, 100, *compile_search(query))
+def _uids(store: SQLiteStore, query: str) -> set[str]:
+    page = store.page_where(0, 100, *compile_search(query))
     assert page.matched == len(page.messages)
     return {m.id for m in page.messages}
 
@@ -75,7 +75,7 @@ def test_words_kept_for_deletion_are_small_and_exact() -> None:
 
 
 def test_deleting_messages_one_by_one_empties_the_index() -> None:
-    with Store() as store:
+    with SQLiteStore() as store:
         uids = [
             store.add(raw, Envelope("zoe@sender.test", ["x@rcpt.test"])).result() for raw in MAILS
         ]
@@ -100,9 +100,9 @@ def test_the_in_memory_store_uses_8_kb_pages_and_a_file_keeps_sqlite_s_default(
     def page_size(db: sqlite3.Connection) -> int:
         return int(db.execute("PRAGMA page_size").fetchone()[0])
 
-    with Store() as store:
+    with SQLiteStore() as store:
         store.add(MAILS[0]).result()
         assert store.read(page_size) == 8192
-    with Store(str(tmp_path / "m.db")) as store:
+    with SQLiteStore(str(tmp_path / "m.db")) as store:
         store.add(MAILS[0]).result()
         assert store.read(page_size) == 4096

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mailsink import Server, Settings
-from mailsink.server import Sink
+from mailsink.sink import Sink
 
 from .smtp_support import RawSMTP
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsink.lines import MAX_LINE, LineMeter, line_warnings
+from mailsink.parsing.lines import MAX_LINE, LineMeter, line_warnings
 
 
 def long_lines(data: bytes) -> list[int]:

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from mailsink.api.mailhog_shapes import content_json, path_json
+from mailsink.shapes.mailhog import content_json, path_json
 
 from .conftest import Send
 from .swagger import MAILHOG, check_mailhog_message, check_mailhog_page

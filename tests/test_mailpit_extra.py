@@ -20,7 +20,7 @@ from PIL import Image
 import mailsink
 from mailsink import Server
 from mailsink.app import create_app
-from mailsink.server import Sink
+from mailsink.sink import Sink
 
 from .conftest import Send
 from .swagger import MAILPIT, check_mailpit, check_mailpit_ref

@@ -1,7 +1,7 @@
 """The cheap header path gives exactly what ``email.policy.default`` gives.
 
 Messages are parsed with the ``compat32`` model and their headers decoded by
-``mailsink.headertext``; the standard library's own header classes are the oracle here, on
+``mailsink.parsing.headers``; the standard library's own header classes are the oracle here, on
 hand-picked edge cases and on values built at random from troublesome pieces.
 """
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsink.headertext import HeaderPolicy, decoded_value, mailboxes
-from mailsink.message import (
+from mailsink.parsing.headers import HeaderPolicy, decoded_value, mailboxes
+from mailsink.parsing.parser import (
     _html_text_by_parser,
     _simple_html_text,
     _snippet,

@@ -1,6 +1,6 @@
 """The MIME tree built without the feed parser is the feed parser's tree, or nothing.
 
-``mailsink.mimetree.build_tree`` follows ``email.feedparser`` step for step; where the feed
+``mailsink.parsing.mimetree.build_tree`` follows ``email.feedparser`` step for step; where the feed
 parser would note a defect it must give up (None) so that the feed parser decides. The feed
 parser is the oracle: on well-formed and damaged messages alike, the trees must be equal.
 """
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsink.headertext import HeaderPolicy
-from mailsink.message import parse
-from mailsink.mimetree import build_tree
+from mailsink.parsing.headers import HeaderPolicy
+from mailsink.parsing.mimetree import build_tree
+from mailsink.parsing.parser import parse
 
 CORPUS = sorted(Path(__file__).parent.joinpath("corpus").rglob("*.eml"))
 

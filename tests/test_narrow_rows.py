@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
-from mailsink.api.mailhog import search_condition
-from mailsink.indexing import prepare
-from mailsink.records import ADDRESS_FIELDS
-from mailsink.rows import connect, file_uri, insert_message
-from mailsink.search import compile_search, fold
-from mailsink.store import Envelope, Store
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.models import ADDRESS_FIELDS
+from mailsink.store.prepare import prepare
+from mailsink.store.search import compile_mailhog, compile_search, fold
+from mailsink.store.tables import connect, file_uri, insert_message
 
 
 def _mail(subject: str, headers: dict[str, str]) -> bytes:
@@ -114,20 +113,22 @@ MAILHOG: dict[tuple[str, str], set[str]] = {
 }
 
 
-def _found(store: Store, where: str, params: object) -> set[str]:
-    page = store.page(0, 100, where, params)  # type: ignore[arg-type]
+def _found(store: SQLiteStore, where: str, params: object) -> set[str]:
+    page = store.page_where(0, 100, where, params)  # type: ignore[arg-type]
     assert page.matched == len(page.messages)
     return {m.subject for m in page.messages}
 
 
-def _check_searches(store: Store) -> None:
+def _check_searches(store: SQLiteStore) -> None:
     for query, subjects in SEARCHES.items():
         assert _found(store, *compile_search(query)) == subjects, query
     for (kind, text), subjects in MAILHOG.items():
-        assert _found(store, *search_condition(kind, text)) == subjects, (kind, text)
+        assert _found(store, *compile_mailhog(kind, text)) == subjects, (kind, text)
 
 
-def _rows(store: Store) -> dict[str, tuple[list[tuple[int, str, str]], list[tuple[str, str]]]]:
+def _rows(
+    store: SQLiteStore,
+) -> dict[str, tuple[list[tuple[int, str, str]], list[tuple[str, str]]]]:
     """Each message's address rows and headers (by name), by subject, in stored order."""
 
     def run(db: sqlite3.Connection) -> dict[str, tuple[list[tuple[int, str, str]], list[Any]]]:
@@ -149,7 +150,7 @@ def _rows(store: Store) -> dict[str, tuple[list[tuple[int, str, str]], list[tupl
 
 
 def test_one_address_row_per_address_with_the_fields_it_appeared_in() -> None:
-    with Store() as store:
+    with SQLiteStore() as store:
         for raw, env in MAILS:
             store.add(raw, env).result()
         rows = _rows(store)
@@ -176,12 +177,12 @@ def _headed(subject: str, name: str) -> bytes:
     return _mail(subject, {"From": "a@x.test", name: subject})
 
 
-def _subjects(store: Store, query: str) -> set[str]:
+def _subjects(store: SQLiteStore, query: str) -> set[str]:
     return _found(store, *compile_search(query))
 
 
 def test_a_header_name_added_by_a_rolled_back_write_is_added_again() -> None:
-    with Store() as store:
+    with SQLiteStore() as store:
 
         def fail_after_insert(db: sqlite3.Connection) -> None:
             insert_message(db, prepare(_headed("lost", "X-Fresh"), Envelope(), 1.0))
@@ -198,7 +199,7 @@ def test_header_names_stay_right_with_two_writers_a_rollback_and_delete_all(
     tmp_path: Path,
 ) -> None:
     path = str(tmp_path / "two.db")
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         store.add(_headed("first", "X-Shared")).result()
         other = connect(file_uri(path), file=True)
         try:

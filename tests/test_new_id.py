@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from collections import Counter
 
-from mailsink.records import new_id
+from mailsink.store.models import new_id
 
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
 

@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsink import Server
-from mailsink.headertext import CUT_MARK, DECODE_LIMIT, decoded_value, mailboxes
-from mailsink.linkcheck import _bracketed, extract_links
-from mailsink.mail import Mail
-from mailsink.message import _TextExtractor, feed_bounded, html_to_text, parse, part_content
-from mailsink.mimetree import MAX_DEPTH
+from mailsink.outbound.linkcheck import _bracketed, extract_links
+from mailsink.parsing.headers import CUT_MARK, DECODE_LIMIT, decoded_value, mailboxes
+from mailsink.parsing.mimetree import MAX_DEPTH
+from mailsink.parsing.parser import _TextExtractor, feed_bounded, html_to_text, parse, part_content
+from mailsink.testing.mail import Mail
 
 WORD = "=?utf-8?q?caf=C3=A9_x?="  # "café x"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from mailsink.passwords import Credentials, CredentialsError
+from mailsink.smtp.passwords import Credentials, CredentialsError
 
 
 def test_plain_and_bcrypt_entries(tmp_path: Path) -> None:

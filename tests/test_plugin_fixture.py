@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import pytest
 
 from mailsink import Server, Settings
-from mailsink.assertions import WaitTimeout
-from mailsink.pytest_plugin import MailsinkFixture
+from mailsink.testing.assertions import WaitTimeout
+from mailsink.testing.pytest_plugin import MailsinkFixture
 
 
 def send(

@@ -11,8 +11,8 @@ from email.utils import format_datetime
 import pytest
 
 from mailsink import Mail
-from mailsink.mail import EmailAddress, Headers
-from mailsink.pytest_plugin import MailsinkFixture
+from mailsink.testing.mail import EmailAddress, Headers
+from mailsink.testing.pytest_plugin import MailsinkFixture
 
 from .conftest import CORPUS, crlf
 

@@ -103,7 +103,7 @@ def test_fixture_marker_isolation_and_failure_output(pytester: pytest.Pytester) 
             "E           2     ✗ 'ann@example.test'  ✓ 'Welcome!'",
             "E           1     ✗ 'ann@example.test'  ✗ 'Reset your password'",
             "*_ test_wait_for_times_out_readably _*",
-            "E       mailsink.assertions.WaitTimeout: timed out after 0.01 s waiting for "
+            "E       mailsink.testing.assertions.WaitTimeout: timed out after 0.01 s waiting for "
             "2 messages: 1 matched; 1 message captured:",
             "E           #  from             to                  subject",
             "E           1  'app@acme.test'  'bob@example.test'  'Receipt'",

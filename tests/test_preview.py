@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from mailsink import Server
-from mailsink.message import Part
-from mailsink.preview import (
+from mailsink.parsing.parser import Part
+from mailsink.ui.preview import (
     content_ids,
     data_urls,
     part_path,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from mailsink.ratelog import RateLimitedLog
+from mailsink.smtp.ratelog import RateLimitedLog
 
 
 def test_lines_past_the_limit_are_counted_and_the_count_said_when_a_new_period_begins(

@@ -17,11 +17,11 @@ import pytest
 import zstandard
 
 from mailsink import Server
-from mailsink.codec import RawCompressor, save_trained, train_dictionary
-from mailsink.migrations import migrate, register_functions
-from mailsink.rows import connect
-from mailsink.search import compile_search
-from mailsink.store import Store
+from mailsink.store import SQLiteStore
+from mailsink.store.compression import RawCompressor, save_trained, train_dictionary
+from mailsink.store.schema import migrate, register_functions
+from mailsink.store.search import compile_search
+from mailsink.store.tables import connect
 from tests.conftest import CORPUS_FILES
 
 from .smtp_support import wait_until
@@ -52,7 +52,7 @@ def order_mail(rnd: random.Random, n: int, *, extra: str = "") -> bytes:
     ).encode()
 
 
-def raw_rows(store: Store) -> list[tuple[str, str, int]]:
+def raw_rows(store: SQLiteStore) -> list[tuple[str, str, int]]:
     """(uid, compression, stored size) of every message, oldest first."""
     return store.read(
         lambda db: db.execute(
@@ -62,16 +62,16 @@ def raw_rows(store: Store) -> list[tuple[str, str, int]]:
     )
 
 
-def dictionary_ids(db_or_store: Store | sqlite3.Connection) -> list[int]:
+def dictionary_ids(db_or_store: SQLiteStore | sqlite3.Connection) -> list[int]:
     def run(db: sqlite3.Connection) -> list[int]:
         return [r[0] for r in db.execute("SELECT id FROM dictionaries ORDER BY id")]
 
-    if isinstance(db_or_store, Store):
+    if isinstance(db_or_store, SQLiteStore):
         return db_or_store.read(run)
     return run(db_or_store)
 
 
-def train(store: Store, rnd: random.Random, first: int = 0) -> tuple[dict[str, bytes], str]:
+def train(store: SQLiteStore, rnd: random.Random, first: int = 0) -> tuple[dict[str, bytes], str]:
     """Keep messages until the store compresses with a dictionary; what was kept, and the
     ``compression`` value the newest message got."""
     kept: dict[str, bytes] = {}
@@ -95,7 +95,7 @@ def train(store: Store, rnd: random.Random, first: int = 0) -> tuple[dict[str, b
 def test_rows_after_training_use_the_dictionary_and_a_restart_keeps_it(tmp_path: Path) -> None:
     path = str(tmp_path / "mail.db")
     rnd = random.Random(5)
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         kept, how = train(store, rnd)
         [dictionary] = dictionary_ids(store)
         assert how == f"zstd:{dictionary}"
@@ -112,7 +112,7 @@ def test_rows_after_training_use_the_dictionary_and_a_restart_keeps_it(tmp_path:
         assert sum(learnt) / len(learnt) < 0.75 * sum(plain) / len(plain)
         for uid, raw in kept.items():
             assert store.raw(uid) == raw
-    with Store(path) as store:  # a restart: the dictionary is used, not learnt again
+    with SQLiteStore(path) as store:  # a restart: the dictionary is used, not learnt again
         raw = order_mail(rnd, 6000)
         uid = store.add(raw).result()
         assert raw_rows(store)[-1][:2] == (uid, how)
@@ -123,7 +123,7 @@ def test_rows_after_training_use_the_dictionary_and_a_restart_keeps_it(tmp_path:
         assert dictionary_ids(store) == [dictionary]
 
 
-def _terms(store: Store) -> int:
+def _terms(store: SQLiteStore) -> int:
     def run(db: sqlite3.Connection) -> int:
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, fts, row)")
         return int(db.execute("SELECT count(*) FROM temp.vocab").fetchone()[0])
@@ -133,7 +133,7 @@ def _terms(store: Store) -> int:
 
 def test_dictionary_rows_are_searched_and_deleted_exactly() -> None:
     rnd = random.Random(6)
-    with Store() as store:
+    with SQLiteStore() as store:
         kept, how = train(store, rnd)
         big = order_mail(rnd, 9000, extra="zebrafinch marmoset " * 6000)  # ~120 KB
         needle = order_mail(rnd, 9001, extra="The parcel contains a quokka.\r\n")
@@ -141,11 +141,11 @@ def test_dictionary_rows_are_searched_and_deleted_exactly() -> None:
             kept[store.add(raw).result()] = raw
         assert {r[1] for r in raw_rows(store)[-2:]} == {how}
         # MailHog's search reads the raw bytes in SQL (mailsink_raw), on every connection.
-        from mailsink.api.mailhog import search_condition
+        from mailsink.store.search import compile_mailhog
 
-        page = store.page(0, 10, *search_condition("containing", "QUOKKA"))
+        page = store.page_where(0, 10, *compile_mailhog("containing", "QUOKKA"))
         assert [m.id for m in page.messages] == [uid for uid, r in kept.items() if r is needle]
-        assert store.page(0, 10, *compile_search("marmoset")).matched == 1
+        assert store.page_where(0, 10, *compile_search("marmoset")).matched == 1
         # The words kept for deletion of a message beyond 32 KB are zstd, against the message.
         words = store.read(
             lambda db: db.execute(
@@ -154,14 +154,14 @@ def test_dictionary_rows_are_searched_and_deleted_exactly() -> None:
         )
         assert words[:4] == b"\x28\xb5\x2f\xfd" and len(words) < 2000
         store.delete(list(kept)[-2:]).result()
-        assert store.page(0, 10, *compile_search("marmoset")).matched == 0
+        assert store.page_where(0, 10, *compile_search("marmoset")).matched == 0
         store.delete(list(kept)[:-2]).result()
         assert _terms(store) == 0  # every deletion was told exactly what was indexed
 
 
 def test_a_failed_training_keeps_every_message_and_tries_again() -> None:
     rnd = random.Random(7)
-    with Store() as store:
+    with SQLiteStore() as store:
         # Empty messages leave zstd nothing to learn from: training fails.
         empty = [store.add(b"").result() for _ in range(1000)]
         store._compressor.wait(60)  # the first training has run, and failed
@@ -232,7 +232,9 @@ def test_the_ingest_process_learns_and_uses_a_dictionary(
         uid = found["items"][0]["ID"]
         assert api.get(f"/api/v1/message/{uid}/raw").content == sent[last]
     server.stop()
-    with Store(path) as store:  # the server's own writer takes the ingest process's dictionary
+    with SQLiteStore(
+        path
+    ) as store:  # the server's own writer takes the ingest process's dictionary
         uid = store.add(sent[last]).result()
         assert raw_rows(store)[-1][:2] == (uid, f"zstd:{dictionary}")
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mailsink import ConfigError, Server, Settings
-from mailsink.relay import envelope_sender, remove_headers, set_header
+from mailsink.outbound.relay import envelope_sender, remove_headers, set_header
 
 from .conftest import Send
 from .swagger import check_body, check_mailpit

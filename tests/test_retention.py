@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from mailsink import Server, Settings
-from mailsink.config import ConfigError
-from mailsink.retention import parse_age
-from mailsink.store import Store
+from mailsink.config import ConfigError, parse_age
+from mailsink.store import SQLiteStore
 from tests.conftest import Send
 
 
@@ -19,7 +18,7 @@ def message(subject: str) -> bytes:
     return f"From: a@x.test\r\nTo: b@x.test\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
 
 
-def subjects(store: Store) -> list[str]:
+def subjects(store: SQLiteStore) -> list[str]:
     return [m.subject for m in store.page(0, 10_000).messages]
 
 
@@ -63,7 +62,7 @@ def test_a_negative_count_is_a_config_error() -> None:
 
 
 def test_prune_keeps_the_newest_in_small_batches() -> None:
-    with Store() as store:
+    with SQLiteStore() as store:
         for i in range(25):
             store.add(message(f"m{i}")).result()
         assert store.prune(keep=10, batch=4).result() == 4
@@ -74,7 +73,7 @@ def test_prune_keeps_the_newest_in_small_batches() -> None:
 
 
 def test_prune_by_age_uses_arrival_time() -> None:
-    with Store() as store:
+    with SQLiteStore() as store:
         for i in range(5):
             store.add(message(f"m{i}")).result()
         old = time.time() - 3600
@@ -117,7 +116,7 @@ def test_a_file_store_over_the_limit_is_pruned_when_it_opens(
     make_server: Callable[..., Server], tmp_path: object, send: Send
 ) -> None:
     path = f"{tmp_path}/m.db"
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         for i in range(30):
             store.add(message(f"m{i}")).result()
     server = make_server(db=path, max_messages=7)

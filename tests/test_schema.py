@@ -16,14 +16,14 @@ import pytest
 import mailsink
 from mailsink import Server
 from mailsink.config import Settings
-from mailsink.migrations import (
+from mailsink.store import SQLiteStore
+from mailsink.store.schema import (
     APPLICATION_ID,
     BASE_VERSION,
     SCHEMA_VERSION,
     DatabaseRefused,
     migrate,
 )
-from mailsink.store import Store
 
 _MAIL = b"Subject: kept\r\n\r\nbody\r\n"
 
@@ -37,7 +37,7 @@ def _sqlite(path: Path, script: str) -> None:
 def _development_build(path: Path) -> None:
     """What the last development build before 0.1.0 left: this very schema, with a message,
     numbered 8 by its upgrade steps and without an application ID."""
-    schema = Path(mailsink.__file__).with_name("schema.sql").read_text("utf-8")
+    schema = Path(mailsink.__file__).parent.joinpath("store", "schema.sql").read_text("utf-8")
     _sqlite(
         path,
         schema + "INSERT INTO messages (uid, created, size) VALUES ('A', 0, 1);"
@@ -64,12 +64,12 @@ def _another_application_with_its_id(path: Path) -> None:
 
 
 def _tables_changed(path: Path) -> None:
-    Store(str(path)).open().close()
+    SQLiteStore(str(path)).open().close()
     _sqlite(path, "DROP TABLE dictionaries; CREATE TABLE mine (x);")
 
 
 def _newer(path: Path) -> None:
-    Store(str(path)).open().close()
+    SQLiteStore(str(path)).open().close()
     _sqlite(path, f"PRAGMA user_version = {SCHEMA_VERSION + 1};")
 
 
@@ -104,7 +104,7 @@ def test_a_file_mailsink_did_not_make_is_refused_untouched(tmp_path: Path, kind:
     make(path)
     before = _digest(tmp_path)
     with pytest.raises(DatabaseRefused, match=message):
-        Store(str(path)).open()
+        SQLiteStore(str(path)).open()
     with pytest.raises(RuntimeError, match="mailsink failed to start") as failed:
         Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0", db=str(path))).start()
     assert isinstance(failed.value.__cause__, DatabaseRefused)
@@ -151,13 +151,13 @@ def test_the_command_says_in_one_line_what_the_file_is_and_what_to_do(
 def test_an_empty_file_becomes_a_mailsink_database(tmp_path: Path) -> None:
     path = tmp_path / "mail.db"
     path.touch()  # as a container volume or mktemp may leave it
-    with Store(str(path)) as store:
+    with SQLiteStore(str(path)) as store:
         uid = store.add(_MAIL).result()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()
-    with Store(str(path)) as store:
+    with SQLiteStore(str(path)) as store:
         assert store.raw(uid) == _MAIL
 
 
@@ -174,7 +174,7 @@ def _notes(db: sqlite3.Connection) -> list[tuple[str, str]]:
 
 def test_a_step_runs_once_and_brings_the_version_on(tmp_path: Path) -> None:
     path = tmp_path / "mail.db"
-    with Store(str(path)) as store:
+    with SQLiteStore(str(path)) as store:
         uid = store.add(_MAIL).result()
     db = sqlite3.connect(path, isolation_level=None)
     assert db.execute("PRAGMA user_version").fetchone()[0] == BASE_VERSION
@@ -197,7 +197,7 @@ def test_a_step_runs_once_and_brings_the_version_on(tmp_path: Path) -> None:
 
 def test_a_step_that_fails_leaves_the_database_as_it_was(tmp_path: Path) -> None:
     path = tmp_path / "mail.db"
-    with Store(str(path)) as store:
+    with SQLiteStore(str(path)) as store:
         uid = store.add(_MAIL).result()
 
     def half_done(db: sqlite3.Connection) -> None:

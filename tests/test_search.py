@@ -8,9 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailsink.message import ParsedMessage
-from mailsink.search import SearchError, compile_search, fold, parse_search
-from mailsink.store import Envelope, Store
+from mailsink.parsing.parser import ParsedMessage
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.search import Search, SearchError, compile_search, fold, parse_search
 
 
 def mail(
@@ -58,20 +58,19 @@ def mail(
     return msg.as_bytes()
 
 
-def subjects(store: Store, query: str, tz: str | None = None) -> set[str]:
-    where, params = compile_search(query, tz=tz)
-    page = store.page(0, 1000, where=where, params=params)
+def subjects(store: SQLiteStore, query: str, tz: str | None = None) -> set[str]:
+    page = store.page(0, 1000, Search(query, tz=tz))
     assert page.matched == len(page.messages)
     return {m.subject for m in page.messages}
 
 
 @pytest.fixture
-def store() -> Iterator[Store]:
+def store() -> Iterator[SQLiteStore]:
     def tagger(parsed: ParsedMessage, env: Envelope) -> list[str]:
         values = parsed.header_values("X-Tags")
         return [t.strip() for v in values for t in v.split(",") if t.strip()]
 
-    with Store(tagger=tagger) as s:
+    with SQLiteStore(tagger=tagger) as s:
         yield s
 
 
@@ -140,6 +139,16 @@ def test_malformed_queries_say_what_and_where(query: str, message: str, position
     assert isinstance(caught.value, ValueError)
 
 
+def test_a_malformed_search_is_refused_when_it_is_made() -> None:
+    with pytest.raises(SearchError, match="at position 0"):
+        Search("larger:huge")
+    with pytest.raises(SearchError, match="unknown time zone"):
+        Search("before:2024-01-01", tz="Mars/Olympus")
+    with pytest.raises(SearchError, match="kind: expected from, to or containing"):
+        Search("bob", kind="subject")
+    assert Search("  ").everything and not Search("bob", kind="to").everything
+
+
 def test_an_unknown_time_zone_is_a_search_error() -> None:
     with pytest.raises(SearchError, match="unknown time zone 'Mars/Olympus'"):
         compile_search("before:2024-01-01", tz="Mars/Olympus")
@@ -155,7 +164,7 @@ def test_fold_ignores_case_in_every_script() -> None:
 # -- against a store ---------------------------------------------------------------------
 
 
-def test_words_match_subject_addresses_bodies_html_and_file_names(store: Store) -> None:
+def test_words_match_subject_addresses_bodies_html_and_file_names(store: SQLiteStore) -> None:
     store.add(mail("Quarterly figures", text="see the spreadsheet")).result()
     store.add(
         mail("Hello", html="<p>Your <b>invoice</b> is ready</p><script>var secret</script>")
@@ -176,7 +185,7 @@ def test_words_match_subject_addresses_bodies_html_and_file_names(store: Store) 
     assert subjects(store, "& -") == {"Quarterly figures", "Hello", "Report", "Plain"}
 
 
-def test_a_quoted_phrase_matches_those_words_in_that_order(store: Store) -> None:
+def test_a_quoted_phrase_matches_those_words_in_that_order(store: SQLiteStore) -> None:
     store.add(mail("one", text="the quick brown fox")).result()
     store.add(mail("two", text="brown and quick fox")).result()
     assert subjects(store, '"quick brown"') == {"one"}
@@ -185,7 +194,7 @@ def test_a_quoted_phrase_matches_those_words_in_that_order(store: Store) -> None
     assert subjects(store, '"quick bro"') == set()  # a phrase is not a prefix
 
 
-def test_a_whole_address_matches_exactly_and_a_part_as_substring(store: Store) -> None:
+def test_a_whole_address_matches_exactly_and_a_part_as_substring(store: SQLiteStore) -> None:
     store.add(mail("to a", to="a@example.com")).result()
     store.add(mail("to ba", to="Bob Andrews <ba@example.com>")).result()
     store.add(mail("to other", to="a@example.org")).result()
@@ -200,7 +209,7 @@ def test_a_whole_address_matches_exactly_and_a_part_as_substring(store: Store) -
     assert subjects(store, "from:a@example.com") == set()
 
 
-def test_each_address_field_is_its_own_filter(store: Store) -> None:
+def test_each_address_field_is_its_own_filter(store: SQLiteStore) -> None:
     store.add(
         mail(
             "all fields",
@@ -225,7 +234,7 @@ def test_each_address_field_is_its_own_filter(store: Store) -> None:
         assert subjects(store, f"{wrong}:{address}") == set(), name
 
 
-def test_envelope_filters_see_bcc_recipients_that_no_header_names(store: Store) -> None:
+def test_envelope_filters_see_bcc_recipients_that_no_header_names(store: SQLiteStore) -> None:
     raw = mail("secret copy", to="visible@x.test")
     store.add(raw, Envelope("Bounce@App.test", ["visible@x.test", "hidden@x.test"])).result()
     store.add(mail("plain"), Envelope("other@app.test", ["visible@x.test"])).result()
@@ -237,7 +246,7 @@ def test_envelope_filters_see_bcc_recipients_that_no_header_names(store: Store) 
     assert subjects(store, "-rcpt:hidden") == {"plain"}
 
 
-def test_encoded_subjects_and_names_are_searched_by_their_decoded_text(store: Store) -> None:
+def test_encoded_subjects_and_names_are_searched_by_their_decoded_text(store: SQLiteStore) -> None:
     raw = (
         b"From: =?utf-8?q?J=C3=BCrgen_M=C3=BCller?= <jm@x.test>\r\n"
         b"To: =?iso-8859-1?q?Ren=E9e?= <r@x.test>\r\n"
@@ -258,7 +267,7 @@ def test_encoded_subjects_and_names_are_searched_by_their_decoded_text(store: St
     assert subjects(store, "-subject:straße") == {"plain ascii"}
 
 
-def test_subject_is_a_substring_match(store: Store) -> None:
+def test_subject_is_a_substring_match(store: SQLiteStore) -> None:
     store.add(mail("Your Invoice #1234")).result()
     store.add(mail("Welcome")).result()
     assert subjects(store, "subject:voice") == {"Your Invoice #1234"}
@@ -266,7 +275,7 @@ def test_subject_is_a_substring_match(store: Store) -> None:
     assert subjects(store, "subject:#1234") == {"Your Invoice #1234"}
 
 
-def test_any_header_by_name_or_by_name_and_value(store: Store) -> None:
+def test_any_header_by_name_or_by_name_and_value(store: SQLiteStore) -> None:
     store.add(mail("spring", headers={"X-Campaign": "Spring Sale 2024"})).result()
     store.add(mail("autumn", headers={"X-Campaign": "autumn"})).result()
     store.add(mail("none")).result()
@@ -277,16 +286,16 @@ def test_any_header_by_name_or_by_name_and_value(store: Store) -> None:
     assert subjects(store, "header:X-Campaign:winter") == set()
 
 
-def test_message_id_matches_with_or_without_angle_brackets(store: Store) -> None:
+def test_message_id_matches_with_or_without_angle_brackets(store: SQLiteStore) -> None:
     store.add(mail("wanted", headers={})).result()
     store.add(mail("other")).result()
-    [message] = store.page(0, 10, *compile_search("subject:wanted")).messages
+    [message] = store.page_where(0, 10, *compile_search("subject:wanted")).messages
     assert subjects(store, f"message-id:{message.message_id}") == {"wanted"}
     assert subjects(store, f"message-id:<{message.message_id}>") == {"wanted"}
     assert subjects(store, f"-message-id:{message.message_id}") == {"other"}
 
 
-def test_tags_and_is_tagged(store: Store) -> None:
+def test_tags_and_is_tagged(store: SQLiteStore) -> None:
     store.add(mail("tagged", headers={"X-Tags": "Alpha, two words"})).result()
     store.add(mail("untagged")).result()
     assert subjects(store, "tag:alpha") == {"tagged"}
@@ -297,7 +306,7 @@ def test_tags_and_is_tagged(store: Store) -> None:
     assert subjects(store, "!tag:alpha") == {"untagged"}
 
 
-def test_read_state_attachments_and_inline_parts(store: Store) -> None:
+def test_read_state_attachments_and_inline_parts(store: SQLiteStore) -> None:
     read = store.add(mail("read one")).result()
     store.add(mail("with file", attach="a.pdf")).result()
     store.add(
@@ -312,7 +321,7 @@ def test_read_state_attachments_and_inline_parts(store: Store) -> None:
     assert subjects(store, "has:inline") == {"with logo"}
 
 
-def test_sizes(store: Store) -> None:
+def test_sizes(store: SQLiteStore) -> None:
     store.add(mail("small", text="x")).result()
     store.add(mail("big", text="y" * 20_000)).result()
     assert subjects(store, "larger:10K") == {"big"}
@@ -321,7 +330,7 @@ def test_sizes(store: Store) -> None:
     assert subjects(store, "smaller:0.5M larger:100") == {"small", "big"}
 
 
-def _backdate(store: Store, subject: str, when: datetime) -> None:
+def _backdate(store: SQLiteStore, subject: str, when: datetime) -> None:
     store.submit(
         lambda db: db.execute(
             "UPDATE messages SET created = ? WHERE subject = ?", (when.timestamp(), subject)
@@ -329,7 +338,7 @@ def _backdate(store: Store, subject: str, when: datetime) -> None:
     ).result()
 
 
-def test_before_and_after_use_the_arrival_time_in_the_given_zone(store: Store) -> None:
+def test_before_and_after_use_the_arrival_time_in_the_given_zone(store: SQLiteStore) -> None:
     for subject in ("new year", "june", "late june"):
         store.add(mail(subject)).result()
     _backdate(store, "new year", datetime(2024, 1, 1, 0, 30, tzinfo=timezone.utc))
@@ -346,7 +355,7 @@ def test_before_and_after_use_the_arrival_time_in_the_given_zone(store: Store) -
     assert subjects(store, "-after:2024-06-30", tz="Pacific/Auckland") == {"new year", "june"}
 
 
-def test_terms_combine_with_and(store: Store) -> None:
+def test_terms_combine_with_and(store: SQLiteStore) -> None:
     store.add(mail("Invoice March", to="a@x.test", attach="march.pdf")).result()
     store.add(mail("Invoice April", to="a@x.test")).result()
     store.add(mail("Invoice May", to="b@x.test", attach="may.pdf")).result()
@@ -354,7 +363,7 @@ def test_terms_combine_with_and(store: Store) -> None:
     assert subjects(store, "subject:invoice -to:a@x.test") == {"Invoice May"}
 
 
-def test_delete_where_removes_what_the_search_selects(store: Store) -> None:
+def test_delete_where_removes_what_the_search_selects(store: SQLiteStore) -> None:
     store.add(mail("keep me")).result()
     store.add(mail("drop me", to="x@drop.test")).result()
     store.add(mail("drop too", to="y@drop.test")).result()
@@ -363,11 +372,11 @@ def test_delete_where_removes_what_the_search_selects(store: Store) -> None:
     assert subjects(store, "drop") == set()  # gone from the full-text index too
 
 
-def test_counts_of_a_search_come_from_sql(store: Store) -> None:
+def test_counts_of_a_search_come_from_sql(store: SQLiteStore) -> None:
     ids = [store.add(mail(f"match {i}")).result() for i in range(7)]
     store.add(mail("other")).result()
     store.set_read(ids[:3], True).result()
-    page = store.page(2, 2, *compile_search("subject:match"))
+    page = store.page_where(2, 2, *compile_search("subject:match"))
     assert (page.total, page.unread, page.matched, page.matched_unread) == (8, 5, 7, 4)
     assert [m.subject for m in page.messages] == ["match 4", "match 3"]
 
@@ -385,7 +394,7 @@ def test_counts_of_a_search_come_from_sql(store: Store) -> None:
     ],
 )
 def test_the_index_driven_plan_gives_what_the_plain_condition_gives(
-    store: Store, query: str
+    store: SQLiteStore, query: str
 ) -> None:
     for i in range(30):
         to = "a@x.test" if i % 3 else "b@x.test"
@@ -396,14 +405,14 @@ def test_the_index_driven_plan_gives_what_the_plain_condition_gives(
     store.set_read([m.id for m in store.page(0, 10).messages], True).result()
     where, params = compile_search(query)
     for start, limit in [(0, 5), (3, 7), (0, 100)]:
-        fast = store.page(start, limit, where, params)
-        plain = store.page(start, limit, str(where), params)
+        fast = store.page_where(start, limit, where, params)
+        plain = store.page_where(start, limit, str(where), params)
         assert (fast.matched, fast.matched_unread) == (plain.matched, plain.matched_unread)
         assert [m.id for m in fast.messages] == [m.id for m in plain.messages]
     assert fast.matched > 0
 
 
-def test_no_query_makes_sqlite_fail(store: Store) -> None:
+def test_no_query_makes_sqlite_fail(store: SQLiteStore) -> None:
     """Whatever a user types is either a SearchError or a query SQLite runs."""
     import random
 
@@ -464,5 +473,5 @@ def test_no_query_makes_sqlite_fail(store: Store) -> None:
             where, params = compile_search(query, tz=rnd.choice([None, "UTC", "Asia/Tokyo"]))
         except SearchError:
             continue
-        store.page(0, 5, where, params)
-        store.page(0, 5, str(where), params)
+        store.page_where(0, 5, where, params)
+        store.page_where(0, 5, str(where), params)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mailsink.codec import unpack_raw
-from mailsink.indexing import prepare, search_body
-from mailsink.message import parse
-from mailsink.search import compile_search
-from mailsink.store import Envelope, Store
+from mailsink.parsing.parser import parse
+from mailsink.store import Envelope, SQLiteStore
+from mailsink.store.compression import unpack_raw
+from mailsink.store.prepare import prepare, search_body
+from mailsink.store.search import compile_search
 from tests.conftest import CORPUS_FILES
 
 
@@ -29,7 +29,7 @@ def test_raw_bytes_are_compressed_and_come_back_exactly() -> None:
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 def test_every_corpus_message_comes_back_byte_for_byte(path: Path) -> None:
     raw = path.read_bytes()
-    with Store() as store:
+    with SQLiteStore() as store:
         uid = store.add(raw).result()
         assert store.raw(uid) == raw
         stored = store.read(lambda db: db.execute("SELECT data FROM raw").fetchone()[0])
@@ -37,7 +37,7 @@ def test_every_corpus_message_comes_back_byte_for_byte(path: Path) -> None:
 
 
 def test_the_raw_table_stays_searchable_in_sql() -> None:
-    with Store() as store:
+    with SQLiteStore() as store:
         store.add(b"Subject: a\r\n\r\n" + b"needle in a haystack " * 50).result()
         hits = store.read(
             lambda db: db.execute(
@@ -64,10 +64,10 @@ def test_words_only_in_the_html_part_are_found(tmp_path: Path) -> None:
     msg["Subject"] = "two parts"
     msg.set_content("plain words here")
     msg.add_alternative("<p>plain words here and <b>htmlonly</b></p>", subtype="html")
-    with Store() as store:
+    with SQLiteStore() as store:
         store.add(msg.as_bytes()).result()
         for word in ("plain", "htmlonly"):
-            page = store.page(0, 10, *compile_search(word))
+            page = store.page_where(0, 10, *compile_search(word))
             assert page.matched == 1, word
 
 

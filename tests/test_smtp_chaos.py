@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mailsink import ConfigError, Server, Settings
-from mailsink.chaos import Chaos, Trigger
+from mailsink.smtp.chaos import Chaos, Trigger
 
 from .smtp_support import RawSMTP, messages
 

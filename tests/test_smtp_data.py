@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailsink import Server, Settings
-from mailsink.smtp_data import MemoryBudget
+from mailsink.smtp.data import MemoryBudget
 
 from .smtp_support import RawSMTP, greeted, messages, raw_of, stuff
 

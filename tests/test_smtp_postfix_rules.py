@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mailsink import Server, Settings
-from mailsink.smtp_data import DataLimits, MemoryBudget, read_data
+from mailsink.smtp.data import DataLimits, MemoryBudget, read_data
 
 from .smtp_support import greeted
 

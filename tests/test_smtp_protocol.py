@@ -13,12 +13,12 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from mailsink import Server
-from mailsink.chaos import Chaos
-from mailsink.smtp import SinkHandler
-from mailsink.smtp_auth import Authenticator
-from mailsink.smtp_protocol import SessionGate, SinkSMTP
-from mailsink.stats import Stats
-from mailsink.store import Store
+from mailsink.smtp.auth import Authenticator
+from mailsink.smtp.chaos import Chaos
+from mailsink.smtp.handler import SinkHandler
+from mailsink.smtp.protocol import SessionGate, SinkSMTP
+from mailsink.smtp.stats import Stats
+from mailsink.store import SQLiteStore
 
 from .smtp_support import greeted, messages, raw_of
 
@@ -162,7 +162,7 @@ def test_a_data_line_over_the_rfc_limit_gets_500_in_strict_mode_and_the_session_
 
 
 def test_an_internal_error_is_logged_not_shown(caplog: pytest.LogCaptureFixture) -> None:
-    handler = SinkHandler(Store(), Stats())
+    handler = SinkHandler(SQLiteStore(), Stats())
     reply = asyncio.run(handler.handle_exception(RuntimeError("secret internal detail")))
     assert reply.startswith("451 ")
     assert "secret" not in reply and "RuntimeError" not in reply
@@ -174,7 +174,7 @@ def test_a_session_is_set_up_exactly_as_aiosmtpd_sets_it_up() -> None:
     must stay what aiosmtpd's own constructor builds, whatever aiosmtpd version is installed."""
     loop = asyncio.new_event_loop()
     try:
-        handler = SinkHandler(Store(), Stats())
+        handler = SinkHandler(SQLiteStore(), Stats())
         options: dict[str, Any] = {
             "hostname": "sink.test",
             "ident": "mailsink ESMTP",

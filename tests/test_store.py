@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mailsink.message import Address
-from mailsink.migrations import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefused
-from mailsink.store import Envelope, Event, Store
+from mailsink.parsing.parser import Address
+from mailsink.store import Envelope, Event, SQLiteStore
+from mailsink.store.schema import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefused
 
 
 def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    with Store(str(path)) as store:
+    with SQLiteStore(str(path)) as store:
         store.add(b"Subject: one\r\n\r\nx\r\n").result()
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -28,28 +28,28 @@ def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> N
 
 def test_reopening_does_not_migrate_twice_and_keeps_data(tmp_path: Path) -> None:
     path = str(tmp_path / "m.db")
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         uid = store.add(b"Subject: kept\r\n\r\nx\r\n").result()
-    with Store(path) as store:
+    with SQLiteStore(path) as store:
         message = store.get(uid)
         assert message is not None and message.subject == "kept"
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    Store(str(path)).open().close()
+    SQLiteStore(str(path)).open().close()
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
     with pytest.raises(DatabaseRefused, match="made by a newer mailsink"):
-        Store(str(path)).open()
+        SQLiteStore(str(path)).open()
 
 
 @pytest.mark.parametrize("where", ["memory", "file"])
 def test_concurrent_writers_all_land_and_events_follow_commits(tmp_path: Path, where: str) -> None:
     events: list[Event] = []
     path = str(tmp_path / "m.db") if where == "file" else ""
-    with Store(path, on_event=events.append) as store:
+    with SQLiteStore(path, on_event=events.append) as store:
         ids: list[str] = []
         lock = threading.Lock()
 
@@ -72,7 +72,7 @@ def test_concurrent_writers_all_land_and_events_follow_commits(tmp_path: Path, w
 
 
 def test_a_failing_job_does_not_sink_its_batch() -> None:
-    with Store() as store:
+    with SQLiteStore() as store:
         gate = threading.Event()
         blocker = store.submit(lambda db: gate.wait(5))
         good = store.add(b"Subject: good\r\n\r\nx\r\n")
@@ -91,16 +91,16 @@ def test_a_failing_job_does_not_sink_its_batch() -> None:
 
 def test_closing_finishes_every_queued_write(tmp_path: Path) -> None:
     path = str(tmp_path / "m.db")
-    store = Store(path).open()
+    store = SQLiteStore(path).open()
     futures = [store.add(f"Subject: {i}\r\n\r\nx\r\n".encode()) for i in range(200)]
     store.close()
     assert all(f.done() and f.exception() is None for f in futures)
-    with Store(path) as again:
+    with SQLiteStore(path) as again:
         assert again.count()[0] == 200
 
 
 def test_writes_after_close_are_refused() -> None:
-    store = Store().open()
+    store = SQLiteStore().open()
     store.close()
     with pytest.raises(RuntimeError, match="closed"):
         store.add(b"x")
@@ -113,7 +113,7 @@ def test_address_lists_are_kept_compact() -> None:
         "Cc: =?utf-8?q?Am=C3=A9lie?= <amelie@soylent.example>\r\n"
         "Subject: hi\r\n\r\nbody\r\n"
     ).encode()
-    with Store() as store:
+    with SQLiteStore() as store:
         store.add(
             raw, Envelope("toms@acme.example", ["bjorn@stark.example", "ü@x.example"])
         ).result()
@@ -141,7 +141,7 @@ def test_address_lists_are_kept_compact() -> None:
 
 @pytest.mark.parametrize("where", ["memory", "file"])
 def test_only_an_in_memory_store_keeps_page_caches_small(tmp_path: Path, where: str) -> None:
-    with Store(str(tmp_path / "m.db") if where == "file" else "") as store:
+    with SQLiteStore(str(tmp_path / "m.db") if where == "file" else "") as store:
         reader = store.read(lambda db: db.execute("PRAGMA cache_size").fetchone()[0])
         writer = store.submit(lambda db: db.execute("PRAGMA cache_size").fetchone()[0]).result()
     # In memory a cached page is a second copy of one that is in memory already.

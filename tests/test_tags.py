@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from mailsink import Server
-from mailsink.message import parse
-from mailsink.store import Envelope, Event, Store
-from mailsink.tags import clean_tag, make_tagger, tags_of
+from mailsink.parsing.parser import parse
+from mailsink.store import Envelope, Event, SQLiteStore
+from mailsink.store.tags import clean_tag, make_tagger, tags_of
 from tests.conftest import Send
 
 
@@ -129,7 +129,7 @@ def test_delete_a_tag_keeps_the_messages(api: httpx.Client, send: Send) -> None:
 
 def test_tag_changes_are_told_after_commit() -> None:
     events: list[Event] = []
-    with Store(on_event=events.append, tagger=make_tagger(plus_addresses=True)) as store:
+    with SQLiteStore(on_event=events.append, tagger=make_tagger(plus_addresses=True)) as store:
         uid = store.add(message("m", x_tags="x")).result()
         assert store.set_tags([uid, "nope"], ["y"]).result() == 1
         assert store.rename_tag("y", "z").result() == 1

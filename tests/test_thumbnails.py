@@ -17,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image, ImageOps
 
-from mailsink.thumbnail import AT_ONCE, HEIGHT, MAX_PIXELS, WIDTH, thumbnail
+from mailsink.ui.thumbnails import AT_ONCE, HEIGHT, MAX_PIXELS, WIDTH, thumbnail
 
 from .conftest import Send
 from .test_mailpit_extra import with_attachments
@@ -85,7 +85,7 @@ import io, sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from PIL import Image
-from mailsink.thumbnail import thumbnail
+from mailsink.ui.thumbnails import thumbnail
 
 def status(field):
     for line in Path("/proc/self/status").read_text().splitlines():

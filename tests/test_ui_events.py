@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from mailsink import Server, Settings
-from mailsink.events_api import EventStream
-from mailsink.server import Sink
+from mailsink.api.events import EventStream
+from mailsink.sink import Sink
 
 from .conftest import Send
 

@@ -12,8 +12,8 @@ import pytest
 
 from mailsink import Server, Settings
 from mailsink.app import create_app
-from mailsink.server import Sink
-from mailsink.web import filesize, web_dir
+from mailsink.sink import Sink
+from mailsink.ui.routes import filesize, web_dir
 
 from .conftest import CORPUS_FILES, Send, crlf
 

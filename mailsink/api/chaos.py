@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from pydantic import Field, field_validator
 
-from ..chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
+from ..smtp.chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
 from .bodies import StrictBody
-from .v1 import sink_of
+from .deps import sink_of
 
 __all__ = ["ChaosTriggers", "router"]
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..linkcheck import check_links, extract_links
-from ..message import parse
-from .v1 import MessageID, found, raw_of, sink_of
+from ..outbound.linkcheck import check_links, extract_links
+from ..parsing.parser import parse
+from .deps import MessageID, found, raw_of, sink_of
 
 __all__ = ["router"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from .. import __version__
-from ..relay import Relay
-from ..server import Sink
-from .v1 import sink_of
+from ..outbound.relay import Relay
+from ..sink import Sink
+from .deps import sink_of
 
 __all__ = ["app_information", "router", "webui_configuration"]
 
@@ -35,26 +34,10 @@ def _memory() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _database_size(db: sqlite3.Connection, path: str) -> int:
-    if path:
-        files = [Path(path), Path(path + "-wal")]
-        return sum(f.stat().st_size for f in files if f.exists())
-    (pages,) = db.execute("PRAGMA page_count").fetchone()
-    (size,) = db.execute("PRAGMA page_size").fetchone()
-    return int(pages) * int(size)
-
-
 def app_information(sink: Sink) -> dict[str, Any]:
     """Mailpit's ``AppInformation``, from the store and the server's running counters."""
     path = sink.settings.db
-
-    def read(db: sqlite3.Connection) -> tuple[int, int, int, dict[str, int]]:
-        (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
-        (unread,) = db.execute("SELECT count(*) FROM messages WHERE read = 0").fetchone()
-        tags = dict(db.execute("SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag"))
-        return int(total), int(unread), _database_size(db, path), tags
-
-    total, unread, size, tags = sink.store.read(read)
+    figures = sink.store.figures()
     stats = sink.stats
     return {
         "Version": __version__,
@@ -62,10 +45,10 @@ def app_information(sink: Sink) -> dict[str, Any]:
         # when its version check is turned off.
         "LatestVersion": "disabled",
         "Database": path or ":memory:",
-        "DatabaseSize": size,
-        "Messages": total,
-        "Unread": unread,
-        "Tags": tags,
+        "DatabaseSize": figures.disk_bytes,
+        "Messages": figures.total,
+        "Unread": figures.unread,
+        "Tags": figures.tags,
         "RuntimeStats": {
             "Memory": _memory(),
             "MessagesDeleted": stats.messages_deleted,

@@ -15,15 +15,15 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
 
-from ..relay import RelayError, envelope_sender, remove_headers
-from ..server import Sink
-from ..store import StoredMessage
+from ..outbound.relay import RelayError, envelope_sender, remove_headers
+from ..shapes.mailhog import content_json, message_json
+from ..sink import Sink
+from ..store import Search, StoredMessage
 from .bodies import RequestBody
-from .mailhog_shapes import content_json, message_json
+from .deps import CONTENT_HEADERS, MAX_START, sink_of
 from .release import relay_of
-from .v1 import CONTENT_HEADERS, MAX_START, sink_of
 
-__all__ = ["MailHogRelease", "router", "search_condition"]
+__all__ = ["MailHogRelease", "router"]
 
 router = APIRouter(tags=["MailHog"])
 
@@ -37,38 +37,6 @@ Limit = Annotated[
     int, Query(description=f"Messages per page: {DEFAULT_LIMIT} if 0 or less, {MAX_LIMIT} at most")
 ]
 MessageId = Annotated[str, Path(description="Message ID")]
-
-# Case-insensitive substring matches, as MailHog's search does. The conditions read the
-# store's own tables through its public ``page(where=...)``; a header's name is the ID of
-# its lower-case name in ``header_names``.
-_HEADER_HAS = (
-    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id "
-    "AND h.name IN (SELECT id FROM header_names WHERE name IN ({names})) "
-    "AND instr(lower(h.value), ?) > 0)"
-)
-_ANY_HEADER_HAS = (
-    "EXISTS (SELECT 1 FROM headers h WHERE h.message = m.id AND instr(lower(h.value), ?) > 0)"
-)
-_RAW_HAS = (
-    "EXISTS (SELECT 1 FROM raw r WHERE r.id = m.id "
-    "AND instr(lower(CAST(mailsink_raw(r.data, r.compression) AS TEXT)), ?) > 0)"
-)
-_RCPT_HAS = "EXISTS (SELECT 1 FROM json_each(m.rcpt_to) t WHERE instr(lower(t.value), ?) > 0)"
-
-
-def search_condition(kind: str, query: str) -> tuple[str, tuple[str, ...]]:
-    """SQL condition and parameters for a MailHog search ``kind`` (from, to or containing)."""
-    needle = query.lower()
-    if kind == "from":
-        header = _HEADER_HAS.format(names="'from'")
-        where = f"(instr(lower(m.mail_from), ?) > 0 OR {header})"
-        return where, (needle, needle)
-    if kind == "to":
-        names = "'to', 'cc', 'bcc'"
-        return f"({_RCPT_HAS} OR {_HEADER_HAS.format(names=names)})", (needle, needle)
-    if kind == "containing":
-        return f"({_ANY_HEADER_HAS} OR {_RAW_HAS})", (needle, needle)
-    raise ValueError(f"unknown search kind {kind!r}")
 
 
 def _limit(limit: int) -> int:
@@ -148,8 +116,7 @@ def search(
     if kind not in ("from", "to", "containing"):
         raise HTTPException(400, f"kind must be from, to or containing, not {kind!r}")
     sink = sink_of(request)
-    where, params = search_condition(kind, query)
-    page = sink.store.page(start, _limit(limit), where, params)
+    page = sink.store.page(start, _limit(limit), Search(query, kind=kind))
     return _page_response(sink, page.messages, start, page.matched)
 
 

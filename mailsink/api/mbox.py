@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from ..importer import mbox_chunks
-from .search import SearchQuery, TimeZone, compiled
-from .v1 import CONTENT_HEADERS, sink_of
+from ..transfer.import_export import mbox_chunks
+from .deps import CONTENT_HEADERS, sink_of
+from .search import SearchQuery, TimeZone, searched
 
 __all__ = ["router"]
 
@@ -21,9 +21,9 @@ router = APIRouter(prefix="/api/v1", tags=["messages"])
     responses={200: {"content": {"application/mbox": {}}}},
 )
 def search_mbox(request: Request, query: SearchQuery = "", tz: TimeZone = "") -> StreamingResponse:
-    where, params = compiled(query, tz) if query.strip() else ("", [])
+    search = searched(query, tz) if query.strip() else None
     return StreamingResponse(
-        mbox_chunks(sink_of(request).store, where, params),
+        mbox_chunks(sink_of(request).store, search),
         media_type="application/mbox",
         headers={**CONTENT_HEADERS, "Content-Disposition": 'attachment; filename="mailsink.mbox"'},
     )

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from ..relay import Relay, RelayError, envelope_sender, prepare_release
-from ..server import Sink
+from ..outbound.relay import Relay, RelayError, envelope_sender, prepare_release
+from ..sink import Sink
 from .bodies import RequestBody
-from .v1 import MessageID, found, raw_of, sink_of
+from .deps import MessageID, found, raw_of, sink_of
 
 __all__ = ["ReleaseRequest", "relay_of", "release", "router"]
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
-from ..search import SearchError, compile_search
-from ..tags import clean_tag
+from ..shapes.mailpit import page_json
+from ..store import Search, SearchError
+from ..store.tags import clean_tag
 from .bodies import StrictBody
-from .shapes import page_json
-from .v1 import Limit, Start, sink_of
+from .deps import Limit, Start, sink_of
 
-__all__ = ["compiled", "router"]
+__all__ = ["router", "searched"]
 
 router = APIRouter(prefix="/api/v1")
 
@@ -35,10 +35,10 @@ TimeZone = Annotated[
 TagName = Annotated[str, Path(description="The tag (URL-encoded)")]
 
 
-def compiled(query: str, tz: str = "") -> tuple[str, list[object]]:
-    """The SQL of a query, or a 400 that says what is wrong with it and where."""
+def searched(query: str, tz: str = "") -> Search:
+    """The search a query asks for, or a 400 that says what is wrong with it and where."""
     try:
-        return compile_search(query, tz=tz or None)
+        return Search(query, tz=tz or None)
     except SearchError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -61,8 +61,7 @@ def search(
     request: Request, query: SearchQuery, start: Start = 0, limit: Limit = 50, tz: TimeZone = ""
 ) -> dict[str, Any]:
     sink = sink_of(request)
-    where, params = compiled(query, tz)
-    page = sink.store.page(start, limit, where=where, params=params)
+    page = sink.store.page(start, limit, searched(query, tz))
     return page_json(page, sink.store.tags())
 
 
@@ -75,8 +74,7 @@ def search(
 def delete_search(request: Request, query: SearchQuery, tz: TimeZone = "") -> str:
     if not query.strip():
         raise HTTPException(400, "query: give a search; DELETE /api/v1/messages deletes all")
-    where, params = compiled(query, tz)
-    sink_of(request).store.delete_where(where, params).result()
+    sink_of(request).store.delete_matching(searched(query, tz)).result()
     return "ok"
 
 

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from ..store import Envelope
 from .bodies import RequestBody
-from .v1 import sink_of
+from .deps import sink_of
 
 __all__ = ["SendAddress", "SendAttachment", "SendRequest", "build_message", "router"]
 

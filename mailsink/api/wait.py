@@ -1,6 +1,6 @@
 """``GET /api/v1/wait``: a search that answers once enough messages match (long poll).
 
-A CI job or :mod:`mailsink.client` asks "tell me when two messages to bob@example.test
+A CI job or :mod:`mailsink.testing.client` asks "tell me when two messages to bob@example.test
 exist" and gets the answer the moment the second one is stored, without polling in a loop.
 The request wakes on the store's events, so it costs nothing while it waits.
 """
@@ -15,11 +15,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..events import Subscription
+from ..shapes.mailpit import page_json
 from ..store import Page
-from .search import SearchQuery, TimeZone, compiled
-from .shapes import page_json
-from .v1 import MAX_START, sink_of
+from ..store.events import Subscription
+from .deps import MAX_START, sink_of
+from .search import SearchQuery, TimeZone, searched
 
 __all__ = ["MAX_WAIT", "router"]
 
@@ -66,12 +66,12 @@ async def wait(
     tz: TimeZone = "",
 ) -> Any:
     sink = sink_of(request)
-    where, params = compiled(query, tz) if query.strip() else ("", [])
+    search = searched(query, tz) if query.strip() else None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
 
     def look() -> Page:
-        return sink.store.page(start, limit, where, params)
+        return sink.store.page(start, limit, search)
 
     # Subscribe before the first look: a message stored in between still wakes us.
     sub = sink.hub.subscribe()

@@ -1,0 +1,149 @@
+"""HTTP basic authentication for the web UI, the API and /metrics (health checks stay open).
+
+Users come from an htpasswd file. bcrypt is slow on purpose (a quarter of a second per check
+at htpasswd's default cost), and a browser sends the password with every request, so a
+password that was right is remembered: as an HMAC under a key that lives only in this
+process, never as the password itself. A wrong password is checked in full every time, and
+so is an unknown user (against a decoy hash), so that no answer tells which names exist.
+
+The checks run on a few threads of their own (``_HASHING`` at once), not on the pool that
+serves the app's other requests: a flood of wrong passwords then waits for its turn while a
+remembered login is served at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections import OrderedDict
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..smtp.passwords import Credentials, CredentialsError
+
+__all__ = ["OPEN_PATHS", "BasicAuth", "load_htpasswd"]
+
+OPEN_PATHS = frozenset({"/livez", "/readyz"})
+"""Paths served without a login: orchestrators probe them and know no passwords."""
+
+_REMEMBERED = 256
+# bcrypt checks run at once: more would only share the same cores, and each one held a
+# thread of the pool that serves every other request.
+_HASHING = min(4, os.cpu_count() or 1)
+# Hashes htpasswd can write that Credentials would read as a plain password (and so never
+# match): refused when the file is loaded, rather than failing every login later.
+_UNSUPPORTED = {
+    "$apr1$": "MD5",
+    "{SHA}": "SHA-1",
+    "$1$": "MD5-crypt",
+    "$5$": "SHA-256-crypt",
+    "$6$": "SHA-512-crypt",
+}
+
+
+def load_htpasswd(path: str | Path) -> Credentials:
+    """Read an htpasswd file; bcrypt hashes (``htpasswd -B``) or plain passwords only."""
+    credentials = Credentials.load(path)
+    text = Path(path).read_text(encoding="utf-8")
+    for number, line in enumerate(text.splitlines(), start=1):
+        secret = line.strip().partition(":")[2]
+        for prefix, name in _UNSUPPORTED.items():
+            if secret.startswith(prefix):
+                raise CredentialsError(
+                    f"{path}, line {number}: {name} hashes are not supported; "
+                    "write the file with 'htpasswd -B' (bcrypt)"
+                )
+    if not len(credentials):
+        raise CredentialsError(f"{path}: no users in the file, so nobody could log in")
+    return credentials
+
+
+class BasicAuth:
+    """ASGI middleware: every request but those to ``OPEN_PATHS`` needs a known user.
+
+    Place it inside the base-path middleware, so that it sees paths without the prefix.
+    """
+
+    def __init__(self, app: ASGIApp, credentials: Credentials, realm: str = "mailsink") -> None:
+        self.app = app
+        self.credentials = credentials
+        self.realm = realm
+        self._key = secrets.token_bytes(32)
+        self._remembered: OrderedDict[bytes, None] = OrderedDict()
+        self._hashing = anyio.CapacityLimiter(_HASHING)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if _route_path(scope) in OPEN_PATHS or await self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps({"Error": "log in to use mailsink"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", f'Basic realm="{self.realm}", charset="UTF-8"'.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _allowed(self, scope: Scope) -> bool:
+        header = _header(scope, b"authorization")
+        if header is None:
+            return False
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return False
+        try:
+            decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            return False
+        mark = hmac.new(self._key, decoded.encode(), hashlib.sha256).digest()
+        if mark in self._remembered:
+            self._remembered.move_to_end(mark)
+            return True
+        # bcrypt takes a while: off the event loop, so SMTP and other requests go on, and on
+        # threads of its own, so that guesses do not take the threads of logged-in users.
+        check = self.credentials.check
+        if not await anyio.to_thread.run_sync(check, user, password, limiter=self._hashing):
+            return False
+        self._remembered[mark] = None
+        if len(self._remembered) > _REMEMBERED:
+            self._remembered.popitem(last=False)
+        return True
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the app routes on: without the ``root_path`` a proxy or base path added."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path

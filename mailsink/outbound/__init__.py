@@ -1,0 +1,4 @@
+"""What mailsink sends out: release by relay, webhooks, link checks.
+
+Internal: not part of mailsink's public API.
+"""

@@ -1,0 +1,485 @@
+"""Raw bytes in, a parsed message out: parsed once on arrival, never raising.
+
+The raw bytes are the source of truth. Everything here is derived from them and can be
+rebuilt; when a message is malformed the fields do their best and the raw bytes stay intact.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import policy
+from email.contentmanager import raw_data_manager
+from email.message import Message
+from html import unescape
+from html.parser import HTMLParser
+
+from .headers import HeaderPolicy, mailboxes
+from .mimetree import build_tree, feed_tree
+
+__all__ = [
+    "Address",
+    "ParsedMessage",
+    "Part",
+    "feed_bounded",
+    "html_to_text",
+    "parse",
+    "part_content",
+]
+
+SNIPPET_LENGTH = 250
+# An attached message's bytes as written, with CRLF line ends: refolding its headers would
+# run each through the standard (quadratic) header parser.
+_ATTACHED = policy.default.clone(linesep="\r\n", refold_source="none")
+
+
+@dataclass(frozen=True)
+class Address:
+    """A display name and an address, as in ``Barry Gibbs <bg@example.com>``."""
+
+    name: str
+    address: str
+
+    def as_json(self) -> dict[str, str]:
+        """The Mailpit ``Address`` shape."""
+        return {"Name": self.name, "Address": self.address}
+
+
+@dataclass(frozen=True)
+class Part:
+    """An attachment or inline part, without its bytes."""
+
+    part_id: str
+    filename: str
+    content_type: str
+    content_id: str
+    size: int
+    inline: bool
+
+
+@dataclass
+class ParsedMessage:
+    """What mailsink reads out of one message's bytes."""
+
+    subject: str = ""
+    sender: Address | None = None
+    to: list[Address] = field(default_factory=list)
+    cc: list[Address] = field(default_factory=list)
+    bcc: list[Address] = field(default_factory=list)
+    reply_to: list[Address] = field(default_factory=list)
+    message_id: str = ""
+    date: datetime | None = None
+    return_path: str = ""
+    text: str = ""
+    html: str = ""
+    snippet: str = ""
+    attachments: list[Part] = field(default_factory=list)
+    inline: list[Part] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+    part_bytes: dict[str, bytes] = field(default_factory=dict)
+    """Decoded bytes of each attachment and inline part, by part ID; only with ``keep_parts``."""
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of one header, in order; the name is matched case-insensitively."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+
+def _parse_message(raw: bytes) -> Message:
+    # compat32's message model with headers read as policy.default shows them: the same
+    # results as parsing with policy.default, for a tenth of the CPU time. The tree is built
+    # as the feed parser builds it, by the feed parser itself where the message is unusual.
+    header_policy = HeaderPolicy()
+    text = raw.decode("ascii", "surrogateescape")
+    tree = build_tree(text, header_policy)
+    return tree if tree is not None else feed_tree(text, header_policy)
+
+
+def parse(raw: bytes, *, keep_parts: bool = False) -> ParsedMessage:
+    """Parse a message; never raises, whatever the bytes.
+
+    ``keep_parts`` also keeps each attachment's decoded bytes (``part_bytes``), which the
+    walk decodes anyway to size them: a viewer that needs them parses once, not twice.
+    """
+    result = ParsedMessage()
+    try:
+        msg = _parse_message(raw)
+    except (RecursionError, MemoryError, ValueError, LookupError) as exc:
+        result.defects.append(f"unparseable: {exc.__class__.__name__}")
+        return result
+    result.headers = _headers(msg)
+    result.subject = _header_text(msg, "subject")
+    from_ = _addresses(msg, "from")
+    result.sender = from_[0] if from_ else None
+    result.to = _addresses(msg, "to")
+    result.cc = _addresses(msg, "cc")
+    result.bcc = _addresses(msg, "bcc")
+    result.reply_to = _addresses(msg, "reply-to")
+    result.message_id = _header_text(msg, "message-id").strip().strip("<>").strip()
+    result.return_path = _header_text(msg, "return-path").strip().strip("<>").strip()
+    result.date = _date(msg)
+    try:
+        _walk_body(msg, result, keep_parts)
+    except (RecursionError, MemoryError, ValueError, LookupError, AttributeError) as exc:
+        result.defects.append(f"body: {exc.__class__.__name__}")
+    result.defects.extend(type(d).__name__ for d in msg.defects)
+    result.defects.extend(f"cut: {name}" for name in getattr(msg.policy, "cut", ()))
+    source = result.text or html_to_text(result.html)
+    result.snippet = _snippet(source)
+    return result
+
+
+def part_content(raw: bytes, part_id: str) -> tuple[Part, bytes] | None:
+    """The decoded bytes of one part, found by its ``part_id``; None if there is no such part."""
+    try:
+        msg = _parse_message(raw)
+        for pid, part in _leaves(msg):
+            if pid == part_id:
+                data = _payload_bytes(part)
+                return _describe(pid, part, data), data
+    except (RecursionError, MemoryError, ValueError, LookupError):
+        return None
+    return None
+
+
+def html_to_text(html: str) -> str:
+    """The visible text of an HTML document, whitespace collapsed; for snippets and search."""
+    if not html:
+        return ""
+    fast = _simple_html_text(html)
+    if fast is not None:
+        return fast
+    return _html_text_by_parser(html)
+
+
+def feed_bounded(parser: HTMLParser, html: str) -> None:
+    """Feed ``html`` to ``parser`` and close it, in time and memory linear in its length.
+
+    HTMLParser looks for the end of a construct (a tag, a comment, a quoted attribute) by
+    searching all the input it holds, again for each ``<`` it cannot close: quadratic,
+    minutes for a few hundred kilobytes of ``<a `` or ``<!--``. Fed in slices, it holds
+    little; a construct still open after ``_HTML_PENDING`` characters is dropped, as HTML5
+    drops an unclosed tag or comment at the end of a document. HTML too malformed to go
+    on with stops the parser, keeping what it has read.
+    """
+    try:
+        for start in range(0, len(html), _HTML_SLICE):
+            parser.feed(html[start : start + _HTML_SLICE])
+            if len(parser.rawdata) > _HTML_PENDING:
+                parser.rawdata = ""
+        parser.close()
+    except (AssertionError, ValueError, RecursionError):
+        pass
+
+
+def _html_text_by_parser(html: str) -> str:
+    """``html_to_text`` by the standard library's HTMLParser: any HTML, more slowly."""
+    stripper = _TextExtractor()
+    feed_bounded(stripper, html)
+    return " ".join("".join(stripper.chunks).split())
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _clean(value: object) -> str:
+    """A printable ``str``: undecodable bytes kept as UTF-8 where they are UTF-8, else U+FFFD."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
+def _headers(msg: Message) -> list[tuple[str, str]]:
+    out = []
+    for name, value in msg.raw_items():
+        try:
+            decoded = str(msg.policy.header_fetch_parse(name, value))
+        except Exception:
+            decoded = str(value)
+        out.append((_clean(name), _clean(decoded)))
+    return out
+
+
+def _header_text(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = None
+    if value is None:
+        raw = _raw_header(msg, name)
+        return _clean(raw) if raw is not None else ""
+    return _clean(" ".join(str(value).split()) if name == "subject" else str(value))
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            return str(value)
+    return None
+
+
+def _addresses(msg: Message, name: str) -> list[Address]:
+    raw = [str(v) for k, v in msg.raw_items() if k.lower() == name]
+    try:
+        parsed = [mailboxes(name, value) for value in raw]
+    except Exception:
+        found = [a for value in raw for a in _fallback_addresses(value)]
+    else:
+        found = [Address(_clean(n), _clean(a)) for pairs in parsed for n, a in pairs]
+    return [a for a in found if a.address or a.name]
+
+
+def _fallback_addresses(value: str) -> list[Address]:
+    return [Address(_clean(n), _clean(a)) for n, a in email.utils.getaddresses([value]) if a or n]
+
+
+def _date(msg: Message) -> datetime | None:
+    raw = _raw_header(msg, "date")
+    if raw is None:
+        return None
+    try:
+        value = HeaderPolicy().date(raw)
+    except Exception:
+        return None
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _leaves(msg: Message, prefix: str = "") -> Iterator[tuple[str, Message]]:
+    """Every leaf part with its id: ``1``, ``2``, ``2.1`` ...; attached messages are leaves."""
+    if not msg.is_multipart() or (msg.get_content_type() == "message/rfc822" and prefix):
+        yield (prefix or "1"), msg
+        return
+    payload = msg.get_payload()
+    if not isinstance(payload, list):
+        yield (prefix or "1"), msg
+        return
+    for index, child in enumerate(payload, start=1):
+        if isinstance(child, Message):
+            yield from _leaves(child, f"{prefix}.{index}" if prefix else str(index))
+
+
+def _walk_body(msg: Message, result: ParsedMessage, keep_parts: bool) -> None:
+    for part_id, part in _leaves(msg):
+        content_type = part.get_content_type()
+        disposition = _disposition(part)
+        if disposition != "attachment" and not _filename(part):
+            if content_type == "text/plain" and not result.text:
+                result.text = _text_payload(part)
+                continue
+            if content_type == "text/html" and not result.html:
+                result.html = _text_payload(part)
+                continue
+        data = _payload_bytes(part)
+        described = _describe(part_id, part, data)
+        if keep_parts:
+            result.part_bytes[part_id] = data
+        if described.inline:
+            result.inline.append(described)
+        elif (
+            disposition == "attachment"
+            or described.filename
+            or not (content_type.startswith("text/") or content_type.startswith("multipart/"))
+        ):
+            result.attachments.append(described)
+
+
+def _disposition(part: Message) -> str:
+    try:
+        return (part.get_content_disposition() or "").lower()
+    except Exception:
+        return ""
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or ""
+    except Exception:
+        name = ""
+    if not name and part.get_content_type() == "message/rfc822":
+        name = ""
+    return _clean(name)
+
+
+def _describe(part_id: str, part: Message, data: bytes) -> Part:
+    content_type = part.get_content_type()
+    content_id = _header_text(part, "content-id").strip().strip("<>").strip()
+    disposition = _disposition(part)
+    filename = _filename(part)
+    if not filename and content_type == "message/rfc822":
+        filename = "message.eml"
+    inline = (disposition != "attachment" and bool(content_id)) or (
+        disposition == "inline" and not content_type.startswith("text/") and not filename
+    )
+    return Part(
+        part_id=part_id,
+        filename=filename,
+        content_type=content_type,
+        content_id=content_id,
+        size=len(data),
+        inline=inline,
+    )
+
+
+def _payload_bytes(part: Message) -> bytes:
+    if part.get_content_type() == "message/rfc822" or part.is_multipart():
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(inner, Message):
+            return inner.as_bytes(policy=_ATTACHED)
+        return b""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _text_payload(part: Message) -> str:
+    try:
+        content = raw_data_manager.get_content(part)
+        if isinstance(content, str):
+            return _clean(content)
+    except Exception:
+        pass
+    data = _payload_bytes(part)
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return _clean(data.decode(charset, "replace"))
+    except LookupError:
+        return _clean(data.decode("utf-8", "replace"))
+
+
+def _snippet(text: str) -> str:
+    # Collapsing a prefix gives a prefix of the collapsed whole (a cut word is a prefix of
+    # the word): when that is already long enough, the rest of a long body need not be read.
+    collapsed = " ".join(text[: SNIPPET_LENGTH * 8].split())
+    if len(collapsed) <= SNIPPET_LENGTH:
+        collapsed = " ".join(text.split())
+    if len(collapsed) <= SNIPPET_LENGTH:
+        return collapsed
+    return collapsed[:SNIPPET_LENGTH].rstrip() + "…"
+
+
+# HTML in the forms mail generators write, which HTMLParser reads in the obvious way: tags
+# with plain attributes, end tags, comments, a doctype. Anything else takes HTMLParser.
+_SP = r"[ \t\n\r\f]"
+_ATTRIBUTE = (
+    rf"{_SP}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
+    rf"(?:{_SP}*={_SP}*(?:\"[^\"<>]*\"|'[^'<>]*'|[^\s\"'=<>`/]+(?={_SP}|>)))?"
+)
+_HTML_MARKUP = re.compile(
+    rf"<(?:([a-zA-Z][a-zA-Z0-9]*)(?:{_ATTRIBUTE})*{_SP}*(/?)>"
+    rf"|/([a-zA-Z][a-zA-Z0-9]*){_SP}*>"
+    r"|(!--)|(![dD][oO][cC][tT][yY][pP][eE]))"
+)
+_COMMENT_CLOSE = re.compile(r"--\s*>")
+_HTML_SLICE = 4096
+_HTML_PENDING = 8192
+_CDATA_CLOSE = {
+    name: re.compile(rf"</\s*{name}\s*>", re.IGNORECASE)
+    for name in HTMLParser.CDATA_CONTENT_ELEMENTS
+}
+
+
+def _simple_html_text(html: str) -> str | None:
+    """``html_to_text`` by a single scan, for HTML in the simple forms; None for any other.
+
+    Gives exactly what ``_TextExtractor`` gives for these forms (tests compare the two).
+    """
+    chunks: list[str] = []
+    skipping = 0
+    skip, breaks = _TextExtractor._skip, _TextExtractor._breaks
+    i, n = 0, len(html)
+    while i < n:
+        j = html.find("<", i)
+        if j < 0:
+            j = n
+        if j > i and not skipping:
+            text = html[i:j]
+            chunks.append(unescape(text) if "&" in text else text)
+        if j == n:
+            break
+        match = _HTML_MARKUP.match(html, j)
+        if match is None:
+            return None
+        start, self_closing, end, comment, doctype = match.groups()
+        i = match.end()
+        if comment:
+            close = _COMMENT_CLOSE.search(html, j + 4)
+            if close is None:
+                return None
+            i = close.end()
+        elif doctype:
+            gt = html.find(">", j + 9)
+            if gt < 0:
+                return None
+            i = gt + 1
+        elif start:
+            tag = start.lower()
+            closing = [tag] if self_closing else []
+            if tag in _CDATA_CLOSE and not self_closing:
+                close = _CDATA_CLOSE[tag].search(html, i)
+                if close is None:
+                    return None
+                i = close.end()
+                closing = [tag]
+            if tag in skip:
+                skipping += 1
+            elif tag in breaks:
+                chunks.append(" ")
+            for tag in closing:
+                if tag in skip and skipping:
+                    skipping -= 1
+                elif tag in breaks:
+                    chunks.append(" ")
+        else:
+            tag = end.lower()
+            if tag in skip and skipping:
+                skipping -= 1
+            elif tag in breaks:
+                chunks.append(" ")
+    return " ".join("".join(chunks).split())
+
+
+class _TextExtractor(HTMLParser):
+    _skip = frozenset({"script", "style", "head", "title", "template"})
+    _breaks = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._skip:
+            self._skipping += 1
+        elif tag in self._breaks:
+            self.chunks.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._skip and self._skipping:
+            self._skipping -= 1
+        elif tag in self._breaks:
+            self.chunks.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.chunks.append(data)
+
+
+_WS = re.compile(r"\s+")

@@ -1,0 +1,125 @@
+"""Stored messages in MailHog's JSON shape, as its real server (not its outdated docs) sends it.
+
+MailHog keeps a message as the SMTP envelope plus its text split once into headers and body,
+with multipart bodies split at their boundaries (``MIME.Parts``, recursively). Header values
+are as written in the message (encoded words stay encoded), and every value of a repeated
+header is kept. Bytes that are not UTF-8 become U+FFFD, as Go's JSON encoder makes them.
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from typing import Any
+
+from ..parsing.headers import HeaderPolicy
+from ..store import StoredMessage
+from .mailpit import rfc3339
+
+__all__ = ["content_json", "message_json", "path_json"]
+
+# A message nested deeper than this is shown as one part: enough for any real mail, and a
+# bound for a message built to exhaust the stack.
+_MAX_DEPTH = 20
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def path_json(address: str) -> dict[str, Any]:
+    """MailHog's ``Path``: ``[@relay,...:]mailbox@domain`` split into its parts."""
+    relays: list[str] | None = None
+    mailbox = address
+    if ":" in address:
+        route, mailbox = address.split(":", 1)
+        relays = route.split(",")
+    local, at, domain = mailbox.partition("@")
+    return {
+        "Relays": relays,
+        "Mailbox": local if at else mailbox,
+        "Domain": domain if at else "",
+        "Params": "",
+    }
+
+
+def _split(data: bytes) -> tuple[bytes, bytes] | None:
+    """Header block and body; None when there is no blank line between them."""
+    ends = [i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if i >= 0]
+    if not ends:
+        return None
+    cut = min(ends)
+    width = 4 if data[cut : cut + 4] == b"\r\n\r\n" else 2
+    return data[:cut], data[cut + width :]
+
+
+def _headers(block: bytes) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    last: str | None = None
+    for line in block.splitlines():
+        if last is not None and line[:1] in (b" ", b"\t"):
+            # MailHog joins a folded line to the one before it, whitespace kept.
+            headers[last][-1] += _text(line)
+            continue
+        name, sep, value = line.partition(b":")
+        if not sep or not name.strip() or name != name.rstrip():
+            last = None
+            continue
+        last = _text(name)
+        headers.setdefault(last, []).append(_text(value.lstrip(b" \t")))
+    return headers
+
+
+def _boundary(headers: dict[str, list[str]]) -> str | None:
+    for name, values in headers.items():
+        if name.lower() == "content-type" and values:
+            # Read as the parser reads it: the parameters within a bound (the message
+            # model's own reading is quadratic in their number).
+            probe = Message(policy=HeaderPolicy())
+            probe["Content-Type"] = values[0]
+            if probe.get_content_maintype() != "multipart":
+                return None
+            boundary = probe.get_param("boundary")
+            return boundary if isinstance(boundary, str) and boundary else None
+    return None
+
+
+def content_json(data: bytes, depth: int = 0) -> dict[str, Any]:
+    """MailHog's ``Content``: ``Headers``, ``Body``, ``Size`` and the ``MIME`` parts, if any."""
+    split = _split(data)
+    headers, body = (_headers(split[0]), split[1]) if split else ({}, data)
+    return {
+        "Headers": headers,
+        "Body": _text(body),
+        "Size": len(data),
+        "MIME": _mime(headers, body, depth),
+    }
+
+
+def _mime(headers: dict[str, list[str]], body: bytes, depth: int) -> dict[str, Any] | None:
+    boundary = _boundary(headers)
+    if boundary is None or depth >= _MAX_DEPTH:
+        return None
+    pieces = body.split(b"--" + boundary.encode("utf-8", "replace"))[1:]
+    # Before the first delimiter is the preamble; the closing delimiter ("--" right after
+    # the boundary) leaves a piece holding only the epilogue. A part whose closing delimiter
+    # is missing is still a part.
+    if pieces and pieces[-1].startswith(b"--"):
+        pieces.pop()
+    parts = [
+        content_json(piece.strip(b"\r\n"), depth + 1) for piece in pieces if piece.strip(b"\r\n")
+    ]
+    return {"Parts": parts}
+
+
+def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
+    """MailHog's ``Message``: ID, From, To, Content, Created, MIME and Raw."""
+    content = content_json(raw)
+    return {
+        "ID": m.id,
+        "From": path_json(m.mail_from),
+        "To": [path_json(r) for r in m.rcpt_to],
+        "Content": {**content, "MIME": None},
+        "Created": rfc3339(m.created),
+        "MIME": content["MIME"],
+        "Raw": {"From": m.mail_from, "To": list(m.rcpt_to), "Data": _text(raw), "Helo": m.helo},
+    }

@@ -1,0 +1,180 @@
+"""Stored messages rendered in Mailpit's JSON shapes (plus mailsink's own extra fields)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..parsing.parser import Address, ParsedMessage, Part
+from ..store import Page, StoredMessage
+
+__all__ = [
+    "attachment_json",
+    "canonical_header_name",
+    "checksums_json",
+    "message_json",
+    "page_json",
+    "rfc3339",
+    "summary_json",
+]
+
+
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def rfc3339(timestamp: float) -> str:
+    """Unix seconds as RFC 3339 in UTC with milliseconds: ``2026-11-28T09:44:23.123Z``.
+
+    A time outside years 1 to 9999 (a Date header of 31 Dec 9999 -1200 is in year 10000)
+    is written as the nearest one that can be.
+    """
+    try:
+        moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        moment = _LATEST if timestamp > 0 else _EARLIEST
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _addr(a: Address | None) -> dict[str, str] | None:
+    return a.as_json() if a else None
+
+
+def _addrs(items: list[Address]) -> list[dict[str, str]]:
+    return [a.as_json() for a in items]
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def canonical_header_name(name: str) -> str:
+    """A header name as Mailpit (Go's net/textproto) writes it: ``message-id`` -> ``Message-Id``.
+
+    A name with a character that is not allowed in a header name is left as it is.
+    """
+    if not name or any(c not in _TOKEN for c in name):
+        return name
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+
+
+def envelope_json(m: StoredMessage) -> dict[str, Any]:
+    """mailsink's addition: what the SMTP session said, which headers may not."""
+    return {
+        "MailFrom": m.mail_from,
+        "RcptTo": m.rcpt_to,
+        "Helo": m.helo,
+        "RemoteAddr": m.peer,
+        "TLS": m.tls,
+    }
+
+
+def summary_json(m: StoredMessage) -> dict[str, Any]:
+    """Mailpit's ``MessageSummary``."""
+    return {
+        "ID": m.id,
+        "MessageID": m.message_id,
+        "Read": m.read,
+        "From": _addr(m.sender),
+        "To": _addrs(m.to),
+        "Cc": _addrs(m.cc),
+        "Bcc": _addrs(m.bcc),
+        "ReplyTo": _addrs(m.reply_to),
+        "Subject": m.subject,
+        "Created": rfc3339(m.created),
+        "Username": m.username or "",
+        "Tags": m.tags,
+        "Size": m.size,
+        "Attachments": m.attachments,
+        "Snippet": m.snippet,
+        "Envelope": envelope_json(m),
+    }
+
+
+def page_json(page: Page, tags: list[str]) -> dict[str, Any]:
+    """Mailpit's ``MessagesSummary``."""
+    return {
+        "total": page.total,
+        "unread": page.unread,
+        "count": len(page.messages),
+        "messages_count": page.matched,
+        "messages_unread": page.matched_unread,
+        "start": page.start,
+        "tags": tags,
+        "messages": [summary_json(m) for m in page.messages],
+    }
+
+
+def checksums_json(data: bytes) -> dict[str, str]:
+    """Mailpit's ``Checksums``: hex digests of a part's decoded bytes."""
+    return {
+        "MD5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        "SHA1": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        "SHA256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def attachment_json(p: Part, data: bytes | None = None) -> dict[str, Any]:
+    """Mailpit's ``Attachment``; ``Checksums`` are given when the part's bytes are."""
+    shape: dict[str, Any] = {
+        "PartID": p.part_id,
+        "FileName": p.filename,
+        "ContentType": p.content_type,
+        "ContentID": p.content_id,
+        "Size": p.size,
+    }
+    if data is not None:
+        shape["Checksums"] = checksums_json(data)
+    return shape
+
+
+def message_json(
+    m: StoredMessage,
+    parsed: ParsedMessage,
+    contents: Mapping[str, bytes] | None = None,
+    *,
+    warnings: list[dict[str, str]],
+) -> dict[str, Any]:
+    """Mailpit's ``Message``; ``contents`` (part ID to decoded bytes) adds checksums.
+
+    ``warnings`` (mailsink's addition) says how the message breaks the RFCs, where a real
+    server might refuse or mangle it (``lines.line_warnings``).
+    """
+    contents = contents or {}
+    date = parsed.date.timestamp() if parsed.date else m.created
+    unsubscribe = parsed.header_values("List-Unsubscribe")
+    unsubscribe_post = parsed.header_values("List-Unsubscribe-Post")
+    return {
+        "ID": m.id,
+        "MessageID": m.message_id,
+        "From": _addr(m.sender),
+        "To": _addrs(m.to),
+        "Cc": _addrs(m.cc),
+        "Bcc": _addrs(m.bcc),
+        "ReplyTo": _addrs(m.reply_to),
+        "ReturnPath": parsed.return_path or m.mail_from,
+        "Subject": m.subject,
+        "ListUnsubscribe": {
+            "Header": unsubscribe[0] if unsubscribe else "",
+            "HeaderPost": unsubscribe_post[0] if unsubscribe_post else "",
+            "Links": _unsubscribe_links(unsubscribe[0]) if unsubscribe else [],
+            "Errors": "",
+        },
+        "Date": rfc3339(date),
+        "Tags": m.tags,
+        "Username": m.username or "",
+        "Text": parsed.text,
+        "HTML": parsed.html,
+        "Size": m.size,
+        "Inline": [attachment_json(p, contents.get(p.part_id)) for p in parsed.inline],
+        "Attachments": [attachment_json(p, contents.get(p.part_id)) for p in parsed.attachments],
+        "Envelope": envelope_json(m),
+        "Warnings": warnings,
+        "Read": m.read,
+        "Created": rfc3339(m.created),
+    }
+
+
+def _unsubscribe_links(header: str) -> list[str]:
+    return [part.strip().strip("<>") for part in header.split(",") if part.strip()]

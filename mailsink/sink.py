@@ -1,0 +1,127 @@
+"""The running core: the store, its event hub, the SMTP listener, retention and the webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+from .config import Settings, parse_age
+from .smtp.chaos import Chaos
+from .smtp.handler import start_smtp
+from .smtp.protocol import SessionGate
+from .smtp.stats import Stats
+from .store import Event, Store, create_store
+from .store.events import Hub
+from .store.retention import Pruner
+from .store.tags import make_tagger
+
+if TYPE_CHECKING:
+    from .outbound.webhook import WebhookSender
+
+__all__ = ["Sink"]
+
+log = logging.getLogger("mailsink")
+
+
+class Sink:
+    """The running core: store, event hub and SMTP listener (HTTP, if any, wraps it)."""
+
+    def __init__(
+        self, settings: Settings | None = None, smtp_socket: socket.socket | None = None
+    ) -> None:
+        self.settings = settings or Settings()
+        self._smtp_socket = smtp_socket
+        self.hub = Hub()
+        self.stats = Stats()
+        # Shared by every SMTP session and changed at run time through /api/v1/chaos.
+        self.chaos = Chaos.from_text(
+            self.settings.smtp_chaos,
+            self.settings.smtp_chaos_reject_next,
+            self.settings.smtp_chaos_rules,
+        )
+        self.store: Store = create_store(
+            self.settings.db,
+            on_event=self._changed,
+            tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),
+        )
+        self.pruner = Pruner(
+            self.store,
+            self.hub,
+            max_messages=self.settings.max_messages,
+            max_age=parse_age(self.settings.max_age),
+        )
+        self._smtp: asyncio.Server | None = None
+        self._sessions = SessionGate(
+            self.settings.smtp_max_connections, self.settings.smtp_max_connections_per_client
+        )
+        self.started = False
+        # Set as soon as the server begins to shut down, before uvicorn waits for open
+        # responses: long-lived ones (the UI's event stream) end on it instead of holding
+        # the shutdown open until its timeout.
+        self.stopping = asyncio.Event()
+        self.webhook: WebhookSender | None = None
+        if self.settings.webhook_url:
+            from .outbound.webhook import WebhookSender  # httpx is imported only when it is needed
+
+            self.webhook = WebhookSender.from_settings(self.settings, self.store, self.hub)
+
+    def _changed(self, event: Event) -> None:
+        """Told by the store's writer thread after each commit: count, then publish."""
+        if event.kind == "deleted":
+            self.stats.add("messages_deleted", event.count)
+        self.hub.publish_threadsafe(event)
+
+    async def start(self) -> None:
+        """Open the store and start listening for SMTP on the running loop."""
+        if self.started:
+            return
+        self.stopping.clear()
+        self.hub.bind(asyncio.get_running_loop())
+        try:
+            self.store.open()
+            if self.settings.db and self.settings.ingest_processes:
+                loop = asyncio.get_running_loop()
+                self.store.start_ingest_processes(loop, self.settings.ingest_processes)
+            self._smtp = await start_smtp(
+                self.settings, self.store, self.stats, self._smtp_socket, self.chaos, self._sessions
+            )
+        except BaseException:
+            self.store.close()
+            if self._smtp_socket is not None:  # bound for us, and nobody else will close it
+                self._smtp_socket.close()
+            raise
+        self.pruner.start()
+        if self.webhook is not None:
+            await self.webhook.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop taking mail, finish every write already accepted, close the store."""
+        self.stopping.set()
+        if not self.started:
+            return
+        self.started = False
+        if self._smtp is not None:
+            self._smtp.close()
+            # Closing the listener leaves its connections open: clients would hang on until
+            # their own timeout. Each is answered what it is owed, then told 421 and closed.
+            await self._sessions.close(grace=2)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._smtp.wait_closed(), timeout=2)
+        await self.store.stop_ingest_processes()
+        await self.pruner.stop()
+        if self.webhook is not None:  # while the store is open: it reads what it sends
+            await self.webhook.stop()
+        # close() drains the writer's queue: nothing already handed to the store is lost.
+        await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    @property
+    def smtp_address(self) -> tuple[str, int]:
+        """The host and port the SMTP listener is bound to."""
+        if self._smtp is None or not self._smtp.sockets:
+            raise RuntimeError("the SMTP listener is not running")
+        host, port = self._smtp.sockets[0].getsockname()[:2]
+        return str(host), int(port)

@@ -1,0 +1,79 @@
+"""Storage: the only place that knows tables, columns and SQL.
+
+The rest of mailsink uses :class:`Store` (the interface), the records it hands out and
+:func:`create_store`; which backend keeps the messages is decided there alone.
+
+Internal: not part of mailsink's public API.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..parsing.parser import ParsedMessage
+    from .interface import Store
+    from .models import Envelope, Event, Figures, Page, StoredMessage, new_id
+    from .schema import DatabaseRefused
+    from .search import Search, SearchError
+    from .sqlite import SQLiteStore
+
+__all__ = [
+    "STORE_ERRORS",
+    "DatabaseRefused",
+    "Envelope",
+    "Event",
+    "Figures",
+    "Page",
+    "SQLiteStore",
+    "Search",
+    "SearchError",
+    "Store",
+    "StoredMessage",
+    "create_store",
+    "new_id",
+]
+
+# Imported on first use: the ingest and training processes import modules of this package,
+# and should not pay for the parser or the backend they do not use.
+_LAZY = {
+    "Store": ".interface",
+    "Envelope": ".models",
+    "Event": ".models",
+    "Figures": ".models",
+    "Page": ".models",
+    "Search": ".search",
+    "StoredMessage": ".models",
+    "new_id": ".models",
+    "DatabaseRefused": ".schema",
+    "SearchError": ".search",
+    "SQLiteStore": ".sqlite",
+}
+
+
+# What a backend raises when its database fails (cannot be opened, is refused, goes away).
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+
+def create_store(
+    location: str = "",
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
+) -> Store:
+    """The store for a ``--db`` setting: a SQLite file, or memory when it is empty."""
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(location, on_event=on_event, tagger=tagger)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

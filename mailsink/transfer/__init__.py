@@ -1,0 +1,4 @@
+"""Import and export: files and mbox into a store, a search out as mbox.
+
+Internal: not part of mailsink's public API.
+"""
