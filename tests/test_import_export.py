@@ -23,7 +23,7 @@ from mailsink import Server, importer
 from mailsink.mbox import from_line, mbox_entry, read_mbox, received_time
 from mailsink.store import Store
 
-from .conftest import CORPUS, CORPUS_FILES, Send
+from .helpers import CORPUS, CORPUS_FILES, Send
 
 
 def mailsink(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,8 @@ from mailsink.smtp_protocol import SessionGate, SinkSMTP
 from mailsink.stats import Stats
 from mailsink.store import Store
 
-from .smtp_support import greeted, messages, raw_of
+from .helpers import messages, raw_of
+from .smtp_support import greeted
 
 
 def test_ehlo_advertises_the_extensions(server: Server) -> None:

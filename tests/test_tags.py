@@ -12,7 +12,8 @@ from mailsink import Server
 from mailsink.message import parse
 from mailsink.store import Envelope, Event, Store
 from mailsink.tags import clean_tag, make_tagger, tags_of
-from tests.conftest import Send
+
+from .helpers import Send
 
 
 def message(subject: str, to: str = "user@example.test", x_tags: str = "") -> bytes:
