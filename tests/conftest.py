@@ -6,7 +6,6 @@ import os
 import shutil
 import smtplib
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +13,8 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
+
+from .helpers import CHROMIUM_ARGS, CORPUS_FILES, Send
 
 # Property tests: no deadline (they talk over real sockets), and in CI (CI is set) the same
 # examples on every run, with no example database left behind.
@@ -24,13 +25,7 @@ hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 # pytester runs real pytest sessions for the tests of the pytest plugin.
 pytest_plugins = ["pytester"]
 
-CORPUS = Path(__file__).parent / "corpus"
-CORPUS_FILES = sorted(CORPUS.glob("*/*.eml"))
-
-
-def crlf(data: bytes) -> bytes:
-    """Line endings as SMTP carries them: every bare LF made CRLF."""
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+__all__ = ["CORPUS_FILES", "Send"]  # also importable from here
 
 
 @pytest.fixture
@@ -55,10 +50,26 @@ def make_server() -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_server() -> Iterator[Server]:
+    """One server with default settings for the whole session (each xdist worker has its own)."""
+    server = Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def server(make_server: Callable[..., Server]) -> Server:
-    """A running server with default settings and an empty in-memory store."""
-    return make_server()
+def server(shared_server: Server) -> Iterator[Server]:
+    """A running server with default settings and an empty store, shared with other tests.
+
+    A test about settings, or that reads the server's counters, uses ``make_server`` (or
+    overrides this fixture in its module) for a server of its own.
+    """
+    if not shared_server.is_empty():
+        shared_server.clear()
+    yield shared_server
+    assert shared_server.sink is not None, "a test stopped the shared server"
+    shared_server.sink.chaos.replace({})  # faults a test turned on through /api/v1/chaos
 
 
 @pytest.fixture
@@ -66,9 +77,6 @@ def api(server: Server) -> Iterator[httpx.Client]:
     """An HTTP client for the server's API."""
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
-
-
-Send = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
@@ -91,16 +99,6 @@ def send(server: Server) -> Send:
 
 
 # -- Web UI: one headless Chromium per session, a fresh context per test --
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless=new",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

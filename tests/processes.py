@@ -47,9 +47,14 @@ def running(
             pytest.fail(f"{' '.join(argv)} exited early with {proc.wait()}")
         yield proc, bound
     finally:
+        # SIGTERM, so that it exits as it would be told to (and writes its coverage data).
         if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
             proc.kill()
-        proc.wait()
+            proc.wait()
         proc.stdout.close()
 
 

@@ -1,19 +1,19 @@
-"""Helpers for the SMTP tests: certificates from trustme, a raw SMTP conversation, API reads."""
+"""SMTP by hand and TLS: certificates from trustme, a raw SMTP conversation, dot-stuffing."""
 
 from __future__ import annotations
 
 import socket
 import ssl
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import trustme
 
 from mailsink import Server
+
+from .helpers import wait_until
+
+__all__ = ["RawSMTP", "TLSFiles", "greeted", "stuff", "tls_files", "wait_until"]
 
 
 @dataclass
@@ -110,29 +110,3 @@ def stuff(data: bytes) -> bytes:
     if data.startswith(b"."):
         data = b"." + data
     return data.replace(b"\n.", b"\n..")
-
-
-def messages(server: Server) -> list[dict[str, Any]]:
-    """Every message summary the API lists, newest first."""
-    with httpx.Client(base_url=server.url, timeout=30) as api:
-        listing = api.get("/api/v1/messages", params={"limit": 5000}).json()
-    result: list[dict[str, Any]] = listing["messages"]
-    return result
-
-
-def raw_of(server: Server, uid: str) -> bytes:
-    """The stored bytes of one message."""
-    with httpx.Client(base_url=server.url, timeout=30) as api:
-        response = api.get(f"/api/v1/message/{uid}/raw")
-    response.raise_for_status()
-    return response.content
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``check`` until it holds or the deadline passes; returns whether it held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()

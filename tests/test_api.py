@@ -5,12 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import CORPUS, Send, crlf
+from .helpers import CORPUS, Send, crlf, message
 
 
 def send_numbered(send: Send, count: int) -> None:
     for i in range(count):
-        send(f"Subject: message {i}\r\nFrom: s{i}@example.test\r\n\r\nbody {i}\r\n".encode())
+        send(message(f"message {i}", f"body {i}", sender=f"s{i}@example.test", to=None))
 
 
 def subjects(listing: dict[str, object]) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import Send
+from .helpers import Send
 
 
 def only_message(api: httpx.Client) -> dict[str, object]:

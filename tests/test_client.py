@@ -15,13 +15,13 @@ from mailsink import Server
 from mailsink.testing.assertions import WaitTimeout
 from mailsink.testing.client import AsyncClient, Client, MailsinkError
 
+from .helpers import message, wait_until
+
 
 def send(server: Server, subject: str, to: str = "bob@example.test") -> None:
-    data = (
-        f"From: app@acme.test\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nSee https://acme.test/x\r\n"
-    )
+    data = message(subject, "See https://acme.test/x", sender="app@acme.test", to=to)
     with smtplib.SMTP(server.host, server.port) as smtp:
-        smtp.sendmail("app@acme.test", [to], data.encode())
+        smtp.sendmail("app@acme.test", [to], data)
 
 
 @contextmanager
@@ -206,7 +206,7 @@ def test_abandoned_wait_ends_when_the_client_goes_away(server: Server) -> None:
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(f"{server.url}/api/v1/wait", params={"timeout": 60}, timeout=0.2)
     # The server notices the disconnect and drops the subscription; wait for it with a deadline.
-    assert _eventually(lambda: len(hub._subscriptions) == before)
+    wait_until(lambda: len(hub._subscriptions) == before, "the wait is dropped")
 
 
 def test_a_wait_ends_with_503_when_the_server_shuts_down(
@@ -217,24 +217,10 @@ def test_a_wait_ends_with_503_when_the_server_shuts_down(
     hub = server.sink.hub
     with Client(server.url) as client, ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(client.wait_for, timeout=60)
-        assert _eventually(lambda: len(hub._subscriptions) == 1)  # the wait is on the server
+        wait_until(lambda: len(hub._subscriptions) == 1, "the wait is on the server")
         server.stop()
         with pytest.raises(MailsinkError, match="503: mailsink is shutting down"):
             waiting.result(timeout=30)
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    done = threading.Event()
-    deadline = threading.Timer(timeout, done.set)
-    deadline.start()
-    try:
-        while not done.is_set():
-            if check():
-                return True
-            done.wait(0.01)
-        return check()
-    finally:
-        deadline.cancel()
 
 
 @pytest.mark.anyio

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import CORPUS, CORPUS_FILES, Send, crlf
+from .helpers import CORPUS, CORPUS_FILES, Send, crlf
 
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: str(p.relative_to(CORPUS)))

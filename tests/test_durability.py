@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .helpers import wait_until
 from .processes import Bound, mailsink_process
-from .smtp_support import wait_until
 
 QUEUED = re.compile(rb"queued as (\w+)")
 SERVE_ARGS = ("--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--quiet")

@@ -13,7 +13,7 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import Send
+from .helpers import Send
 
 TOO_LARGE_FOR_SQLITE = 2**63  # one past SQLite's largest integer
 

@@ -16,7 +16,8 @@ import pytest
 
 from mailsink import Server
 from mailsink.api.basic_auth import load_htpasswd
-from tests.conftest import Send
+
+from .helpers import Send
 
 PASSWORD = "correct horse"
 

@@ -14,7 +14,7 @@ import pytest
 
 from mailsink import ConfigError, Server, Settings
 
-from .conftest import Send
+from .helpers import Send
 
 
 def port_of(server: Server) -> int:

@@ -15,7 +15,7 @@ import pytest
 
 from mailsink import ConfigError, Server, Settings
 
-from .conftest import Send
+from .helpers import Send
 
 MAIL = {"From": "a@example.test", "To": ["b@example.test"], "Subject": "hello"}
 

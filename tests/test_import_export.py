@@ -24,7 +24,7 @@ from mailsink.store import SQLiteStore
 from mailsink.transfer import import_export as importer
 from mailsink.transfer.mbox import from_line, mbox_entry, read_mbox, received_time
 
-from .conftest import CORPUS, CORPUS_FILES, Send
+from .helpers import CORPUS, CORPUS_FILES, Send
 
 
 def mailsink(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

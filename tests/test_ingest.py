@@ -21,7 +21,7 @@ import pytest
 
 from mailsink import Server
 
-from .smtp_support import wait_until
+from .helpers import message, wait_until
 
 
 def send(server: Server, subject: str, to: str = "b@example.test") -> tuple[int, bytes]:
@@ -30,7 +30,7 @@ def send(server: Server, subject: str, to: str = "b@example.test") -> tuple[int,
         client.mail("a@example.test")
         client.rcpt(to)
         return client.data(
-            f"Subject: {subject}\r\nX-Tags: kept\r\n\r\nhello {subject}\r\n".encode()
+            message(subject, f"hello {subject}", sender=None, to=None, headers={"X-Tags": "kept"})
         )
 
 

@@ -22,7 +22,7 @@ from mailsink import Server
 from mailsink.app import create_app
 from mailsink.sink import Sink
 
-from .conftest import Send
+from .helpers import Send
 from .swagger import MAILPIT, check_mailpit, check_mailpit_ref
 
 
@@ -127,11 +127,15 @@ def test_header_names_are_keyed_as_mailpit_keys_them(send: Send, api: httpx.Clie
 # -- info and webui --------------------------------------------------------------------------
 
 
-def test_info_counts_messages_and_smtp_activity(send: Send, api: httpx.Client) -> None:
+def test_info_counts_messages_and_smtp_activity(
+    send: Send, make_server: Callable[..., Server]
+) -> None:
+    server = make_server()  # its own, for counters from zero
     for i in range(3):
-        send(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode())
-    api.get("/api/v1/message/latest")  # read one
-    info = api.get("/api/v1/info").json()
+        send(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode(), target=server)
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        api.get("/api/v1/message/latest")  # read one
+        info = api.get("/api/v1/info").json()
     check_mailpit(info, "/api/v1/info")
     assert info["Version"] == mailsink.__version__
     assert info["Messages"] == 3 and info["Unread"] == 2

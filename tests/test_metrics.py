@@ -17,7 +17,14 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailsink import Server
-from tests.conftest import Send
+
+from .helpers import Send, message
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Server]) -> Server:
+    """A server of its own: these tests read its counters from zero."""
+    return make_server()
 
 
 def scrape(server: Server, **headers: str) -> dict[str, float]:
@@ -35,10 +42,10 @@ def _labels(labels: dict[str, str]) -> str:
     return "{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}" if labels else ""
 
 
-def message(subject: str, size: int = 0) -> bytes:
+def sized(subject: str, size: int = 0) -> bytes:
     """A message with about ``size`` bytes of body, in lines SMTP accepts."""
-    lines = [b"x" * 78] * (size // 80) + [b"x" * (size % 80)]
-    return f"Subject: {subject}\r\n\r\n".encode() + b"\r\n".join(lines) + b"\r\n"
+    lines = ["x" * 78] * (size // 80) + ["x" * (size % 80)]
+    return message(subject, "\n".join(lines), sender=None, to=None)
 
 
 def test_a_fresh_server_reports_zeros_and_its_version(server: Server) -> None:
@@ -57,12 +64,12 @@ def test_counters_follow_what_smtp_accepts_and_refuses(
     make_server: Callable[..., Server], send: Send
 ) -> None:
     server = make_server(max_message_size=1000)
-    small = [message("one", 10), message("two", 300)]
+    small = [sized("one", 10), sized("two", 300)]
     for data in small:
         send(data, target=server)
     host, port = server.smtp_address
     with smtplib.SMTP(host, port) as client, pytest.raises(smtplib.SMTPException):
-        client.sendmail("a@example.test", ["b@example.test"], message("too big", 5000))
+        client.sendmail("a@example.test", ["b@example.test"], sized("too big", 5000))
     figures = scrape(server)
     assert figures["mailsink_messages_received_total"] == 2
     assert figures["mailsink_messages_received_bytes_total"] == sum(len(d) for d in small)
@@ -87,7 +94,7 @@ def test_smtp_auth_failures_and_chaos_faults_are_counted(
         assert client.docmd("AUTH", f"PLAIN {wrong}")[0] == 535
         client.login("app", "right")
         with pytest.raises(smtplib.SMTPRecipientsRefused):
-            client.sendmail("a@example.test", ["bounce@example.test"], message("refused"))
+            client.sendmail("a@example.test", ["bounce@example.test"], sized("refused"))
     figures = scrape(server)
     assert figures["mailsink_smtp_auth_failures_total"] == 1
     assert figures["mailsink_smtp_chaos_faults_total"] == 1
@@ -105,7 +112,7 @@ def test_every_counter_of_the_stats_is_exported_as_it_is(server: Server) -> None
 
 def test_stored_figures_follow_reads_and_deletions(server: Server, send: Send) -> None:
     for i in range(3):
-        send(message(f"m{i}"))
+        send(sized(f"m{i}"))
     with httpx.Client(base_url=server.url) as api:
         api.get("/api/v1/message/latest")
         assert scrape(server)["mailsink_messages_unread"] == 2
@@ -120,7 +127,7 @@ def test_two_servers_in_one_process_keep_their_own_figures(
     make_server: Callable[..., Server], send: Send
 ) -> None:
     first, second = make_server(), make_server()
-    send(message("only in the first"), target=first)
+    send(sized("only in the first"), target=first)
     assert scrape(first)["mailsink_messages_received_total"] == 1
     assert scrape(second)["mailsink_messages_received_total"] == 0
 
@@ -138,7 +145,7 @@ def test_database_size_of_a_file_store_grows_with_its_messages(
 
 
 def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(server: Server, send: Send) -> None:
-    send(message("counted"))
+    send(sized("counted"))
     response = httpx.get(
         f"{server.url}/metrics", headers={"Accept": "application/openmetrics-text"}
     )
@@ -156,7 +163,7 @@ def test_deletions_of_every_kind_and_pruning_are_counted(
 ) -> None:
     server = make_server()
     for i in range(8):
-        send(message(f"m{i}"), target=server)
+        send(sized(f"m{i}"), target=server)
 
     def deleted() -> tuple[float, int]:
         info = httpx.get(f"{server.url}/api/v1/info").json()
@@ -180,7 +187,7 @@ def test_deletions_of_every_kind_and_pruning_are_counted(
 
     pruned = make_server(max_messages=2)
     for i in range(5):
-        send(message(f"p{i}"), target=pruned)
+        send(sized(f"p{i}"), target=pruned)
     for _ in range(100):  # pruning runs in the background
         if scrape(pruned)["mailsink_messages_deleted_total"] >= 3:
             break

@@ -14,7 +14,7 @@ from mailsink import Mail
 from mailsink.testing.mail import EmailAddress, Headers
 from mailsink.testing.pytest_plugin import MailsinkFixture
 
-from .conftest import CORPUS, crlf
+from .helpers import CORPUS, crlf
 
 
 def deliver(sink: MailsinkFixture, msg: EmailMessage | bytes, rcpt: list[str]) -> Mail:

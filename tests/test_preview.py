@@ -20,7 +20,7 @@ from mailsink.ui.preview import (
     sanitise,
 )
 
-from .conftest import Send
+from .helpers import Send
 
 PREFIX = part_path("abc", "")
 PNG = base64.b64decode(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 from mailsink import ConfigError, Server, Settings
 from mailsink.outbound.relay import envelope_sender, remove_headers, set_header
 
-from .conftest import Send
+from .helpers import Send, wait_until
 from .swagger import check_body, check_mailpit
 
 MESSAGE = (
@@ -25,14 +24,6 @@ MESSAGE = (
     b"\r\n"
     b"Released body.\r\n"
 )
-
-
-def wait_for_messages(server: Server, count: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while server.store.count()[0] < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{count} message(s) did not arrive within {timeout} s")
-        time.sleep(0.02)
 
 
 def free_port() -> int:
@@ -76,7 +67,7 @@ def test_release_relays_to_the_configured_server(
         assert response.status_code == 200, response.text
         assert response.text == "ok"
         assert response.headers["content-type"].startswith("text/plain")
-    wait_for_messages(target, 1)
+    wait_until(lambda: target.store.count()[0] >= 1, "the message arrives")
     with httpx.Client(base_url=target.url) as api:
         released = api.get("/api/v1/message/latest").json()
         raw = api.get("/api/v1/message/latest/raw").content
@@ -126,7 +117,7 @@ def test_refused_releases_get_400_and_send_nothing(
         allowed = api.post("/api/v1/message/latest/release", json={"To": ["in@allowed.test"]})
         assert allowed.status_code == 200, allowed.text
     # The release is synchronous: once the allowed one arrived, a refused one would have too.
-    wait_for_messages(target, 1)
+    wait_until(lambda: target.store.count()[0] >= 1, "the message arrives")
     with httpx.Client(base_url=target.url) as api:
         assert api.get("/api/v1/messages").json()["total"] == 1
         assert api.get("/api/v1/message/latest").json()["Envelope"]["RcptTo"] == ["in@allowed.test"]
@@ -169,7 +160,7 @@ def test_mailhog_release_goes_only_to_the_configured_server(
         here = {"Host": host, "Port": str(port), "Email": "mh@example.test"}
         response = api.post(f"/api/v1/messages/{uid}/release", json=here)
         assert response.status_code == 200, response.text
-    wait_for_messages(target, 1)
+    wait_until(lambda: target.store.count()[0] >= 1, "the message arrives")
     with httpx.Client(base_url=target.url) as api:
         released = api.get("/api/v1/message/latest").json()
         raw = api.get("/api/v1/message/latest/raw").content

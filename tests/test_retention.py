@@ -11,7 +11,8 @@ import pytest
 from mailsink import Server, Settings
 from mailsink.config import ConfigError, parse_age
 from mailsink.store import SQLiteStore
-from tests.conftest import Send
+
+from .helpers import Send, wait_until
 
 
 def message(subject: str) -> bytes:
@@ -20,14 +21,6 @@ def message(subject: str) -> bytes:
 
 def subjects(store: SQLiteStore) -> list[str]:
     return [m.subject for m in store.page(0, 10_000).messages]
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(

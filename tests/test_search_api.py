@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from tests.conftest import Send
+from .helpers import Send
 
 
 def message(subject: str, to: str = "user@example.test", body: str = "hello") -> bytes:

@@ -13,7 +13,8 @@ import pytest
 
 from mailsink import ConfigError, Server, Settings
 
-from .smtp_support import RawSMTP, TLSFiles, messages, tls_files
+from .helpers import messages
+from .smtp_support import RawSMTP, TLSFiles, tls_files
 
 MakeServer = Callable[..., Server]
 RAW = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: auth\r\n\r\nbody\r\n"

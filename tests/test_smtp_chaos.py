@@ -14,10 +14,17 @@ import pytest
 from mailsink import ConfigError, Server, Settings
 from mailsink.smtp.chaos import Chaos, Trigger
 
-from .smtp_support import RawSMTP, messages
+from .helpers import messages
+from .smtp_support import RawSMTP
 
 MakeServer = Callable[..., Server]
 RAW = b"From: a@example.test\r\nSubject: chaos\r\n\r\nbody\r\n"
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Server]) -> Server:
+    """A server of its own: these tests read its counters from zero."""
+    return make_server()
 
 
 @pytest.fixture

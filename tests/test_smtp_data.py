@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from mailsink import Server, Settings
 from mailsink.smtp.data import MemoryBudget
 
-from .smtp_support import RawSMTP, greeted, messages, raw_of, stuff
+from .helpers import messages, raw_of
+from .smtp_support import RawSMTP, greeted, stuff
 
 LIMIT = 20_000
 

@@ -13,7 +13,8 @@ import pytest
 
 from mailsink import Server
 
-from .smtp_support import RawSMTP, messages, wait_until
+from .helpers import messages, wait_until
+from .smtp_support import RawSMTP
 
 MakeServer = Callable[..., Server]
 

@@ -20,7 +20,8 @@ from mailsink.smtp.protocol import SessionGate, SinkSMTP
 from mailsink.smtp.stats import Stats
 from mailsink.store import SQLiteStore
 
-from .smtp_support import greeted, messages, raw_of
+from .helpers import messages, raw_of
+from .smtp_support import greeted
 
 
 def test_ehlo_advertises_the_extensions(server: Server) -> None:

@@ -18,8 +18,9 @@ from cryptography import x509
 
 from mailsink import ConfigError, Server, Settings
 
+from .helpers import messages, wait_until
 from .processes import mailsink_process
-from .smtp_support import RawSMTP, TLSFiles, messages, tls_files, wait_until
+from .smtp_support import RawSMTP, TLSFiles, tls_files
 
 MakeServer = Callable[..., Server]
 RAW = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: tls\r\n\r\nsecret body\r\n"

@@ -12,7 +12,8 @@ from mailsink import Server
 from mailsink.parsing.parser import parse
 from mailsink.store import Envelope, Event, SQLiteStore
 from mailsink.store.tags import clean_tag, make_tagger, tags_of
-from tests.conftest import Send
+
+from .helpers import Send
 
 
 def message(subject: str, to: str = "user@example.test", x_tags: str = "") -> bytes:

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import re
-import struct
-import time
-import zlib
 from collections.abc import Callable
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -17,75 +12,9 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import Send
+from .helpers import PDF, Send, expect, message, open_inbox, rich_message, wait_until
 
 pytestmark = pytest.mark.browser
-
-PDF = b"%PDF-1.4\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
-
-
-def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A solid-colour PNG, built by hand (no imaging library needed)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-PNG = png(16, 16, (79, 70, 229))
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 15
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.05)
-
-
-def rich_message() -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "Ana Lima <ana@example.test>"
-    msg["To"] = "Dev Team <dev@example.test>"
-    msg["Cc"] = "qa@example.test"
-    msg["Subject"] = "Quarterly report"
-    msg["X-Campaign"] = "q3"
-    msg.set_content("Plain words for the report.\nDetails at https://example.test/report today.\n")
-    msg.add_alternative(
-        "<html><body><h1>Numbers are up</h1><p>See the chart:</p>"
-        '<img src="cid:chart@example.test" alt="chart" width="32" height="32"></body></html>',
-        subtype="html",
-    )
-    msg.get_payload()[1].add_related(PNG, "image", "png", cid="<chart@example.test>")
-    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="report.pdf")
-    return msg.as_bytes(policy=policy.SMTP)
-
-
-def simple(subject: str, sender: str = "app@example.test", body: str = "Hello") -> bytes:
-    return (
-        f"From: {sender}\r\nTo: you@example.test\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
-    )
-
-
-def open_inbox(page: Any, server: Server, path: str = "/") -> None:
-    page.goto(server.url + path)
-    # New mail is only live once the event stream is up.
-    expect(page.locator("#live")).to_have_attribute("data-state", "live")
 
 
 def test_new_mail_appears_live_and_every_tab_shows_its_part(
@@ -178,8 +107,8 @@ def test_new_mail_appears_live_and_every_tab_shows_its_part(
 def test_changes_made_elsewhere_show_up(
     page: Any, server: Server, send: Send, api: httpx.Client
 ) -> None:
-    send(simple("first"))
-    send(simple("second"))
+    send(message("first"))
+    send(message("second"))
     open_inbox(page, server)
     rows = page.locator(".row")
     expect(rows).to_have_count(2)
@@ -223,7 +152,7 @@ def test_reconnects_after_a_server_restart(
     import smtplib
 
     with smtplib.SMTP(host, smtp_port) as client:
-        client.sendmail("a@example.test", ["b@example.test"], simple("after the restart"))
+        client.sendmail("a@example.test", ["b@example.test"], message("after the restart"))
     expect(page.locator(".row")).to_contain_text("after the restart")
 
 
@@ -231,7 +160,7 @@ def test_the_keyboard_does_everything(
     page: Any, server: Server, send: Send, api: httpx.Client
 ) -> None:
     for subject in ("one", "two", "three"):
-        send(simple(subject))
+        send(message(subject))
     open_inbox(page, server)
     rows = page.locator(".row")
     expect(rows).to_have_count(3)
@@ -314,7 +243,7 @@ def test_controls_have_names_and_landmarks(page: Any, server: Server, send: Send
 
 
 def test_delete_all_asks_first(page: Any, server: Server, send: Send) -> None:
-    send(simple("keep me"))
+    send(message("keep me"))
     open_inbox(page, server)
     expect(page.locator(".row")).to_have_count(1)
     page.locator("#delete-all").click()
@@ -334,9 +263,9 @@ def test_delete_all_asks_first(page: Any, server: Server, send: Send) -> None:
 def test_search_keeps_the_query_in_the_url(
     page: Any, server: Server, send: Send, api: httpx.Client
 ) -> None:
-    send(simple("Invoice 42", sender="billing@example.test"))
-    send(simple("Invoice 43", sender="billing@example.test"))
-    send(simple("Lunch?", sender="ana@example.test"))
+    send(message("Invoice 42", sender="billing@example.test"))
+    send(message("Invoice 43", sender="billing@example.test"))
+    send(message("Lunch?", sender="ana@example.test"))
     open_inbox(page, server)
     page.keyboard.press("/")
     page.keyboard.type("subject:invoice")
@@ -351,8 +280,8 @@ def test_search_keeps_the_query_in_the_url(
     expect(page.locator(".row")).to_have_count(2)
 
     # New mail that matches shows up in the results by itself; mail that does not, does not.
-    send(simple("Invoice 44", sender="billing@example.test"))
-    send(simple("Not this one"))
+    send(message("Invoice 44", sender="billing@example.test"))
+    send(message("Not this one"))
     expect(page.locator(".row")).to_have_count(3)
     expect(page.locator(".row").first).to_contain_text("Invoice 44")
 
@@ -375,7 +304,7 @@ def test_search_keeps_the_query_in_the_url(
 
 
 def test_a_query_the_server_cannot_read_says_why(page: Any, server: Server, send: Send) -> None:
-    send(simple("anything"))
+    send(message("anything"))
     open_inbox(page, server, "/?q=is:starred")
     expect(page.locator("#list-error")).to_contain_text("is: expects")
     expect(page.locator("#search")).to_have_value("is:starred")
@@ -388,7 +317,7 @@ def test_tags_show_in_the_list(page: Any, server: Server, send: Send) -> None:
 
 
 def test_paging_through_many_messages(page: Any, server: Server) -> None:
-    futures = [server.store.add(simple(f"bulk {i:03d}")) for i in range(120)]
+    futures = [server.store.add(message(f"bulk {i:03d}")) for i in range(120)]
     for future in futures:
         future.result(timeout=30)
     open_inbox(page, server)

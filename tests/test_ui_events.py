@@ -17,7 +17,7 @@ from mailsink import Server, Settings
 from mailsink.api.events import EventStream
 from mailsink.sink import Sink
 
-from .conftest import Send
+from .helpers import Send, wait_until
 
 
 class Stream:
@@ -90,14 +90,6 @@ def stream(server: Server) -> Iterator[Callable[[], Stream]]:
         s.close()
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.02)
-
-
 def test_stream_opens_with_hello_and_counts(stream: Callable[[], Stream], send: Send) -> None:
     send(b"Subject: before\r\n\r\nbody\r\n")
     s = stream()
@@ -154,16 +146,17 @@ def test_a_burst_arrives_in_order_with_nothing_lost(
     assert seen == ids
 
 
-def test_client_disconnect_ends_the_subscription(
-    stream: Callable[[], Stream], server: Server
-) -> None:
+def test_client_disconnect_ends_the_subscription(make_server: Callable[..., Server]) -> None:
+    server = make_server()  # its own: streams other tests closed may still be counted
     assert server.sink is not None
     hub = server.sink.hub
-    s = stream()
-    s.next("stats")
-    wait_until(lambda: len(hub._subscriptions) == 1, "the stream subscribed")
-    s.close()
-    wait_until(lambda: len(hub._subscriptions) == 0, "the server noticed the client left")
+    s = Stream(f"{server.url}/api/v1/events")
+    try:
+        s.next("stats")
+        wait_until(lambda: len(hub._subscriptions) == 1, "the stream subscribed", 30)
+    finally:
+        s.close()
+    wait_until(lambda: len(hub._subscriptions) == 0, "the server noticed the client left", 30)
 
 
 def test_shutdown_ends_open_streams_cleanly(make_server: Callable[..., Server]) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import Send
+from .helpers import Send, rich_message
 
 pytestmark = pytest.mark.browser
 
@@ -212,7 +212,6 @@ def test_a_sandboxed_preview_still_loads_its_own_images(
 ) -> None:
     """/view/ID.html has an opaque origin (CSP sandbox), so the browser calls its image
     requests cross-site; loading an image is no effect, and it loads."""
-    from .test_ui_browser import rich_message
 
     send(rich_message())
     uid = httpx.get(f"{server.url}/api/v1/messages").json()["messages"][0]["ID"]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import Send, crlf
+from .helpers import Send, crlf, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -38,11 +37,7 @@ class Outside(ThreadingHTTPServer):
         return f"http://{host!s}:{port}"
 
     def wait_for(self, path: str) -> None:
-        deadline = time.monotonic() + 15
-        while path not in self.hits:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{path} was never requested; saw {self.hits}")
-            time.sleep(0.02)
+        wait_until(lambda: path in self.hits, f"{path} is requested", 15)
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -117,14 +112,6 @@ def mime(subject: str, html: str) -> bytes:
 
 def message_ids(api: httpx.Client) -> dict[str, str]:
     return {m["Subject"]: m["ID"] for m in api.get("/api/v1/messages").json()["messages"]}
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 15
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.05)
 
 
 def test_the_payload_is_live_outside_mailsink(chromium: Any, outside: Outside) -> None:

@@ -13,8 +13,7 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import Send
-from .test_ui_browser import expect, open_inbox, png, rich_message, simple, wait_until
+from .helpers import Send, expect, message, open_inbox, png, rich_message, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +65,7 @@ def test_dark_mode_follows_the_system_and_the_toggle(
 
 def test_phone_width_shows_one_pane_at_a_time(chromium: Any, server: Server, send: Send) -> None:
     send(rich_message())
-    send(simple("A second one"))
+    send(message("A second one"))
     context = chromium.new_context(
         viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )

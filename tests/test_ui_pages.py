@@ -15,7 +15,7 @@ from mailsink.app import create_app
 from mailsink.sink import Sink
 from mailsink.ui.routes import filesize, web_dir
 
-from .conftest import CORPUS_FILES, Send, crlf
+from .helpers import CORPUS_FILES, Send, crlf
 
 
 def initial_page(html: str) -> object:

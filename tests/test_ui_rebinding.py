@@ -13,7 +13,7 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import CHROMIUM_ARGS, Send
+from .helpers import CHROMIUM_ARGS, Send
 
 pytestmark = pytest.mark.browser
 

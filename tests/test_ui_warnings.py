@@ -9,7 +9,7 @@ import pytest
 
 from mailsink import Server
 
-from .conftest import Send
+from .helpers import Send
 
 pytestmark = pytest.mark.browser
 

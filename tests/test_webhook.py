@@ -6,7 +6,6 @@ import http.server
 import json
 import smtplib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +14,8 @@ import httpx
 import pytest
 
 from mailsink import Server
-from tests.conftest import Send
+
+from .helpers import Send, wait_until
 
 Handler = Callable[[int], int]
 """Given the number of the call (1, 2, ...), the status to answer with."""
@@ -92,12 +92,8 @@ def delivery_figures(server: Server) -> tuple[int, int, int]:
     )
 
 
-def wait_figures(server: Server, expected: tuple[int, int, int], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while (got := delivery_figures(server)) != expected:
-        if time.monotonic() > deadline:
-            pytest.fail(f"webhook figures {got}, expected {expected}")
-        time.sleep(0.02)
+def wait_figures(server: Server, expected: tuple[int, int, int]) -> None:
+    wait_until(lambda: delivery_figures(server) == expected, f"webhook figures are {expected}", 30)
 
 
 def message(subject: str) -> bytes:

@@ -16,7 +16,7 @@ from mailpit.testing.unittest import EMailTestCase
 
 from mailsink import Server
 
-from .conftest import Send
+from .helpers import Send
 
 
 def message(number: int, *, attachment: bytes | None = None) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import Send
+from .helpers import Send
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}  # what curl -d sends
 

@@ -1,0 +1,141 @@
+"""What many test modules share: the corpus, a message builder, a poll, and API reads."""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mailsink import Server
+
+CORPUS = Path(__file__).parent / "corpus"
+CORPUS_FILES = sorted(CORPUS.glob("*/*.eml"))
+
+# Flags for the headless Chromium the browser tests drive.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+Send = Callable[..., dict[str, Any]]
+"""The ``send`` fixture: ``send(data, sender=..., to=[...], mail_options=[...], target=server)``."""
+
+
+def crlf(data: bytes) -> bytes:
+    """Line endings as SMTP carries them: every bare LF made CRLF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def message(
+    subject: str = "Hello",
+    body: str = "Hello",
+    *,
+    sender: str | None = "app@example.test",
+    to: str | None = "you@example.test",
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """A plain-text message as SMTP carries it: From, To, Subject, ``headers``, then the body.
+
+    ``sender`` or ``to`` None leaves that header out.
+    """
+    lines = [f"From: {sender}"] if sender is not None else []
+    lines += [f"To: {to}"] if to is not None else []
+    lines.append(f"Subject: {subject}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return crlf(("\n".join(lines) + "\n\n" + body + "\n").encode())
+
+
+def wait_until(check: Callable[[], object], what: str = "", timeout: float = 15.0) -> bool:
+    """Poll ``check`` until it holds; AssertionError (saying ``what``) if it never does.
+
+    Returns True, so that ``assert wait_until(...)`` reads as what it checks.
+    """
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting until {what or check}")
+        time.sleep(0.02)
+    return True
+
+
+def messages(server: Server) -> list[dict[str, Any]]:
+    """Every message summary the API lists, newest first."""
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        listing = api.get("/api/v1/messages", params={"limit": 5000}).json()
+    result: list[dict[str, Any]] = listing["messages"]
+    return result
+
+
+def raw_of(server: Server, uid: str) -> bytes:
+    """The stored bytes of one message."""
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        response = api.get(f"/api/v1/message/{uid}/raw")
+    response.raise_for_status()
+    return response.content
+
+
+# -- For the web UI tests --
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour PNG, built by hand (no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PNG = png(16, 16, (79, 70, 229))
+
+
+def rich_message() -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Ana Lima <ana@example.test>"
+    msg["To"] = "Dev Team <dev@example.test>"
+    msg["Cc"] = "qa@example.test"
+    msg["Subject"] = "Quarterly report"
+    msg["X-Campaign"] = "q3"
+    msg.set_content("Plain words for the report.\nDetails at https://example.test/report today.\n")
+    msg.add_alternative(
+        "<html><body><h1>Numbers are up</h1><p>See the chart:</p>"
+        '<img src="cid:chart@example.test" alt="chart" width="32" height="32"></body></html>',
+        subtype="html",
+    )
+    msg.get_payload()[1].add_related(PNG, "image", "png", cid="<chart@example.test>")
+    msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="report.pdf")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def expect(target: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+def open_inbox(page: Any, server: Server, path: str = "/") -> None:
+    page.goto(server.url + path)
+    # New mail is only live once the event stream is up.
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
