@@ -14,7 +14,7 @@ from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
 
-from .helpers import CHROMIUM_ARGS, CORPUS_FILES, Send
+from .helpers import CHROMIUM_ARGS, Send
 
 # Property tests: no deadline (they talk over real sockets), and in CI (CI is set) the same
 # examples on every run, with no example database left behind.
@@ -24,8 +24,6 @@ hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # pytester runs real pytest sessions for the tests of the pytest plugin.
 pytest_plugins = ["pytester"]
-
-__all__ = ["CORPUS_FILES", "Send"]  # also importable from here
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import trustme
 
 from mailsink import Server
 
-from .helpers import wait_until
-
-__all__ = ["RawSMTP", "TLSFiles", "greeted", "stuff", "tls_files", "wait_until"]
+__all__ = ["RawSMTP", "TLSFiles", "greeted", "stuff", "tls_files"]
 
 
 @dataclass

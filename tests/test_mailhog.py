@@ -11,7 +11,7 @@ import pytest
 
 from mailsink.shapes.mailhog import content_json, path_json
 
-from .conftest import Send
+from .helpers import Send
 from .swagger import MAILHOG, check_mailhog_message, check_mailhog_page
 
 PLAIN = (

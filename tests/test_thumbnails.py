@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from mailsink.ui.thumbnails import AT_ONCE, HEIGHT, MAX_PIXELS, WIDTH, thumbnail
 
-from .conftest import Send
+from .helpers import Send
 from .test_mailpit_extra import with_attachments
 
 

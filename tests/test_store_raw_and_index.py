@@ -12,7 +12,8 @@ from mailsink.store import Envelope, SQLiteStore
 from mailsink.store.compression import unpack_raw
 from mailsink.store.prepare import prepare, search_body
 from mailsink.store.search import compile_search
-from tests.conftest import CORPUS_FILES
+
+from .helpers import CORPUS_FILES
 
 
 def test_raw_bytes_are_compressed_and_come_back_exactly() -> None:

@@ -22,9 +22,8 @@ from mailsink.store.compression import RawCompressor, save_trained, train_dictio
 from mailsink.store.schema import migrate, register_functions
 from mailsink.store.search import compile_search
 from mailsink.store.tables import connect
-from tests.conftest import CORPUS_FILES
 
-from .smtp_support import wait_until
+from .helpers import CORPUS_FILES, wait_until
 
 PRODUCTS = ["walnut desk", "oak shelf", "steel lamp", "linen sheet", "glass vase", "wool rug"]
 NAMES = ["Anna Berg", "Ravi Iyer", "Zoë Quartz", "Mei Chen", "Omar Haddad", "Lena Vogt"]
