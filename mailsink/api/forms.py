@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .origins import is_from_browser
+from .origins import is_from_browser, send_error
 
 __all__ = ["JSONBodies", "UnreadableBody", "form_to_json"]
 
@@ -98,7 +98,7 @@ class JSONBodies:
             _MESSAGES
         )
         if label in _RELABELLED and browser:
-            await _refuse(
+            await send_error(
                 send,
                 415,
                 f"a {label.decode('latin-1')} body from a web page is not read: "
@@ -114,7 +114,7 @@ class JSONBodies:
             try:
                 body, label_as = _relabel(body, label, every, read=scope["method"] == "PUT")
             except UnreadableBody as exc:
-                await _refuse(send, 400, str(exc))
+                await send_error(send, 400, str(exc))
                 return
         if label_as != label or not body:
             headers = [(k, v) for k, v in headers if k not in (b"content-type", b"content-length")]
@@ -178,18 +178,3 @@ async def _read(receive: Receive) -> tuple[bytes, bool]:
         size += len(chunks[-1])
         more = message.get("more_body", False)
     return b"".join(chunks), more
-
-
-async def _refuse(send: Send, status: int, error: str) -> None:
-    body = json.dumps({"Error": error}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CrossSiteGuard", "TrustedOrigins", "is_from_browser", "parse_origins"]
+__all__ = ["CrossSiteGuard", "TrustedOrigins", "is_from_browser", "parse_origins", "send_error"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CORS_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -92,7 +92,7 @@ class CrossSiteGuard:
         if not trusted:
             refusal = _refusal(scope, headers)
             if refusal:
-                await _answer(send, 403, {"Error": refusal})
+                await send_error(send, 403, refusal)
                 return
             await self.app(scope, receive, send)
             return
@@ -107,7 +107,7 @@ class CrossSiteGuard:
 
     async def _preflight(self, send: Send, origin: str, headers: Headers, trusted: bool) -> None:
         if not trusted:
-            await _answer(send, 403, {"Error": f"origin {origin[:200]!r} may not call this API"})
+            await send_error(send, 403, f"origin {origin[:200]!r} may not call this API")
             return
         extra = [
             (b"access-control-allow-methods", _CORS_METHODS),
@@ -169,8 +169,9 @@ def _origin_host(origin: str) -> str:
     return f"{host}:{port}" if port is not None else host
 
 
-async def _answer(send: Send, status: int, content: dict[str, str]) -> None:
-    body = json.dumps(content).encode()
+async def send_error(send: Send, status: int, error: str) -> None:
+    """Answer a request from middleware with the API's ``{"Error": ...}`` body."""
+    body = json.dumps({"Error": error}).encode()
     await send(
         {
             "type": "http.response.start",
