@@ -148,3 +148,20 @@ def test_an_error_while_serving_does_not_carry_the_uvloop_import_error() -> None
     with pytest.raises(RuntimeError) as raised:
         _run(fail())
     assert raised.value.__context__ is None
+
+
+def test_the_start_line_says_where_messages_are_kept(tmp_path: Path) -> None:
+    for args, said in [
+        ((), f"in a temporary file in {temporary_directory()}, deleted at exit"),
+        (("--db", str(tmp_path / "m.db")), f"in {tmp_path / 'm.db'}"),
+    ]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailsink", "--smtp", "127.0.0.1:0", "--http", "", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        with proc, proc.stdout:
+            line = next(line for line in proc.stdout if "messages kept" in line)
+            proc.terminate()
+        assert line == f"mailsink: messages kept {said}\n"
