@@ -180,8 +180,12 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if http is not None:
             path = _base(settings) and _base(settings) + "/"
             print(f"mailsink: HTTP listening on http://{_hostport(*http)}{path}", flush=True)
-        store = settings.db or "in memory"
-        print(f"mailsink: messages kept {'in ' + store if settings.db else store}", flush=True)
+        store = sink.store
+        if store.temporary:
+            where = f"in a temporary file in {os.path.dirname(store.location)}, deleted at exit"
+        else:
+            where = f"in {store.location}"
+        print(f"mailsink: messages kept {where}", flush=True)
 
     try:
         _run(serve(settings, on_ready=ready))

@@ -68,7 +68,9 @@ class Settings:
         "127.0.0.1:8025",
         "web UI and API listen address, HOST:PORT (port 0 picks a free port; '' turns HTTP off)",
     )
-    db: str = _setting("", "SQLite file that keeps messages across restarts (default: in memory)")
+    db: str = _setting(
+        "", "SQLite file that keeps messages across restarts (default: a temporary one, deleted)"
+    )
     hostname: str = _setting("mailsink", "name the SMTP server gives in its greeting")
     max_message_size: int = _setting(
         50 * 1024 * 1024, "largest message accepted, in bytes; larger ones get 552 (0: no limit)"
@@ -132,7 +134,7 @@ class Settings:
         "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
     )
     ingest_processes: int = _setting(
-        1, "with --db, parse and insert messages in this many processes of their own (0: none)"
+        1, "parse and insert messages in this many processes of their own (0: none)"
     )
     # -- Release (relay) --
     relay: str = _setting(

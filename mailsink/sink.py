@@ -82,7 +82,7 @@ class Sink:
         self.hub.bind(asyncio.get_running_loop())
         try:
             self.store.open()
-            if self.settings.db and self.settings.ingest_processes:
+            if self.settings.ingest_processes:
                 loop = asyncio.get_running_loop()
                 self.store.start_ingest_processes(loop, self.settings.ingest_processes)
             self._smtp = await start_smtp(

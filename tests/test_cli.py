@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from mailsink.config import Settings
+from mailsink.store.sqlite import temporary_directory
 
 from .processes import mailsink_process
 
@@ -46,13 +47,23 @@ def test_persistence_across_a_restart_and_graceful_sigterm(tmp_path: Path) -> No
         assert proc.wait(timeout=10) == 0
 
 
-def test_in_memory_default_forgets_on_restart_and_env_vars_configure() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_the_default_temporary_file_is_deleted_on_a_signal_and_env_vars_configure(
+    stop: signal.Signals,
+) -> None:
     env = {"MAILSINK_SMTP": "127.0.0.1:0", "MAILSINK_HTTP": "127.0.0.1:0"}
     with mailsink_process(env=env) as (proc, bound):
         send(bound["SMTP"], "ephemeral")
         assert subjects(bound["HTTP"]) == ["ephemeral"]
-        proc.terminate()
+        host, port = bound["HTTP"]
+        database = httpx.get(f"http://{host}:{port}/api/v1/info").json()["Database"]
+        assert Path(database).parent == Path(temporary_directory())
+        assert Path(database).is_file() and Path(database + "-wal").is_file()
+        proc.send_signal(stop)
         assert proc.wait(timeout=10) == 0
+        assert proc.stdout is not None
+        assert "Traceback" not in proc.stdout.read()
+    assert not [p for p in (database, database + "-wal", database + "-shm") if Path(p).exists()]
     with mailsink_process(env=env) as (_, bound):
         assert subjects(bound["HTTP"]) == []
 
@@ -137,3 +148,20 @@ def test_an_error_while_serving_does_not_carry_the_uvloop_import_error() -> None
     with pytest.raises(RuntimeError) as raised:
         _run(fail())
     assert raised.value.__context__ is None
+
+
+def test_the_start_line_says_where_messages_are_kept(tmp_path: Path) -> None:
+    for args, said in [
+        ((), f"in a temporary file in {temporary_directory()}, deleted at exit"),
+        (("--db", str(tmp_path / "m.db")), f"in {tmp_path / 'm.db'}"),
+    ]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailsink", "--smtp", "127.0.0.1:0", "--http", "", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        with proc, proc.stdout:
+            line = next(line for line in proc.stdout if "messages kept" in line)
+            proc.terminate()
+        assert line == f"mailsink: messages kept {said}\n"

@@ -91,3 +91,20 @@ def test_a_stopped_server_starts_again() -> None:
         assert httpx.get(f"{server.url}/readyz").status_code == 200
     finally:
         stop_within(server)
+
+
+def test_servers_keep_distinct_temporary_files_deleted_when_they_stop() -> None:
+    servers = [Server(smtp="127.0.0.1:0", http="").start() for _ in range(2)]
+    try:
+        files = []
+        for server in servers:
+            assert server.sink is not None
+            files.append(server.sink.store.location)
+            with smtplib.SMTP(*server.smtp_address) as client:
+                client.sendmail("a@example.test", ["b@example.test"], b"Subject: s\r\n\r\nx\r\n")
+        assert files[0] != files[1]
+        assert all(Path(f).is_file() and Path(f + "-wal").is_file() for f in files)
+    finally:
+        for server in servers:
+            server.stop()
+    assert not [p for f in files for p in (f, f + "-wal", f + "-shm") if Path(p).exists()]

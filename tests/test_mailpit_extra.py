@@ -139,7 +139,8 @@ def test_info_counts_messages_and_smtp_activity(
     check_mailpit(info, "/api/v1/info")
     assert info["Version"] == mailsink.__version__
     assert info["Messages"] == 3 and info["Unread"] == 2
-    assert info["Database"] == ":memory:" and info["DatabaseSize"] > 0
+    assert server.sink is not None
+    assert info["Database"] == server.sink.store.location and info["DatabaseSize"] > 0
     stats = info["RuntimeStats"]
     assert stats["SMTPAccepted"] == 3
     assert stats["SMTPAcceptedSize"] == sum(

@@ -272,7 +272,7 @@ def test_training_uses_this_mailsink_whatever_the_working_folder_holds(
 
 
 def test_a_connection_dropped_without_closing_is_freed() -> None:
-    db = connect(f"file:/dropped-{random.random()}?vfs=memdb", file=False)
+    db = connect(f"file:/dropped-{random.random()}?vfs=memdb")
     migrate(db)
     ref = weakref.ref(db)
     del db

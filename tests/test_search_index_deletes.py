@@ -6,7 +6,6 @@ from __future__ import annotations
 import sqlite3
 import zlib
 from email.message import EmailMessage
-from pathlib import Path
 
 from mailsink.store import Envelope, SQLiteStore
 from mailsink.store.compression import Dictionaries
@@ -92,17 +91,3 @@ def test_deleting_messages_one_by_one_empties_the_index() -> None:
         store.add(MAILS[0]).result()
         store.delete().result()
         assert _terms(store) == 0
-
-
-def test_the_in_memory_store_uses_8_kb_pages_and_a_file_keeps_sqlite_s_default(
-    tmp_path: Path,
-) -> None:
-    def page_size(db: sqlite3.Connection) -> int:
-        return int(db.execute("PRAGMA page_size").fetchone()[0])
-
-    with SQLiteStore() as store:
-        store.add(MAILS[0]).result()
-        assert store.read(page_size) == 8192
-    with SQLiteStore(str(tmp_path / "m.db")) as store:
-        store.add(MAILS[0]).result()
-        assert store.read(page_size) == 4096

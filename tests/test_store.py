@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import sqlite3
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from mailsink.parsing.parser import Address
 from mailsink.store import Envelope, Event, SQLiteStore
 from mailsink.store.schema import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefused
+from mailsink.store.sqlite import temporary_directory
 
 
 def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> None:
@@ -139,10 +141,13 @@ def test_address_lists_are_kept_compact() -> None:
     assert new.rcpt_to == ["bjorn@stark.example", "ü@x.example"]
 
 
-@pytest.mark.parametrize("where", ["memory", "file"])
-def test_only_an_in_memory_store_keeps_page_caches_small(tmp_path: Path, where: str) -> None:
-    with SQLiteStore(str(tmp_path / "m.db") if where == "file" else "") as store:
-        reader = store.read(lambda db: db.execute("PRAGMA cache_size").fetchone()[0])
-        writer = store.submit(lambda db: db.execute("PRAGMA cache_size").fetchone()[0]).result()
-    # In memory a cached page is a second copy of one that is in memory already.
-    assert (reader, writer) == ((-256, -256) if where == "memory" else (-2000, -2000))
+def test_a_store_without_a_file_keeps_a_temporary_one_and_deletes_it_on_close() -> None:
+    first, second = SQLiteStore(), SQLiteStore()
+    assert first.temporary and first.location != second.location
+    with first, second:
+        uid = first.add(b"Subject: kept\r\n\r\nx\r\n").result()
+        assert Path(first.location).parent == Path(temporary_directory())
+        assert Path(first.location + "-wal").is_file()
+        assert first.get(uid) is not None and second.count() == (0, 0)
+    for store in (first, second):
+        assert not [p for p in glob.glob(store.location + "*")]

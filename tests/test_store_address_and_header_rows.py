@@ -201,7 +201,7 @@ def test_header_names_stay_right_with_two_writers_a_rollback_and_delete_all(
     path = str(tmp_path / "two.db")
     with SQLiteStore(path) as store:
         store.add(_headed("first", "X-Shared")).result()
-        other = connect(file_uri(path), file=True)
+        other = connect(file_uri(path))
         try:
             # The store's writer adds a name and rolls it back; the other connection (as an
             # ingest process does) then adds another name, which may take the same ID.

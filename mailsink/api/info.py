@@ -36,7 +36,6 @@ def _memory() -> int:
 
 def app_information(sink: Sink) -> dict[str, Any]:
     """Mailpit's ``AppInformation``, from the store and the server's running counters."""
-    path = sink.settings.db
     figures = sink.store.figures()
     stats = sink.stats
     return {
@@ -44,7 +43,7 @@ def app_information(sink: Sink) -> dict[str, Any]:
         # mailsink never calls out to look for a newer release; Mailpit says the same
         # when its version check is turned off.
         "LatestVersion": "disabled",
-        "Database": path or ":memory:",
+        "Database": sink.store.location,
         "DatabaseSize": figures.disk_bytes,
         "Messages": figures.total,
         "Unread": figures.unread,

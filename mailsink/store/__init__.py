@@ -63,7 +63,7 @@ def create_store(
     on_event: Callable[[Event], None] | None = None,
     tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
 ) -> Store:
-    """The store for a ``--db`` setting: a SQLite file, or memory when it is empty."""
+    """The store for a ``--db`` setting: a SQLite file, or a temporary one when it is empty."""
     from .sqlite import SQLiteStore
 
     return SQLiteStore(location, on_event=on_event, tagger=tagger)

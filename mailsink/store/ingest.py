@@ -10,8 +10,6 @@ only then does the SMTP client get its ``250``.
 Frames on the pipes are length-prefixed: ``seq, received, envelope length, raw length``, the
 envelope as JSON, then the raw bytes; a reply is ``seq, ok, length`` and the ID or an error.
 The first frame the ingest process reads is the store's tagger, pickled.
-
-An in-memory store cannot be shared between processes; it keeps its writer thread.
 """
 
 from __future__ import annotations
@@ -298,7 +296,7 @@ class _Writer(threading.Thread):
         from .compression import RawCompressor, newest_dictionary
         from .tables import connect, file_uri
 
-        self.db = connect(file_uri(path), file=True)
+        self.db = connect(file_uri(path))
         # The raw bytes' zstd, used by the parsing thread; its dictionary is saved here.
         self.compressor = RawCompressor(newest_dictionary(self.db))
         self.stdout = stdout

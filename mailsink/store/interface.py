@@ -30,6 +30,12 @@ class Store(Protocol):
     """
 
     on_event: Callable[[Event], None] | None
+    # True for a store that is deleted when it closes (mailsink's default).
+    temporary: bool
+
+    @property
+    def location(self) -> str:
+        """Where the messages are kept, as people read it (a database file's path)."""
 
     # -- life cycle
     def open(self) -> Store:

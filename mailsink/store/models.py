@@ -130,7 +130,7 @@ class Figures:
     unread: int
     message_bytes: int  # the messages as received
     database_bytes: int  # the database's pages, free ones included
-    disk_bytes: int  # on disk, the write-ahead log included (in memory: database_bytes)
+    disk_bytes: int  # the database file and its write-ahead log
     tags: dict[str, int]  # messages per tag
 
 

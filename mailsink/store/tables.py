@@ -45,7 +45,7 @@ class Connection(sqlite3.Connection):
         self.header_names: set[str] = set()
 
 
-def connect(uri: str, *, file: bool) -> sqlite3.Connection:
+def connect(uri: str) -> sqlite3.Connection:
     """A connection as the store uses them: autocommit (transactions are explicit), usable
     from any thread, foreign keys on, mailsink's SQL functions registered."""
     db = sqlite3.connect(
@@ -58,15 +58,9 @@ def connect(uri: str, *, file: bool) -> sqlite3.Connection:
     )
     db.execute("PRAGMA foreign_keys = ON")
     register_functions(db)
-    if not file:
-        # Every page of an in-memory database is in memory already, and a page the cache
-        # lacks is a copy away: each connection's cache (2 MB by default, the writer and
-        # every reader thread each have one) would only hold a second copy of them.
-        db.execute("PRAGMA cache_size = -256")
-    if file:
-        # In WAL mode NORMAL survives a crash of the process (what a test double meets);
-        # only a power cut can lose the newest commits.
-        db.execute("PRAGMA synchronous = NORMAL")
+    # In WAL mode NORMAL survives a crash of the process (what a test double meets);
+    # only a power cut can lose the newest commits.
+    db.execute("PRAGMA synchronous = NORMAL")
     return db
 
 
