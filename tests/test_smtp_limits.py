@@ -37,6 +37,12 @@ def stats(server: Server) -> dict[str, int]:
     return {k: v for k, v in vars(server.sink.stats).items() if isinstance(v, int)}
 
 
+def _admitted(server: Server) -> bool:
+    """Whether a new connection is greeted with 220 rather than turned away."""
+    with RawSMTP(server.smtp_address) as again:
+        return again.reply()[0] == 220
+
+
 def test_size_is_advertised_and_a_declared_size_over_it_gets_552(make_server: MakeServer) -> None:
     server = make_server(max_message_size=10_000)
     with smtplib.SMTP(*server.smtp_address) as client:
@@ -147,11 +153,7 @@ def test_connections_over_the_cap_get_421(make_server: MakeServer) -> None:
         # Once one leaves, there is room for another.
         held.pop().close()
 
-        def admitted() -> bool:
-            with RawSMTP(server.smtp_address) as again:
-                return again.reply()[0] == 220
-
-        assert wait_until(admitted)
+        assert wait_until(lambda: _admitted(server))
     finally:
         for raw in held:
             raw.close()
@@ -231,11 +233,7 @@ def test_one_client_address_is_held_to_its_own_limit(
         # Once one of the first client's sessions ends, it may open another.
         held.pop().close()
 
-        def admitted() -> bool:
-            with RawSMTP(server.smtp_address) as again:
-                return again.reply()[0] == 220
-
-        assert wait_until(admitted)
+        assert wait_until(lambda: _admitted(server))
     finally:
         for raw in held:
             raw.close()

@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import os
 import secrets
 from collections import OrderedDict
@@ -28,6 +27,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..smtp.passwords import Credentials, CredentialsError
+from .responses import send_error
 
 __all__ = ["OPEN_PATHS", "BasicAuth", "load_htpasswd"]
 
@@ -90,19 +90,8 @@ class BasicAuth:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps({"Error": "log in to use mailsink"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", f'Basic realm="{self.realm}", charset="UTF-8"'.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        realm = f'Basic realm="{self.realm}", charset="UTF-8"'.encode()
+        await send_error(send, 401, "log in to use mailsink", ((b"www-authenticate", realm),))
 
     async def _allowed(self, scope: Scope) -> bool:
         header = _header(scope, b"authorization")

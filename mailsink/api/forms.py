@@ -24,7 +24,8 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .origins import is_from_browser, send_error
+from .origins import is_from_browser
+from .responses import send_error
 
 __all__ = ["JSONBodies", "UnreadableBody", "form_to_json"]
 

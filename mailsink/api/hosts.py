@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .responses import send_response
+
 __all__ = ["AllowedHosts", "KnownHosts", "parse_allowed_hosts"]
 
 
@@ -86,18 +88,13 @@ class KnownHosts:
             "If you reach mailsink by this name, allow it: --http-allowed-hosts "
             f"{_hostname(host) or shown} (or MAILSINK_HTTP_ALLOWED_HOSTS).\n"
         ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 421,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                ],
-            }
+        await send_response(
+            send,
+            421,
+            body,
+            b"text/plain; charset=utf-8",
+            ((b"x-content-type-options", b"nosniff"),),
         )
-        await send({"type": "http.response.body", "body": body})
 
     def _known(self, scope: Scope, host: str) -> bool:
         name = _hostname(host)

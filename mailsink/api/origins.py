@@ -20,14 +20,15 @@ compared on host and port, ``*`` for any) are served, with CORS headers and pref
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CrossSiteGuard", "TrustedOrigins", "is_from_browser", "parse_origins", "send_error"]
+from .responses import send_error
+
+__all__ = ["CrossSiteGuard", "TrustedOrigins", "is_from_browser", "parse_origins"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _CORS_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -167,19 +168,3 @@ def _origin_host(origin: str) -> str:
         return ""
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{host}:{port}" if port is not None else host
-
-
-async def send_error(send: Send, status: int, error: str) -> None:
-    """Answer a request from middleware with the API's ``{"Error": ...}`` body."""
-    body = json.dumps({"Error": error}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
