@@ -21,7 +21,12 @@ def readme_commands() -> list[str]:
 def test_readme_has_exactly_two_setup_commands() -> None:
     run, test = readme_commands()
     assert run.startswith("python3 -m venv .venv") and run.endswith("mailsink")
-    assert "pytest" in test
+    assert test == "bash tests/run"
+    script = (ROOT / "tests" / "run").read_text().splitlines()
+    # The script lints, checks types and runs every test, with coverage, on its own venv.
+    assert "python3 -m venv .venv" in script
+    for step in ("ruff check .", "ruff format --check .", "mypy", "pytest -n 2 --cov"):
+        assert any(".venv/bin/" + step in line for line in script), step
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
