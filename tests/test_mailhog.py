@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +14,10 @@ import pytest
 from mailsink.shapes.mailhog import content_json, path_json
 
 from .helpers import Send
-from .swagger import MAILHOG, check_mailhog_message, check_mailhog_page
+from .swagger import MAILHOG, REFERENCE, check_mailhog_message, check_mailhog_page
+
+# Messages beside what MailHog's own code makes of them (see tests/reference/README.md).
+MAILHOG_CONTENT = json.loads((REFERENCE / "mailhog-content.json").read_text())["cases"]
 
 PLAIN = (
     b"From: Sender Name <sender@example.test>\r\n"
@@ -56,13 +61,14 @@ def test_v2_messages_have_mailhogs_shape(send: Send, api: httpx.Client) -> None:
     assert headers["Subject"] == ["=?utf-8?q?caf=C3=A9?="]  # as written, as MailHog keeps it
     assert headers["X-Folded"] == ["one two"]
     assert headers["Received"] == ["first", "second"]
-    assert item["Content"]["Body"] == "Plain body.\r\n"
-    assert item["Content"]["Size"] == len(PLAIN)
+    # MailHog's text ends where the end-of-data dot's line began: without its line ending.
+    assert item["Content"]["Body"] == "Plain body."
+    assert item["Content"]["Size"] == len(PLAIN) - 2
     assert item["Content"]["MIME"] is None and item["MIME"] is None
     assert item["Raw"] == {
         "From": "sender@example.test",
         "To": ["rcpt@example.test", "x@y.test"],
-        "Data": PLAIN.decode(),
+        "Data": PLAIN[:-2].decode(),
         "Helo": "client.test",
     }
 
@@ -82,11 +88,12 @@ def test_multipart_bodies_are_split_into_parts(send: Send, api: httpx.Client) ->
     item = api.get("/api/v2/messages").json()["items"][0]
     check_mailhog_message(item)
     outer = item["MIME"]["Parts"]
-    assert len(outer) == 2
-    alternative, attachment = outer
+    assert len(outer) == 3
+    alternative, attachment, closing = outer
+    assert closing == {"Headers": {}, "Body": "--", "Size": 2, "MIME": None}  # as MailHog has it
     assert alternative["Headers"]["Content-Type"][0].startswith("multipart/alternative")
     inner = alternative["MIME"]["Parts"]
-    assert [p["Body"].strip() for p in inner] == ["text part", "<p>html part</p>"]
+    assert [p["Body"].strip() for p in inner] == ["text part", "<p>html part</p>", "--"]
     assert attachment["Headers"]["Content-Disposition"] == ['attachment; filename="f.bin"']
     assert attachment["Body"].strip() == "YXR0YWNoZWQ="
     assert attachment["MIME"] is None
@@ -259,7 +266,7 @@ def test_a_page_is_sent_one_message_at_a_time(send: Send, api: httpx.Client) -> 
     page = api.get("/api/v2/messages").json()
     check_mailhog_page(page)
     assert (page["total"], page["count"], page["start"]) == (30, 30, 0)
-    assert [item["Raw"]["Data"].encode() for item in page["items"]] == raws[::-1]
+    assert [item["Raw"]["Data"].encode() + b"\r\n" for item in page["items"]] == raws[::-1]
 
 
 def test_multipart_parameters_are_read_to_a_bound() -> None:
@@ -268,6 +275,35 @@ def test_multipart_parameters_are_read_to_a_bound() -> None:
     params = "; ".join(f'p{i}="v {i}"' for i in range(30_000))
     body = b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n"
     early = content_json(f"Content-Type: multipart/mixed; boundary=b; {params}".encode() + body)
-    assert early["MIME"] == {"Parts": [content_json(b"Content-Type: text/plain\r\n\r\nx")]}
+    assert early["MIME"]["Parts"][0] == content_json(b"Content-Type: text/plain\r\n\r\nx")
     late = content_json(f"Content-Type: multipart/mixed; {params}; boundary=b".encode() + body)
     assert late["MIME"] is None
+
+
+def _texts(parts: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Body, Size and the parts within, of each MIME part: what the reference records."""
+    if parts is None:
+        return None
+    return [
+        {"Body": p["Body"], "Size": p["Size"]}
+        | ({"Parts": _texts(p["MIME"]["Parts"])} if p["MIME"] else {})
+        for p in parts
+    ]
+
+
+@pytest.mark.parametrize("case", MAILHOG_CONTENT, ids=[c["name"] for c in MAILHOG_CONTENT])
+def test_texts_are_cut_where_mailhog_cuts_them(
+    send: Send, api: httpx.Client, case: dict[str, Any]
+) -> None:
+    send(case["stored"].encode())
+    uid = api.get("/api/v2/messages").json()["items"][0]["ID"]
+    message = api.get(f"/api/v1/messages/{uid}").json()
+    got = {
+        "Data": message["Raw"]["Data"],
+        "Body": message["Content"]["Body"],
+        "Size": message["Content"]["Size"],
+        "Parts": _texts(message["MIME"]["Parts"] if message["MIME"] else None),
+    }
+    assert got == case["mailhog"]
+    # The bytes as sent are still there, line ending and all.
+    assert api.get(f"/api/v1/messages/{uid}/download").content == case["stored"].encode()

@@ -16,7 +16,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import Field
 
 from ..outbound.relay import RelayError, envelope_sender, remove_headers
-from ..shapes.mailhog import content_json, message_json
+from ..shapes.mailhog import content_json, message_json, smtp_data
 from ..sink import Sink
 from ..store import Search, StoredMessage
 from .bodies import RequestBody
@@ -157,7 +157,7 @@ def download_part(
     request: Request, id: MessageId, index: Annotated[int, Path(ge=0, description="Part index")]
 ) -> Response:
     message, raw = _found(sink_of(request), id)
-    mime = content_json(raw)["MIME"]
+    mime = content_json(smtp_data(raw))["MIME"]
     parts = mime["Parts"] if mime else []
     if index >= len(parts):
         raise HTTPException(404, f"message {message.id!r} has no MIME part {index}")

@@ -15,7 +15,7 @@ from ..parsing.headers import HeaderPolicy
 from ..store import StoredMessage
 from .mailpit import rfc3339
 
-__all__ = ["content_json", "message_json", "path_json"]
+__all__ = ["content_json", "message_json", "path_json", "smtp_data"]
 
 # A message nested deeper than this is shown as one part: enough for any real mail, and a
 # bound for a message built to exhaust the stack.
@@ -24,6 +24,14 @@ _MAX_DEPTH = 20
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
+
+
+def smtp_data(raw: bytes) -> bytes:
+    """The message as MailHog keeps it: without the line ending before the end-of-data dot
+    (a lone LF where the message was written with LF only, as an import may be)."""
+    if raw.endswith(b"\r\n"):
+        return raw[:-2]
+    return raw[:-1] if raw.endswith(b"\n") else raw
 
 
 def path_json(address: str) -> dict[str, Any]:
@@ -84,7 +92,8 @@ def _boundary(headers: dict[str, list[str]]) -> str | None:
 
 
 def content_json(data: bytes, depth: int = 0) -> dict[str, Any]:
-    """MailHog's ``Content``: ``Headers``, ``Body``, ``Size`` and the ``MIME`` parts, if any."""
+    """MailHog's ``Content`` of ``data`` (see :func:`smtp_data`): ``Headers``, ``Body``,
+    ``Size`` and the ``MIME`` parts, if any."""
     split = _split(data)
     headers, body = (_headers(split[0]), split[1]) if split else ({}, data)
     return {
@@ -99,21 +108,18 @@ def _mime(headers: dict[str, list[str]], body: bytes, depth: int) -> dict[str, A
     boundary = _boundary(headers)
     if boundary is None or depth >= _MAX_DEPTH:
         return None
-    pieces = body.split(b"--" + boundary.encode("utf-8", "replace"))[1:]
-    # Before the first delimiter is the preamble; the closing delimiter ("--" right after
-    # the boundary) leaves a piece holding only the epilogue. A part whose closing delimiter
-    # is missing is still a part.
-    if pieces and pieces[-1].startswith(b"--"):
-        pieces.pop()
-    parts = [
-        content_json(piece.strip(b"\r\n"), depth + 1) for piece in pieces if piece.strip(b"\r\n")
-    ]
+    # Split as MailHog splits: at every "--boundary", each piece trimmed of CR and LF at both
+    # ends; the preamble, if any, and what follows the closing delimiter ("--" and the
+    # epilogue) are parts too, so that part numbers are MailHog's.
+    pieces = body.split(b"--" + boundary.encode("utf-8", "replace"))
+    parts = [content_json(piece.strip(b"\r\n"), depth + 1) for piece in pieces if piece]
     return {"Parts": parts}
 
 
 def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
     """MailHog's ``Message``: ID, From, To, Content, Created, MIME and Raw."""
-    content = content_json(raw)
+    data = smtp_data(raw)
+    content = content_json(data)
     return {
         "ID": m.id,
         "From": path_json(m.mail_from),
@@ -121,5 +127,5 @@ def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
         "Content": {**content, "MIME": None},
         "Created": rfc3339(m.created),
         "MIME": content["MIME"],
-        "Raw": {"From": m.mail_from, "To": list(m.rcpt_to), "Data": _text(raw), "Helo": m.helo},
+        "Raw": {"From": m.mail_from, "To": list(m.rcpt_to), "Data": _text(data), "Helo": m.helo},
     }
