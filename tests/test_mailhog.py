@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import tracemalloc
 from email import policy
 from email.message import EmailMessage
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mailsink import Server
 from mailsink.shapes.mailhog import content_json, path_json
 
 from .helpers import Send
@@ -307,3 +309,88 @@ def test_texts_are_cut_where_mailhog_cuts_them(
     assert got == case["mailhog"]
     # The bytes as sent are still there, line ending and all.
     assert api.get(f"/api/v1/messages/{uid}/download").content == case["stored"].encode()
+
+
+def _exchange(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as these bytes exactly (no client adds a header); status, headers
+    (names in lower case) and body of the answer."""
+    assert server.http_address is not None
+    with socket.create_connection(server.http_address, timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status.split()[1]), headers, body
+
+
+# DELETE /api/v1/messages byte for byte as each client sends it (the host the
+# server answers to is put in for HOSTPORT): npm "mailhog" (Node's http module, which adds no Accept) and
+# npm "mailpit-api" (Node's fetch), both deleting every message; Mailpit's web UI (axios)
+# deleting the selected ones.
+NODE_MAILHOG = b"DELETE /api/v1/messages HTTP/1.1\r\nHost: HOSTPORT\r\nConnection: close\r\n\r\n"
+NODE_MAILPIT = (
+    b"DELETE /api/v1/messages HTTP/1.1\r\nhost: HOSTPORT\r\nconnection: close\r\naccept: */*\r\n"
+    b"accept-language: *\r\nsec-fetch-mode: cors\r\nuser-agent: node\r\n"
+    b"accept-encoding: gzip, deflate\r\n\r\n"
+)
+MAILPIT_UI = (
+    b"DELETE /api/v1/messages HTTP/1.1\r\nHost: HOSTPORT\r\nConnection: close\r\n"
+    b"Accept: application/json, text/plain, */*\r\nContent-Type: application/json\r\n"
+    b"Content-Length: LEN\r\n\r\nBODY"
+)
+
+
+def test_delete_all_answers_each_api_s_clients_as_their_server_does(
+    server: Server, send: Send, api: httpx.Client
+) -> None:
+    host = api.base_url.netloc
+    send(PLAIN)
+    status, headers, body = _exchange(server, NODE_MAILHOG.replace(b"HOSTPORT", host))
+    # MailHog's answer: the npm client parses any body as JSON and would throw on "ok".
+    assert (status, body, headers["content-type"]) == (200, b"", "text/json")
+    assert api.get("/api/v2/messages").json()["total"] == 0
+
+    send(PLAIN)
+    status, headers, body = _exchange(server, NODE_MAILPIT.replace(b"HOSTPORT", host))
+    assert (status, body) == (200, b"ok")
+    assert headers["content-type"].startswith("text/plain")
+    assert api.get("/api/v2/messages").json()["total"] == 0
+
+    send(PLAIN)
+    send(PLAIN)
+    first = api.get("/api/v2/messages").json()["items"][0]["ID"]
+    chosen = json.dumps({"IDs": [first]}).encode()
+    request = MAILPIT_UI.replace(b"HOSTPORT", host).replace(b"LEN", str(len(chosen)).encode())
+    status, headers, body = _exchange(server, request.replace(b"BODY", chosen))
+    assert (status, body) == (200, b"ok")
+    assert [m["ID"] for m in api.get("/api/v2/messages").json()["items"]] != [first]
+    assert api.get("/api/v2/messages").json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("accept", "answer"),
+    [
+        ("application/json", b""),
+        ("application/json, text/plain;q=0", b""),
+        ("text/plain", b"ok"),
+        ("text/*", b"ok"),
+        ("application/json, */*;q=0.1", b"ok"),
+    ],
+)
+def test_delete_all_answers_ok_to_whoever_takes_text(
+    api: httpx.Client, accept: str, answer: bytes
+) -> None:
+    response = api.delete("/api/v1/messages", headers={"Accept": accept})
+    assert (response.status_code, response.content) == (200, answer)
+
+
+def test_delete_all_with_mailhogs_python_client(send: Send, server: Server) -> None:
+    from mailhog import Mailhog  # the PyPI "mailhog" package
+
+    send(PLAIN)
+    host, port = server.http_address or ("", 0)
+    Mailhog(host, port).delete_all()  # raises on any status but 2xx
+    assert Mailhog(host, port).messages().total == 0

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import Field
 
 from ..outbound.relay import RelayError, envelope_sender, remove_headers
@@ -23,7 +23,7 @@ from .bodies import RequestBody
 from .deps import CONTENT_HEADERS, MAX_START, sink_of
 from .release import relay_of
 
-__all__ = ["MailHogRelease", "router"]
+__all__ = ["MailHogRelease", "deleted_all", "router"]
 
 router = APIRouter(tags=["MailHog"])
 
@@ -184,6 +184,32 @@ def _header_safe(content_type: str) -> str:
         return line
     kind = line.split(";", 1)[0].strip()
     return kind if kind.isascii() and kind.isprintable() and kind else "application/octet-stream"
+
+
+# Media ranges under which a text answer ("ok") is acceptable.
+_TAKES_TEXT = frozenset({"text/plain", "text/*", "*/*"})
+
+
+def _takes_text(accept: str) -> bool:
+    for item in accept.split(","):
+        kind, *params = (p.strip().lower() for p in item.split(";"))
+        refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+        if kind in _TAKES_TEXT and not refused:
+            return True
+    return False
+
+
+def deleted_all(request: Request, *, named: bool) -> Response:
+    """The answer to ``DELETE /api/v1/messages``, a path both APIs have.
+
+    Mailpit answers ``ok`` as text; MailHog answers 200 with an empty body, and MailHog
+    clients that read the answer as JSON fail on ``ok``. They send no body (``named``: the
+    request named its messages) and no ``Accept`` that takes text, where Mailpit's clients
+    (its web UI, HTTP libraries and curl, ``*/*`` by default) do: those get ``ok``.
+    """
+    if named or _takes_text(request.headers.get("accept", "")):
+        return PlainTextResponse("ok")
+    return Response(status_code=200, headers={"Content-Type": "text/json"})  # MailHog's label
 
 
 class MailHogRelease(RequestBody):
