@@ -1,5 +1,6 @@
-"""MailHog's API beside Mailpit's: ``/api/v2/messages``, ``/api/v2/search`` and the MailHog v1
-paths that Mailpit's API does not use (``/api/v1/messages/{id}...``, plural ``messages``).
+"""MailHog's API beside Mailpit's: ``/api/v2/messages``, ``/api/v2/search``, ``/api/v2/jim``
+(in ``jim``) and the MailHog v1 paths that Mailpit's API does not use
+(``/api/v1/messages/{id}...``, plural ``messages``).
 
 Paging follows MailHog's server: ``start`` from 0, ``limit`` 50 by default and at most 250,
 and a ``limit`` of 0 or less means the default. Newest messages come first.
@@ -19,6 +20,7 @@ from ..outbound.relay import RelayError, envelope_sender, remove_headers
 from ..shapes.mailhog import content_json, message_json, smtp_data
 from ..sink import Sink
 from ..store import Search, StoredMessage
+from . import jim
 from .bodies import RequestBody
 from .deps import CONTENT_HEADERS, MAX_START, sink_of
 from .release import relay_of
@@ -26,6 +28,7 @@ from .release import relay_of
 __all__ = ["MailHogRelease", "deleted_all", "router"]
 
 router = APIRouter(tags=["MailHog"])
+router.include_router(jim.router)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
