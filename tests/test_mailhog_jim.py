@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from mailsink import Server
+from mailsink import ConfigError, Server, Settings
 from mailsink.smtp.chaos import Chaos, Jim
 
 from .helpers import Send
@@ -187,3 +187,17 @@ def test_jims_chances_are_mailhogs() -> None:
     assert all(s is not None and 100 <= s <= 200 for s in speeds)
     chaos.set_jim(Jim(LinkSpeedAffect=1, LinkSpeedMin=0, LinkSpeedMax=0))
     assert chaos.jim_link_speed() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("jim_setting", "error"),
+    [
+        ("disconnect", "expected NAME=NUMBER"),
+        ("kick=0.5", "expected NAME=NUMBER"),
+        ("accept=often", "not a number"),
+        ("accept=nan", "not a finite number"),
+    ],
+)
+def test_bad_jim_settings_are_refused_at_start(jim_setting: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        Settings(jim=jim_setting)

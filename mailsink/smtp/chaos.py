@@ -23,8 +23,6 @@ from typing import Any
 __all__ = [
     "API_NAMES",
     "DEFAULT_CODES",
-    "JIM_CODES",
-    "JIM_FLAGS",
     "STAGES",
     "Chaos",
     "ChaosError",
@@ -185,7 +183,7 @@ class Jim:
     RejectAuthChance: float = 0.05
 
 
-JIM_FLAGS = {
+_JIM_FLAGS = {
     "disconnect": "DisconnectChance",
     "accept": "AcceptChance",
     "linkspeed-affect": "LinkSpeedAffect",
@@ -199,7 +197,7 @@ JIM_FLAGS = {
 
 # The SMTP code of each refusal, as MailHog answers it: 550 to MAIL and RCPT, and to AUTH
 # its "500 Unrecognised command".
-JIM_CODES = {"sender": 550, "recipient": 550, "auth": 500}
+_JIM_CODES = {"sender": 550, "recipient": 550, "auth": 500}
 
 # MailHog reads a connection 1024 bytes at a time and may drop it after each read.
 _JIM_READ = 1024
@@ -212,9 +210,9 @@ def parse_jim(text: str) -> Jim:
     for item in filter(None, (i.strip() for i in text.split(","))):
         name, sep, value = item.partition("=")
         where = f"jim item {item!r}"
-        key = JIM_FLAGS.get(name.strip().lower().removeprefix("jim-"))
+        key = _JIM_FLAGS.get(name.strip().lower().removeprefix("jim-"))
         if not sep or key is None:
-            raise ChaosError(f"{where}: expected NAME=NUMBER, NAME one of {', '.join(JIM_FLAGS)}")
+            raise ChaosError(f"{where}: expected NAME=NUMBER, NAME one of {', '.join(_JIM_FLAGS)}")
         try:
             number = float(value)
         except ValueError:
@@ -358,7 +356,7 @@ class Chaos:
             "recipient": jim.RejectRecipientChance,
             "auth": jim.RejectAuthChance,
         }[stage]
-        return JIM_CODES[stage] if self._draw() < chance else None
+        return _JIM_CODES[stage] if self._draw() < chance else None
 
     def jim_disconnects(self, size: int) -> bool:
         """Whether Jim drops the connection on receiving ``size`` bytes: one draw for each
