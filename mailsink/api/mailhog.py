@@ -8,6 +8,8 @@ and a ``limit`` of 0 or less means the default. Newest messages come first.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -17,7 +19,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import Field
 
 from ..outbound.relay import RelayError, envelope_sender, remove_headers
-from ..shapes.mailhog import content_json, message_json, smtp_data
+from ..shapes.mailhog import message_json, mime_part, smtp_data
 from ..sink import Sink
 from ..store import Search, StoredMessage
 from . import jim
@@ -152,7 +154,7 @@ def download(request: Request, id: MessageId) -> Response:
 
 @router.get(
     "/api/v1/messages/{id}/mime/part/{index}/download",
-    summary="MailHog v1: download one top-level MIME part (from 0) with its headers",
+    summary="MailHog v1: download one top-level MIME part (from 0), base64 decoded",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
@@ -160,20 +162,41 @@ def download_part(
     request: Request, id: MessageId, index: Annotated[int, Path(ge=0, description="Part index")]
 ) -> Response:
     message, raw = _found(sink_of(request), id)
-    mime = content_json(smtp_data(raw))["MIME"]
-    parts = mime["Parts"] if mime else []
-    if index >= len(parts):
+    found = mime_part(smtp_data(raw), index)
+    if found is None:
         raise HTTPException(404, f"message {message.id!r} has no MIME part {index}")
-    part = parts[index]
-    content_type = next(
-        (v[0] for k, v in part["Headers"].items() if k.lower() == "content-type" and v),
-        "application/octet-stream",
-    )
+    part_headers, body = found
+
+    def first(name: str) -> str | None:
+        return next((v[0] for k, v in part_headers.items() if k.lower() == name and v), None)
+
+    # As MailHog: a part sent in base64 is downloaded decoded; any other, as it is written.
+    if (first("content-transfer-encoding") or "").lower() == "base64":
+        body = _base64(body)
     headers = dict(CONTENT_HEADERS)
+    # Always an attachment, never the part's own disposition (MailHog's choice): an inline
+    # HTML part would otherwise be shown, scripts and all, in mailsink's origin.
     headers["Content-Disposition"] = f'attachment; filename="{message.id}-part-{index}"'
-    return Response(
-        part["Body"].encode("utf-8"), media_type=_header_safe(content_type), headers=headers
-    )
+    content_type = first("content-type") or "application/octet-stream"
+    return Response(body, media_type=_header_safe(content_type), headers=headers)
+
+
+def _base64(text: bytes) -> bytes:
+    """Base64 decoded as Go's ``StdEncoding.DecodeString``, which MailHog uses: line breaks
+    are skipped, and from the first quantum that is not valid on, nothing more is decoded."""
+    data = text.replace(b"\r", b"").replace(b"\n", b"")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        decoded = []
+        for at in range(0, len(data), 4):
+            try:
+                decoded.append(base64.b64decode(data[at : at + 4], validate=True))
+            except binascii.Error:
+                break
+            if data[at : at + 4].endswith(b"="):
+                break  # padding ends the data
+        return b"".join(decoded)
 
 
 def _header_safe(content_type: str) -> str:

@@ -15,7 +15,7 @@ from ..parsing.headers import HeaderPolicy
 from ..store import StoredMessage
 from .mailpit import rfc3339
 
-__all__ = ["content_json", "message_json", "path_json", "smtp_data"]
+__all__ = ["content_json", "message_json", "mime_part", "path_json", "smtp_data"]
 
 # A message nested deeper than this is shown as one part: enough for any real mail, and a
 # bound for a message built to exhaust the stack.
@@ -104,7 +104,8 @@ def content_json(data: bytes, depth: int = 0) -> dict[str, Any]:
     }
 
 
-def _mime(headers: dict[str, list[str]], body: bytes, depth: int) -> dict[str, Any] | None:
+def _pieces(headers: dict[str, list[str]], body: bytes, depth: int) -> list[bytes] | None:
+    """The pieces a multipart body splits into, or None if it is not one."""
     boundary = _boundary(headers)
     if boundary is None or depth >= _MAX_DEPTH:
         return None
@@ -112,8 +113,25 @@ def _mime(headers: dict[str, list[str]], body: bytes, depth: int) -> dict[str, A
     # ends; the preamble, if any, and what follows the closing delimiter ("--" and the
     # epilogue) are parts too, so that part numbers are MailHog's.
     pieces = body.split(b"--" + boundary.encode("utf-8", "replace"))
-    parts = [content_json(piece.strip(b"\r\n"), depth + 1) for piece in pieces if piece]
-    return {"Parts": parts}
+    return [piece.strip(b"\r\n") for piece in pieces if piece]
+
+
+def _mime(headers: dict[str, list[str]], body: bytes, depth: int) -> dict[str, Any] | None:
+    pieces = _pieces(headers, body, depth)
+    if pieces is None:
+        return None
+    return {"Parts": [content_json(piece, depth + 1) for piece in pieces]}
+
+
+def mime_part(data: bytes, index: int) -> tuple[dict[str, list[str]], bytes] | None:
+    """The headers and the body, as bytes, of ``MIME.Parts[index]`` of ``data`` (see
+    :func:`smtp_data`); None if there is no such part."""
+    split = _split(data)
+    pieces = _pieces(_headers(split[0]), split[1], 0) if split else None
+    if pieces is None or index >= len(pieces):
+        return None
+    part = _split(pieces[index])
+    return (_headers(part[0]), part[1]) if part else ({}, pieces[index])
 
 
 def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
