@@ -62,7 +62,15 @@ def test_v2_messages_have_mailhogs_shape(send: Send, api: httpx.Client) -> None:
     headers = item["Content"]["Headers"]
     assert headers["Subject"] == ["=?utf-8?q?caf=C3=A9?="]  # as written, as MailHog keeps it
     assert headers["X-Folded"] == ["one two"]
-    assert headers["Received"] == ["first", "second"]
+    # Of a repeated header, the last value; then MailHog's own Received and Return-Path
+    # after the message's, and the ID as Message-ID where the message has none.
+    received = headers["Received"]
+    assert received[0] == "second" and len(received) == 2
+    assert received[1].startswith(
+        f"from client.test by mailsink (mailsink)\r\n          id {item['ID']}; "
+    )
+    assert headers["Return-Path"] == ["<sender@example.test>"]
+    assert headers["Message-ID"] == [item["ID"]]
     # MailHog's text ends where the end-of-data dot's line began: without its line ending.
     assert item["Content"]["Body"] == "Plain body."
     assert item["Content"]["Size"] == len(PLAIN) - 2
@@ -306,22 +314,34 @@ def test_multipart_parameters_are_read_to_a_bound() -> None:
     early = content_json(f"Content-Type: multipart/mixed; boundary=b; {params}".encode() + body)
     assert early["MIME"]["Parts"][0] == content_json(b"Content-Type: text/plain\r\n\r\nx")
     late = content_json(f"Content-Type: multipart/mixed; {params}; boundary=b".encode() + body)
-    assert late["MIME"] is None
+    assert late["MIME"] == {"Parts": None}  # multipart, but no boundary read
 
 
 def _texts(parts: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """Body, Size and the parts within, of each MIME part: what the reference records."""
+    """Headers, Body, Size and the parts within, of each MIME part: what the reference
+    records."""
     if parts is None:
         return None
     return [
-        {"Body": p["Body"], "Size": p["Size"]}
+        {"Headers": p["Headers"], "Body": p["Body"], "Size": p["Size"]}
         | ({"Parts": _texts(p["MIME"]["Parts"])} if p["MIME"] else {})
         for p in parts
     ]
 
 
+def _as_written(message: dict[str, Any]) -> dict[str, list[str]]:
+    """The message's headers less what the server adds on receipt (as the reference)."""
+    added = {message["ID"], f"<{message['Raw']['From']}>"}
+    headers = {}
+    for name, values in message["Content"]["Headers"].items():
+        kept = [v for v in values if v not in added and "(mailsink)" not in v]
+        if kept:
+            headers[name] = kept
+    return headers
+
+
 @pytest.mark.parametrize("case", MAILHOG_CONTENT, ids=[c["name"] for c in MAILHOG_CONTENT])
-def test_texts_are_cut_where_mailhog_cuts_them(
+def test_texts_are_read_and_cut_as_mailhog_does(
     send: Send, api: httpx.Client, case: dict[str, Any]
 ) -> None:
     send(case["stored"].encode())
@@ -329,8 +349,10 @@ def test_texts_are_cut_where_mailhog_cuts_them(
     message = api.get(f"/api/v1/messages/{uid}").json()
     got = {
         "Data": message["Raw"]["Data"],
+        "Headers": _as_written(message),
         "Body": message["Content"]["Body"],
         "Size": message["Content"]["Size"],
+        "MIME": message["MIME"] is not None,
         "Parts": _texts(message["MIME"]["Parts"] if message["MIME"] else None),
     }
     assert got == case["mailhog"]

@@ -74,7 +74,7 @@ def _page_stream(
         raw = sink.store.raw(m.id)
         if raw is None:
             continue
-        yield (b"," if count else b"") + _dumps(message_json(m, raw))
+        yield (b"," if count else b"") + _dumps(message_json(m, raw, sink.settings.hostname))
         count += 1
     yield b'],"count":%d}' % count
 
@@ -127,8 +127,9 @@ def search(
 
 @router.get("/api/v1/messages/{id}", summary="MailHog v1: one message in MailHog's shape")
 def get_message(request: Request, id: MessageId) -> dict[str, Any]:
-    message, raw = _found(sink_of(request), id)
-    return message_json(message, raw)
+    sink = sink_of(request)
+    message, raw = _found(sink, id)
+    return message_json(message, raw, sink.settings.hostname)
 
 
 @router.delete("/api/v1/messages/{id}", summary="MailHog v1: delete one message")
