@@ -25,6 +25,7 @@ from .deps import (
     raw_of,
     sink_of,
 )
+from .mailhog import deleted_all
 
 __all__ = ["router"]
 
@@ -74,13 +75,17 @@ def set_read(
 
 
 @router.delete(
-    "/messages", summary="Delete some messages, or all", response_class=PlainTextResponse
+    "/messages",
+    summary="Delete some messages, or all (MailHog's clients get MailHog's empty answer)",
+    response_class=PlainTextResponse,
 )
-def delete_messages(request: Request, body: Annotated[DeleteRequest | None, Body()] = None) -> str:
+def delete_messages(
+    request: Request, body: Annotated[DeleteRequest | None, Body()] = None
+) -> Response:
     sink = sink_of(request)
     ids = body.IDs if body else []
     sink.store.delete(ids or None).result()
-    return "ok"
+    return deleted_all(request, named=body is not None)
 
 
 @router.get("/message/{ID}", summary="One message, parsed; marks it read")
