@@ -18,6 +18,7 @@ from .api import mailpit as v1
 from .api import wait as wait_api
 from .api.base_path import BasePath
 from .api.basic_auth import BasicAuth, load_htpasswd
+from .api.clean_paths import CleanPaths
 from .api.hosts import KnownHosts, parse_allowed_hosts
 from .api.origins import CrossSiteGuard, parse_origins
 from .sink import Sink
@@ -72,6 +73,8 @@ def create_app(sink: Sink) -> FastAPI:
     app.add_middleware(KnownHosts, allowed=parse_allowed_hosts(sink.settings.http_allowed_hosts))
     if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
         app.add_middleware(BasePath, base=sink.settings.base_path)
+    # Before even the base path: //api/v1/messages is redirected as Mailpit's Go router does.
+    app.add_middleware(CleanPaths, base=sink.settings.base_path)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
