@@ -20,6 +20,7 @@ from .api.base_path import BasePath
 from .api.basic_auth import BasicAuth, load_htpasswd
 from .api.clean_paths import CleanPaths
 from .api.hosts import KnownHosts, parse_allowed_hosts
+from .api.mailpit_paths import PLAIN_ERRORS, describe_validation
 from .api.origins import CrossSiteGuard, parse_origins
 from .sink import Sink
 from .ui import routes as web
@@ -86,13 +87,7 @@ def create_app(sink: Sink) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append(
-                f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "")
-            )
-        return JSONResponse({"Error": "; ".join(problems) or "invalid request"}, status_code=400)
+        return JSONResponse({"Error": describe_validation(exc)}, status_code=400)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
@@ -124,11 +119,14 @@ _NOT_FOUND = {
 }
 # Path parameters that name a message: an unknown one is answered 404.
 _MESSAGE_PARAMETERS = {"ID", "id"}
+# Mailpit's paths answer errors as Mailpit does: the message alone, in plain text.
+_PLAIN_ERROR = {"text/plain": {"schema": {"type": "string"}}}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, saying what the server answers: a request that fails validation
-    gets 400 with ``{"Error": ...}`` (not FastAPI's 422), an unknown message 404."""
+    gets 400 (not FastAPI's 422), an unknown message 404; on Mailpit's paths an error is
+    plain text, on mailsink's own ``{"Error": ...}``."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
@@ -145,6 +143,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             if names & _MESSAGE_PARAMETERS:
                 responses.setdefault("404", _NOT_FOUND)
+            if operation.pop(PLAIN_ERRORS, False):
+                for status, response in responses.items():
+                    if status >= "400":
+                        responses[status] = {**response, "content": _PLAIN_ERROR}
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-__all__ = ["RequestBody", "StrictBody"]
+__all__ = ["MailpitBody", "RequestBody", "StrictBody"]
 
 
 def _check_text(value: Any) -> None:
@@ -43,3 +43,16 @@ class StrictBody(RequestBody):
     """A :class:`RequestBody` that refuses unknown keys: a typo is an error, not a no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class MailpitBody(StrictBody):
+    """The body of a Mailpit path: keys match in any case, as Go's ``encoding/json`` matches
+    them for Mailpit (``{"ids": [...], "read": true}`` is ``{"IDs": [...], "Read": true}``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_in_any_case(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        names = {name.lower(): name for name in cls.model_fields}
+        return {names.get(str(key).lower(), key): item for key, item in value.items()}
