@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
@@ -20,7 +20,7 @@ from .api.base_path import BasePath
 from .api.basic_auth import BasicAuth, load_htpasswd
 from .api.clean_paths import CleanPaths
 from .api.hosts import KnownHosts, parse_allowed_hosts
-from .api.mailpit_paths import PLAIN_ERRORS, describe_validation
+from .api.mailpit_paths import PLAIN_ERRORS, MailpitRoute, describe_validation
 from .api.origins import CrossSiteGuard, parse_origins
 from .sink import Sink
 from .ui import routes as web
@@ -78,7 +78,9 @@ def create_app(sink: Sink) -> FastAPI:
     app.add_middleware(CleanPaths, base=sink.settings.base_path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(request.scope.get("route"), MailpitRoute):  # a method it does not take
+            return PlainTextResponse(str(exc.detail), exc.status_code, headers=exc.headers)
         return JSONResponse(
             {"Error": str(exc.detail)},
             status_code=exc.status_code,

@@ -136,3 +136,12 @@ def test_request_keys_match_in_any_case(send: Send, api: httpx.Client) -> None:
     assert api.get("/api/v1/tags").json() == ["two"]
     chaos = api.put("/api/v1/chaos", json={"sender": {"errorcode": 452, "probability": 0}})
     assert chaos.json()["Sender"] == {"ErrorCode": 452, "Probability": 0}
+
+
+def test_a_method_a_mailpit_path_does_not_take_is_a_plain_405(api: httpx.Client) -> None:
+    response = api.post("/api/v1/messages")
+    assert response.status_code == 405 and "GET" in response.headers["allow"]
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.text == "Method Not Allowed"
+    # mailsink's own paths answer {"Error": ...}.
+    assert api.post("/api/v1/wait").json() == {"Error": "Method Not Allowed"}
