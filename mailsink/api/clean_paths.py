@@ -59,6 +59,10 @@ class CleanPaths:
         path = raw.decode("latin-1") if raw else quote(scope["path"], safe=_PATH_SAFE)
         if outer_root and path.startswith(outer_root):
             path = path[len(outer_root) :]
+        # Most paths are clean, and can be seen to be at a glance; "*" (OPTIONS *) is no path.
+        if not path.startswith("/") or ("//" not in path and "/." not in path):
+            await self.app(scope, receive, send)
+            return
         cleaned = clean_path(path)
         if cleaned == path:
             await self.app(scope, receive, send)
