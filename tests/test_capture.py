@@ -17,7 +17,8 @@ from .helpers import Send
 def only_message(api: httpx.Client) -> dict[str, object]:
     listing = api.get("/api/v1/messages").json()
     assert listing["total"] == 1, listing
-    detail = api.get(f"/api/v1/message/{listing['messages'][0]['ID']}").json()
+    uid = listing["messages"][0]["ID"]
+    detail = api.get(f"/api/v1/message/{uid}", params={"extras": 1}).json()
     assert isinstance(detail, dict)
     return detail
 

@@ -91,7 +91,7 @@ def test_files_go_straight_into_a_database_that_a_server_then_serves(
     assert result.returncode == 0, result.stderr
     server = make_server(db=str(db))
     assert sorted(stored_raws(server.url)) == sorted(expected_raw(Path(p)) for p in files)
-    listing = httpx.get(f"{server.url}/api/v1/messages").json()
+    listing = httpx.get(f"{server.url}/api/v1/messages", params={"extras": 1}).json()
     # The envelope is made from the headers, as no SMTP session gave one.
     plain = next(m for m in listing["messages"] if m["From"] and m["To"])
     assert plain["Envelope"]["RcptTo"][0] == plain["To"][0]["Address"]

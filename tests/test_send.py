@@ -70,8 +70,9 @@ def test_send_builds_stores_and_answers_with_the_id(api: httpx.Client) -> None:
     assert [(p["FileName"], p["ContentID"]) for p in message["Inline"]] == [("logo.png", "logo")]
     # Bcc recipients are in the envelope, as with SMTP, not in a header.
     assert message["Bcc"] == []
-    assert message["Envelope"]["MailFrom"] == "john@example.test"
-    assert sorted(message["Envelope"]["RcptTo"]) == sorted(
+    envelope = api.get(f"/api/v1/message/{uid}", params={"extras": 1}).json()["Envelope"]
+    assert envelope["MailFrom"] == "john@example.test"
+    assert sorted(envelope["RcptTo"]) == sorted(
         ["jane@example.test", "joe@example.test", "manager@example.test", "jack@example.test"]
     )
 

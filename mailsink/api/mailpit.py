@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -14,22 +15,13 @@ from ..parsing.parser import parse, part_content
 from ..shapes.mailpit import canonical_header_name, message_json, page_json
 from ..store import Search, SearchError
 from .bodies import StrictBody
-from .deps import (
-    CONTENT_HEADERS,
-    Limit,
-    MessageID,
-    PartIDPath,
-    Start,
-    found,
-    is_reading,
-    raw_of,
-    sink_of,
-)
+from .deps import CONTENT_HEADERS, Limit, MessageID, PartIDPath, Start, is_reading, raw_of, sink_of
 from .mailhog import deleted_all
+from .mailpit_paths import NOT_FOUND, Extras, MailpitRoute, mailpit_found
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["messages"])
+router = APIRouter(prefix="/api/v1", tags=["messages"], route_class=MailpitRoute)
 
 
 class ReadStatus(StrictBody):
@@ -49,10 +41,12 @@ class DeleteRequest(StrictBody):
 
 
 @router.get("/messages", summary="List messages, newest first")
-def list_messages(request: Request, start: Start = 0, limit: Limit = 50) -> dict[str, Any]:
+def list_messages(
+    request: Request, start: Start = 0, limit: Limit = 50, extras: Extras = False
+) -> dict[str, Any]:
     sink = sink_of(request)
     page = sink.store.page(start, limit)
-    return page_json(page, sink.store.tags())
+    return page_json(page, sink.store.tags(), extras=extras)
 
 
 @router.put("/messages", summary="Mark messages read or unread", response_class=PlainTextResponse)
@@ -63,7 +57,9 @@ def set_read(
 ) -> str:
     sink = sink_of(request)
     body = body or ReadStatus(Read=False)
-    if body.Search.strip() and not body.IDs:
+    if body.IDs and body.Search:
+        raise HTTPException(400, "You may specify either IDs or a search query, not both")
+    if body.Search.strip():
         try:
             search = Search(body.Search, tz=tz or None)
         except SearchError as exc:
@@ -89,20 +85,24 @@ def delete_messages(
 
 
 @router.get("/message/{ID}", summary="One message, parsed; marks it read")
-def get_message(request: Request, ID: MessageID) -> dict[str, Any]:
+def get_message(request: Request, ID: MessageID, extras: Extras = False) -> dict[str, Any]:
     sink = sink_of(request)
-    message = found(sink, ID)
+    message = mailpit_found(sink, ID)
     raw = raw_of(sink, message)
     parsed = parse(raw, keep_parts=True)
     if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
-    return message_json(message, parsed, parsed.part_bytes, warnings=line_warnings(raw))
+        message = replace(message, read=True)  # answered as it now is, as Mailpit does
+    if not extras:
+        return message_json(message, parsed, parsed.part_bytes)
+    warnings = line_warnings(raw)
+    return message_json(message, parsed, parsed.part_bytes, extras=True, warnings=warnings)
 
 
 @router.get("/message/{ID}/headers", summary="The message's headers, each with all its values")
 def get_headers(request: Request, ID: MessageID) -> dict[str, list[str]]:
     sink = sink_of(request)
-    parsed = parse(raw_of(sink, found(sink, ID)))
+    parsed = parse(raw_of(sink, mailpit_found(sink, ID)))
     headers: dict[str, list[str]] = {}
     for name, value in parsed.headers:
         # Keyed as Mailpit keys them, so that headers["Message-Id"] finds what it finds there.
@@ -118,7 +118,7 @@ def get_headers(request: Request, ID: MessageID) -> dict[str, list[str]]:
 )
 def get_raw(request: Request, ID: MessageID, dl: bool = False) -> Response:
     sink = sink_of(request)
-    message = found(sink, ID)
+    message = mailpit_found(sink, ID)
     headers = dict(CONTENT_HEADERS)
     if dl:
         headers["Content-Disposition"] = f'attachment; filename="{message.id}.eml"'
@@ -137,10 +137,10 @@ def get_part(
     PartID: PartIDPath,
 ) -> Response:
     sink = sink_of(request)
-    message = found(sink, ID)
+    message = mailpit_found(sink, ID)
     hit = part_content(raw_of(sink, message), PartID)
     if hit is None:
-        raise HTTPException(404, f"message {message.id!r} has no part {PartID!r}")
+        raise HTTPException(404, NOT_FOUND)
     part, data = hit
     name = part.filename or f"part-{PartID}"
     headers = dict(CONTENT_HEADERS)

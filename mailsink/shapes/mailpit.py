@@ -1,4 +1,9 @@
-"""Stored messages rendered in Mailpit's JSON shapes (plus mailsink's own extra fields)."""
+"""Stored messages rendered in Mailpit's JSON shapes, and mailsink's own fields when asked.
+
+Without ``extras`` a shape has exactly the keys Mailpit's Go structs marshal to, with the same
+kinds of value; ``extras`` adds mailsink's fields (``Envelope`` and, on a message, ``Read``,
+``Created`` and ``Warnings``) and changes none of Mailpit's.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +43,12 @@ def rfc3339(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _addr(a: Address | None) -> dict[str, str] | None:
-    return a.as_json() if a else None
+# Mailpit's From is never null: a message without one has an empty address.
+_NO_ADDRESS = {"Name": "", "Address": ""}
+
+
+def _addr(a: Address | None) -> dict[str, str]:
+    return a.as_json() if a else dict(_NO_ADDRESS)
 
 
 def _addrs(items: list[Address]) -> list[dict[str, str]]:
@@ -70,9 +79,14 @@ def envelope_json(m: StoredMessage) -> dict[str, Any]:
     }
 
 
-def summary_json(m: StoredMessage) -> dict[str, Any]:
-    """Mailpit's ``MessageSummary``."""
-    return {
+def summary_json(m: StoredMessage, *, extras: bool = True) -> dict[str, Any]:
+    """Mailpit's ``MessageSummary``; ``extras`` adds the ``Envelope``.
+
+    An empty address list is ``[]``, as Mailpit documents it and sends it in its events.
+    (Its listings write ``null`` for an empty To, Cc or Bcc, which typed clients built
+    on the document warn about.)
+    """
+    shape: dict[str, Any] = {
         "ID": m.id,
         "MessageID": m.message_id,
         "Read": m.read,
@@ -88,12 +102,14 @@ def summary_json(m: StoredMessage) -> dict[str, Any]:
         "Size": m.size,
         "Attachments": m.attachments,
         "Snippet": m.snippet,
-        "Envelope": envelope_json(m),
     }
+    if extras:
+        shape["Envelope"] = envelope_json(m)
+    return shape
 
 
-def page_json(page: Page, tags: list[str]) -> dict[str, Any]:
-    """Mailpit's ``MessagesSummary``."""
+def page_json(page: Page, tags: list[str], *, extras: bool = True) -> dict[str, Any]:
+    """Mailpit's ``MessagesSummary``; ``extras`` adds each summary's ``Envelope``."""
     return {
         "total": page.total,
         "unread": page.unread,
@@ -102,7 +118,7 @@ def page_json(page: Page, tags: list[str]) -> dict[str, Any]:
         "messages_unread": page.matched_unread,
         "start": page.start,
         "tags": tags,
-        "messages": [summary_json(m) for m in page.messages],
+        "messages": [summary_json(m, extras=extras) for m in page.messages],
     }
 
 
@@ -134,18 +150,20 @@ def message_json(
     parsed: ParsedMessage,
     contents: Mapping[str, bytes] | None = None,
     *,
-    warnings: list[dict[str, str]],
+    extras: bool = False,
+    warnings: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Mailpit's ``Message``; ``contents`` (part ID to decoded bytes) adds checksums.
 
-    ``warnings`` (mailsink's addition) says how the message breaks the RFCs, where a real
-    server might refuse or mangle it (``lines.line_warnings``).
+    ``extras`` adds mailsink's fields: ``Envelope``, ``Read``, ``Created`` and ``Warnings``
+    (``warnings``: how the message breaks the RFCs, where a real server might refuse or
+    mangle it, from ``lines.line_warnings``).
     """
     contents = contents or {}
     date = parsed.date.timestamp() if parsed.date else m.created
     unsubscribe = parsed.header_values("List-Unsubscribe")
     unsubscribe_post = parsed.header_values("List-Unsubscribe-Post")
-    return {
+    shape = {
         "ID": m.id,
         "MessageID": m.message_id,
         "From": _addr(m.sender),
@@ -169,11 +187,13 @@ def message_json(
         "Size": m.size,
         "Inline": [attachment_json(p, contents.get(p.part_id)) for p in parsed.inline],
         "Attachments": [attachment_json(p, contents.get(p.part_id)) for p in parsed.attachments],
-        "Envelope": envelope_json(m),
-        "Warnings": warnings,
-        "Read": m.read,
-        "Created": rfc3339(m.created),
     }
+    if extras:
+        shape["Envelope"] = envelope_json(m)
+        shape["Warnings"] = warnings or []
+        shape["Read"] = m.read
+        shape["Created"] = rfc3339(m.created)
+    return shape
 
 
 def _unsubscribe_links(header: str) -> list[str]:

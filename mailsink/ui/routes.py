@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..api import events as events_api
-from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, found, is_reading, raw_of, sink_of
+from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, is_reading, raw_of, sink_of
 from ..parsing.lines import line_warnings
 from ..parsing.parser import parse
 from ..shapes.mailpit import envelope_json, page_json, rfc3339
@@ -176,6 +176,10 @@ def inbox(request: Request, q: str = "", start: Start = 0) -> HTMLResponse:
     return _render(request, "inbox.html", initial=initial, query=q, start=start)
 
 
+# What Mailpit answers, in plain text, when /view/{ID}.html or .txt names no message.
+_NO_MESSAGE = "Message not found"
+
+
 @router.get(
     "/view/{ID}.html",
     tags=["testing"],
@@ -190,10 +194,12 @@ def view_html(
 ) -> Response:
     """The HTML part, in a sandbox: script never runs, remote content loads only on request."""
     sink = sink_of(request)
-    message = found(sink, ID)
+    message = sink.store.get(ID)
+    if message is None:
+        return PlainTextResponse(_NO_MESSAGE, 404)
     parsed = parse(raw_of(sink, message), keep_parts=embed)
     if not parsed.html:
-        raise HTTPException(404, f"message {message.id!r} has no HTML part")
+        return PlainTextResponse("This message does not contain a HTML part", 404)
     parts = parsed.inline + parsed.attachments
     if embed:
         # Sanitised, with its images inside it: the frame asks this server for nothing.
@@ -225,7 +231,10 @@ def view_html(
 def view_text(request: Request, ID: MessageID) -> Response:
     """The text part, as text (empty when the message has none)."""
     sink = sink_of(request)
-    parsed = parse(raw_of(sink, found(sink, ID)))
+    message = sink.store.get(ID)
+    if message is None:
+        return PlainTextResponse(_NO_MESSAGE, 404)
+    parsed = parse(raw_of(sink, message))
     return PlainTextResponse(parsed.text, headers=dict(CONTENT_HEADERS))
 
 
