@@ -173,7 +173,7 @@ def test_raw_bytes_of_a_hostile_subject_come_back_byte_for_byte(server: Server) 
         client.sendmail("a@example.test", ["b@example.test"], raw)
     with httpx.Client(base_url=server.url, timeout=60) as api:
         listed = api.get("/api/v1/messages").json()["messages"][0]
-        assert api.get(f"/api/v1/message/{listed['ID']}/raw").content == raw
+        assert api.get(f"/api/v1/message/{listed['ID']}/raw?as-sent=1").content == raw
         assert listed["Subject"].endswith(CUT_MARK)
         assert api.get(f"/api/v1/message/{listed['ID']}").json()["Subject"] == listed["Subject"]
 
