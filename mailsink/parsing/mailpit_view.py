@@ -293,8 +293,9 @@ def mailpit_bytes(raw: bytes, env: MailpitEnvelope, hostname: str | None = None)
     fields, readable = go_headers(data)
     if not readable:
         return data  # Mailpit refuses such a message; shown with what came before
-    if first_value(fields, "Return-Path").strip("<>") != env.mail_from:
-        data = _set_header(data, go_headers(data)[0], "Return-Path", f"<{env.mail_from}>")
+    sender = "" if env.mail_from == "<>" else env.mail_from  # Mailpit's null reverse path
+    if first_value(fields, "Return-Path").strip("<>") != sender:
+        data = _set_header(data, go_headers(data)[0], "Return-Path", f"<{sender}>")
     if not first_value(fields, "Message-Id").strip("<>"):
         data = f"Message-ID: <{generated_message_id(env.uid)}>\r\n".encode() + data
     named: set[str] = set()
