@@ -249,7 +249,7 @@ def _set_header(data: bytes, fields: list[tuple[str, str]], name: str, value: st
         return new + data
     prefix = name.lower().encode("ascii") + b":"
     found: list[bytes] = []
-    for line in data.split(b"\n"):
+    for line in _lines(data):
         line = line.removesuffix(b"\r")
         if not found:
             if line[: len(prefix)].lower() == prefix:
@@ -281,23 +281,44 @@ def _valid_address(address: str) -> bool:
     return len(found) == 1 and "@" in found[0][1]
 
 
+def _header_end(data: bytes) -> int:
+    """Where the blank line after the header fields starts (the end of ``data`` if none)."""
+    at = 0
+    for line in _lines(data):
+        if not line.removesuffix(b"\r"):
+            return at
+        at += len(line) + 1
+    return len(data)
+
+
 def mailpit_bytes(raw: bytes, env: MailpitEnvelope, hostname: str | None = None) -> bytes:
     """The bytes Mailpit would store for this message: ``raw`` as sent, with its additions.
 
     A message that came over SMTP (``helo`` set) gets the ``Received`` header first; one
-    made by the send API does not (Mailpit stores those without one).
+    made by the send API does not (Mailpit stores those without one). Every change is to
+    the header fields, so they are worked on alone and the body copied once.
     """
-    data = received_header(env, hostname) + raw if env.helo else raw
-    # Mailpit turns CR CR LF into CR LF before it reads the message.
-    data = data.replace(b"\r\r\n", b"\r\n")
-    fields, readable = go_headers(data)
-    if not readable:
-        return data  # Mailpit refuses such a message; shown with what came before
+    if b"\r\r\n" in raw:  # Mailpit turns CR CR LF into CR LF before it reads the message
+        raw = raw.replace(b"\r\r\n", b"\r\n")
+    end = _header_end(raw)
+    head = raw[:end]
+    if env.helo:
+        head = received_header(env, hostname) + head
+    # Read with the blank line after them, as Go reads a whole message.
+    fields, readable = go_headers(head + raw[end : end + 2])
+    if readable:
+        head = _mailpit_head(head, fields, env)
+    return b"".join((head, memoryview(raw)[end:]))
+
+
+def _mailpit_head(head: bytes, fields: list[tuple[str, str]], env: MailpitEnvelope) -> bytes:
+    """``SaveToDatabase``'s changes to the header fields (``head``, as Go read them:
+    ``fields``). A message Go cannot read is refused by Mailpit; here it is left as it is."""
     sender = "" if env.mail_from == "<>" else env.mail_from  # Mailpit's null reverse path
     if first_value(fields, "Return-Path").strip("<>") != sender:
-        data = _set_header(data, go_headers(data)[0], "Return-Path", f"<{sender}>")
+        head = _set_header(head, go_headers(head)[0], "Return-Path", f"<{sender}>")
     if not first_value(fields, "Message-Id").strip("<>"):
-        data = f"Message-ID: <{generated_message_id(env.uid)}>\r\n".encode() + data
+        head = f"Message-ID: <{generated_message_id(env.uid)}>\r\n".encode() + head
     named: set[str] = set()
     has_bcc = False
     for name in ("To", "Cc", "Bcc"):
@@ -310,5 +331,5 @@ def mailpit_bytes(raw: bytes, env: MailpitEnvelope, hostname: str | None = None)
         # Mailpit's own rule: when the message has a Bcc header, that header's value stays,
         # after a comma, and the missing recipients are not added to it.
         value = ", " + first_value(fields, "Bcc") if has_bcc else ", ".join(missing)
-        data = _set_header(data, go_headers(data)[0], "Bcc", value)
-    return data
+        head = _set_header(head, go_headers(head)[0], "Bcc", value)
+    return head

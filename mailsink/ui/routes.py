@@ -158,6 +158,8 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "html_source": _cut(parsed.html),
         "has_remote": bool(parsed.html) and sanitise(parsed.html).remote,
         "headers": parsed.headers,
+        # A part can be both an attachment and inline (application/octet-stream, inline).
+        "parts": list({p.part_id: p for p in parsed.attachments + parsed.inline}.values()),
         "added_headers": _added_headers(message, raw),
         "raw_size": len(raw),
         "warnings": line_warnings(raw),
