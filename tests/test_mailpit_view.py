@@ -341,3 +341,27 @@ def test_the_ui_shows_the_bytes_as_sent_and_the_added_headers_apart(
     expect(page.locator("#panel-raw .raw-label")).to_contain_text("As sent")
     source = page.locator("#panel-raw .raw-source")
     wait_until(lambda: source.text_content() == sent.decode(), "the bytes as sent shown")
+
+
+def test_send_builds_the_tree_enmime_builds(api: httpx.Client) -> None:
+    body = {
+        "From": {"Email": "app@example.test"},
+        "To": [{"Email": "rcpt@example.test"}],
+        "Subject": "tree",
+        "Text": "text",
+        "HTML": '<img src="cid:logo">',
+        "Attachments": [
+            {"Filename": "report.txt", "Content": "cmVwb3J0"},
+            {"Filename": "logo.png", "Content": "iVBORw0KGgo=", "ContentID": "logo"},
+        ],
+    }
+    uid = api.post("/api/v1/send", json=body).json()["ID"]
+    message = api.get(f"/api/v1/message/{uid}").json()
+    # builder.go Build: mixed[related[alternative[text, html], inline...], attachment...],
+    # numbered by parseParts: the inline part is 1.2, the attachment 2.
+    assert [(p["PartID"], p["FileName"]) for p in message["Inline"]] == [("1.2", "logo.png")]
+    assert [(p["PartID"], p["FileName"]) for p in message["Attachments"]] == [("2", "report.txt")]
+    assert message["Text"] == "text" and message["HTML"] == '<img src="cid:logo">'
+    headers = api.get(f"/api/v1/message/{uid}/headers").json()
+    assert headers["Mime-Version"] == ["1.0"]
+    assert headers["Content-Type"][0].startswith("multipart/mixed;")

@@ -10,7 +10,7 @@ import re
 from email import policy
 from email.errors import HeaderDefect, MessageError
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -165,23 +165,26 @@ def _as_mailpit_reads(text: str) -> str:
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def _set_body(part: EmailMessage, text: str, subtype: str, *, alternative: bool) -> None:
-    """Give ``part`` a text body that reads back exactly as Mailpit would show it."""
+def _body_part(text: str, subtype: str) -> MIMEPart:
+    """A text part whose body reads back exactly as Mailpit would show ``text``."""
+    part = MIMEPart()
     wanted = _as_mailpit_reads(text)
     lines_as_smtp = wanted.isascii() and wanted.endswith("\r\n") and not _LONE_BREAK.search(wanted)
     if wanted and lines_as_smtp:
         # As SMTP carries it: each line ends with CRLF, as the text's lines already do.
-        content: Any = wanted.replace("\r\n", "\n")
-        options: dict[str, Any] = {"subtype": subtype, "cte": "7bit"}
+        part.set_content(wanted.replace("\r\n", "\n"), subtype=subtype, cte="7bit")
     else:
         # Any other line ends survive only in base64.
-        content = wanted.encode("utf-8")
-        options = {"maintype": "text", "subtype": subtype, "cte": "base64"}
-        options["params"] = {"charset": "utf-8"}
-    if alternative:
-        part.add_alternative(content, **options)
-    else:
-        part.set_content(content, **options)
+        data = wanted.encode("utf-8")
+        part.set_content(data, "text", subtype, cte="base64", params={"charset": "utf-8"})
+    return part
+
+
+def _multipart(subtype: str, children: list[MIMEPart]) -> MIMEPart:
+    container = MIMEPart()
+    container["Content-Type"] = f"multipart/{subtype}"
+    container.set_payload(children)  # type: ignore[arg-type]
+    return container
 
 
 _LONE_BREAK = re.compile(r"\r(?!\n)|(?<!\r)\n")
@@ -223,13 +226,13 @@ def build_message(body: SendRequest) -> tuple[bytes, list[str]]:
         if not name or any(c in name for c in ": \t\r\n"):
             raise _BadMessage(f"invalid header name: {name!r}")
         msg[name] = value
-    _set_body(msg, body.Text, "plain", alternative=False)
-    html_part: EmailMessage | None = None
+    # The tree enmime's builder makes: text (and HTML in an alternative), inside a related
+    # part with the inline files, inside a mixed part with the attachments.
+    tree = _body_part(body.Text, "plain")
     if body.HTML:
-        _set_body(msg, body.HTML, "html", alternative=True)
-        payload = msg.get_payload()
-        assert isinstance(payload, list) and isinstance(payload[-1], EmailMessage)
-        html_part = payload[-1]
+        tree = _multipart("alternative", [tree, _body_part(body.HTML, "html")])
+    inline: list[MIMEPart] = []
+    attached: list[MIMEPart] = []
     for attachment in body.Attachments:
         content = attachment.Content.rsplit(",", 1)[-1]
         try:
@@ -239,13 +242,26 @@ def build_message(body: SendRequest) -> tuple[bytes, list[str]]:
                 f'error decoding base64 attachment "{attachment.Filename}": {exc}'
             ) from None
         maintype, subtype = _content_type(attachment, data)
-        options: dict[str, Any] = {"filename": attachment.Filename}
+        part = MIMEPart()
         if attachment.ContentID:
-            options.update(cid=f"<{attachment.ContentID.strip('<>')}>", disposition="inline")
-            if html_part is not None:
-                html_part.add_related(data, maintype, subtype, **options)
-                continue
-        msg.add_attachment(data, maintype, subtype, **options)
+            cid = f"<{attachment.ContentID.strip('<>')}>"
+            part.set_content(
+                data, maintype, subtype, disposition="inline", filename=attachment.Filename, cid=cid
+            )
+            inline.append(part)
+        else:
+            part.set_content(
+                data, maintype, subtype, disposition="attachment", filename=attachment.Filename
+            )
+            attached.append(part)
+    if inline:
+        tree = _multipart("related", [tree, *inline])
+    if attached:
+        tree = _multipart("mixed", [tree, *attached])
+    msg["MIME-Version"] = "1.0"
+    for name, value in tree.items():
+        msg[name] = value
+    msg.set_payload(tree.get_payload())
     try:
         raw = msg.as_bytes(policy=policy.SMTP)
     except UnicodeError:
