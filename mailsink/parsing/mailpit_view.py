@@ -100,11 +100,12 @@ def go_headers(data: bytes) -> tuple[list[tuple[str, str]], bool]:
             return fields, True
         if b":" not in line:
             return fields, False
-        value = _go_trim(line)
+        pieces = [_go_trim(line)]
         line = next(lines, None)
         while line is not None and line[:1] in (b" ", b"\t"):
-            value += b" " + _go_trim(line.removesuffix(b"\r"))
+            pieces.append(_go_trim(line.removesuffix(b"\r")))
             line = next(lines, None)
+        value = b" ".join(pieces)
         key, _, rest = value.partition(b":")
         name = key.decode("utf-8", "replace")
         if not key or any(c not in _TOKEN and c != " " for c in name):

@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 from urllib.parse import unquote_plus
 
 from .headers import HeaderPolicy, decoded_value, mailboxes
-from .mailpit_view import go_headers
+from .mailpit_view import first_value, go_decode, go_headers
 from .mimetree import build_tree, feed_tree
 
 __all__ = [
@@ -117,14 +117,19 @@ def parse(raw: bytes, *, keep_parts: bool = False) -> ParsedMessage:
     walk decodes anyway to size them: a viewer that needs them parses once, not twice.
     """
     result = ParsedMessage()
-    result.go_headers = go_headers(raw)[0]
+    result.go_headers, readable = go_headers(raw)
     try:
         msg = _parse_message(raw)
     except (RecursionError, MemoryError, ValueError, LookupError) as exc:
         result.defects.append(f"unparseable: {exc.__class__.__name__}")
         return result
     result.headers = _headers(msg)
-    result.subject = _header_text(msg, "subject")
+    if readable:
+        # As Mailpit reads it (enmime's GetHeader): folds one space each, trimmed, encoded
+        # words decoded as Go decodes them.
+        result.subject = go_decode(first_value(result.go_headers, "Subject"))
+    else:
+        result.subject = _header_text(msg, "subject")
     from_ = _addresses(msg, "from")
     result.sender = from_[0] if from_ else None
     result.to = _addresses(msg, "to")
