@@ -365,3 +365,25 @@ def test_send_builds_the_tree_enmime_builds(api: httpx.Client) -> None:
     headers = api.get(f"/api/v1/message/{uid}/headers").json()
     assert headers["Mime-Version"] == ["1.0"]
     assert headers["Content-Type"][0].startswith("multipart/mixed;")
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        # textproto: each fold one space, ends trimmed; inner spaces stay.
+        (b"Subject:  two  spaces\r\n\tand a fold  ", "two  spaces and a fold"),
+        # mime.WordDecoder: white space between two encoded words goes, other text stays.
+        (b"Subject: =?utf-8?q?caf=C3=A9?=\r\n =?utf-8?b?IG5vaXI=?= ok", "café noir ok"),
+        # A word that does not decode is kept as written, the others decoded.
+        (b"Subject: =?utf-8?q?bad=ZZ?= =?utf-8?q?good?=", "=?utf-8?q?bad=ZZ?= good"),
+        # A charset Go does not know: the whole value as written.
+        (b"Subject: =?x-unknown?q?a?= =?utf-8?q?b?=", "=?x-unknown?q?a?= =?utf-8?q?b?="),
+    ],
+)
+def test_subject_is_read_as_mailpit_reads_it(
+    send: Send, api: httpx.Client, header: bytes, shown: str
+) -> None:
+    send(b"From: a@example.test\r\nTo: rcpt@example.test\r\n" + header + b"\r\n\r\nx\r\n")
+    summary = _only(api)
+    assert summary["Subject"] == shown
+    assert api.get(f"/api/v1/message/{summary['ID']}").json()["Subject"] == shown
