@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .headers import DECODE_LIMIT, mailboxes
+from .headers import mailboxes
 
 __all__ = [
     "MailpitEnvelope",
@@ -148,50 +148,56 @@ def go_decode(value: str) -> str:
     """RFC 2047 encoded words decoded as Go's ``mime.WordDecoder.DecodeHeader`` does (and so
     enmime's ``DecodeExtHeader``, which Mailpit reads Subject and the like with): white space
     between two encoded words dropped, a word that does not decode left as written, and the
-    value as written when a word is in a charset it does not know. A value longer than
-    ``DECODE_LIMIT`` is left as written: a value of unclosed words costs time quadratic in
-    its length."""
+    value as written when a word is in a charset it does not know.
+
+    Go starts again two characters on after a word that does not decode, searching the same
+    text again: crafted values could make that quadratic, so past a budget of searching
+    linear in the value's length the value is left as written.
+    """
     at = value.find("=?")
-    if at < 0 or len(value) > DECODE_LIMIT:
+    if at < 0:
         return value
     out = [value[:at]]
-    rest = value[at:]
+    budget = 8 * len(value) + 65536
     between = False
     while True:
-        start = rest.find("=?")
+        start = value.find("=?", at)
         if start < 0:
             break
         cur = start + 2
-        q = rest.find("?", cur)
+        q = value.find("?", cur)
         if q < 0:
             break
-        charset = rest[cur:q]
+        charset = value[cur:q]
         cur = q + 1
-        if len(rest) < cur + 4:
+        if len(value) < cur + 4:
             break
-        encoding = rest[cur]
+        encoding = value[cur]
         cur += 1
-        if rest[cur] != "?":
+        if value[cur] != "?":
             break
         cur += 1
-        close = rest.find("?=", cur)
+        close = value.find("?=", cur)
         if close < 0:
             break
-        content = _decode_word(encoding, rest[cur:close])
+        budget -= close - at
+        if budget < 0:
+            return value
+        content = _decode_word(encoding, value[cur:close])
         if content is None:
             between = False
-            out.append(rest[: start + 2])
-            rest = rest[start + 2 :]
+            out.append(value[at : start + 2])
+            at = start + 2
             continue
-        if start > 0 and (not between or rest[:start].strip(" \t\r\n")):
-            out.append(rest[:start])
+        if start > at and (not between or value[at:start].strip(" \t\r\n")):
+            out.append(value[at:start])
         try:
             out.append(content.decode(charset.partition("*")[0] or "?", "replace"))
         except LookupError:
             return value
-        rest = rest[close + 2 :]
+        at = close + 2
         between = True
-    out.append(rest)
+    out.append(value[at:])
     return "".join(out)
 
 
