@@ -89,7 +89,7 @@ def messages(server: Server) -> list[dict[str, Any]]:
 def raw_of(server: Server, uid: str) -> bytes:
     """The stored bytes of one message."""
     with httpx.Client(base_url=server.url, timeout=30) as api:
-        response = api.get(f"/api/v1/message/{uid}/raw")
+        response = api.get(f"/api/v1/message/{uid}/raw?as-sent=1")
     response.raise_for_status()
     return response.content
 

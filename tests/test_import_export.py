@@ -59,7 +59,9 @@ def expected_raw(path: Path, *, smtp: bool = False) -> bytes:
 def stored_raws(url: str) -> list[bytes]:
     with httpx.Client(base_url=url, timeout=30) as api:
         listing = api.get("/api/v1/messages", params={"limit": 1000}).json()
-        return [api.get(f"/api/v1/message/{m['ID']}/raw").content for m in listing["messages"]]
+        return [
+            api.get(f"/api/v1/message/{m['ID']}/raw?as-sent=1").content for m in listing["messages"]
+        ]
 
 
 def crlf_corpus(folder: Path) -> list[Path]:
@@ -550,7 +552,7 @@ def stored_messages(url: str) -> list[tuple[bytes, str]]:
     with httpx.Client(base_url=url, timeout=30) as api:
         listing = api.get("/api/v1/messages", params={"limit": 1000}).json()
         return [
-            (api.get(f"/api/v1/message/{m['ID']}/raw").content, m["Created"])
+            (api.get(f"/api/v1/message/{m['ID']}/raw?as-sent=1").content, m["Created"])
             for m in listing["messages"]
         ]
 

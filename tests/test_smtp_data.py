@@ -244,7 +244,7 @@ def test_any_body_in_any_pieces_is_kept_exactly(
     assert code == 250
     with httpx.Client(base_url=server.url, timeout=30) as api:
         newest = api.get("/api/v1/messages", params={"limit": 1}).json()["messages"][0]
-        assert api.get(f"/api/v1/message/{newest['ID']}/raw").content == body
+        assert api.get(f"/api/v1/message/{newest['ID']}/raw?as-sent=1").content == body
 
 
 @pytest.mark.parametrize(

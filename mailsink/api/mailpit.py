@@ -11,8 +11,9 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from ..parsing.lines import line_warnings
+from ..parsing.mailpit_view import go_headers, header_map
 from ..parsing.parser import parse, part_content
-from ..shapes.mailpit import canonical_header_name, message_json, page_json
+from ..shapes.mailpit import mailpit_raw, message_json, page_json
 from ..store import Search, SearchError
 from .bodies import StrictBody
 from .deps import CONTENT_HEADERS, Limit, MessageID, PartIDPath, Start, is_reading, raw_of, sink_of
@@ -89,7 +90,7 @@ def get_message(request: Request, ID: MessageID, extras: Extras = False) -> dict
     sink = sink_of(request)
     message = mailpit_found(sink, ID)
     raw = raw_of(sink, message)
-    parsed = parse(raw, keep_parts=True)
+    parsed = parse(mailpit_raw(message, raw), keep_parts=True)
     if not message.read and is_reading(request):
         sink.store.set_read([message.id], True).result()
         message = replace(message, read=True)  # answered as it now is, as Mailpit does
@@ -99,30 +100,44 @@ def get_message(request: Request, ID: MessageID, extras: Extras = False) -> dict
     return message_json(message, parsed, parsed.part_bytes, extras=True, warnings=warnings)
 
 
-@router.get("/message/{ID}/headers", summary="The message's headers, each with all its values")
+@router.get(
+    "/message/{ID}/headers",
+    summary="The message's headers as Mailpit reads them: names sorted, values unfolded",
+)
 def get_headers(request: Request, ID: MessageID) -> dict[str, list[str]]:
     sink = sink_of(request)
-    parsed = parse(raw_of(sink, mailpit_found(sink, ID)))
-    headers: dict[str, list[str]] = {}
-    for name, value in parsed.headers:
-        # Keyed as Mailpit keys them, so that headers["Message-Id"] finds what it finds there.
-        headers.setdefault(canonical_header_name(name), []).append(value)
-    return headers
+    message = mailpit_found(sink, ID)
+    return header_map(go_headers(mailpit_raw(message, raw_of(sink, message)))[0])
 
 
 @router.get(
     "/message/{ID}/raw",
-    summary="The exact bytes received",
+    summary="The message as Mailpit stores it, or (with as-sent) the exact bytes received",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}},
 )
-def get_raw(request: Request, ID: MessageID, dl: bool = False) -> Response:
+def get_raw(
+    request: Request,
+    ID: MessageID,
+    dl: bool = False,
+    as_sent: Annotated[
+        bool,
+        Query(
+            alias="as-sent",
+            description="The bytes exactly as the client sent them, without the headers "
+            "Mailpit adds (Received, Return-Path, Message-ID, Bcc)",
+        ),
+    ] = False,
+) -> Response:
     sink = sink_of(request)
     message = mailpit_found(sink, ID)
     headers = dict(CONTENT_HEADERS)
     if dl:
         headers["Content-Disposition"] = f'attachment; filename="{message.id}.eml"'
-    return Response(raw_of(sink, message), media_type="text/plain", headers=headers)
+    raw = raw_of(sink, message)
+    return Response(
+        raw if as_sent else mailpit_raw(message, raw), media_type="text/plain", headers=headers
+    )
 
 
 @router.get(

@@ -12,6 +12,13 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..parsing.mailpit_view import (
+    MailpitEnvelope,
+    canonical_header_name,
+    first_value,
+    go_decode,
+    mailpit_bytes,
+)
 from ..parsing.parser import Address, ParsedMessage, Part
 from ..store import Page, StoredMessage
 
@@ -19,6 +26,7 @@ __all__ = [
     "attachment_json",
     "canonical_header_name",
     "checksums_json",
+    "mailpit_raw",
     "message_json",
     "page_json",
     "rfc3339",
@@ -55,17 +63,11 @@ def _addrs(items: list[Address]) -> list[dict[str, str]]:
     return [a.as_json() for a in items]
 
 
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def canonical_header_name(name: str) -> str:
-    """A header name as Mailpit (Go's net/textproto) writes it: ``message-id`` -> ``Message-Id``.
-
-    A name with a character that is not allowed in a header name is left as it is.
-    """
-    if not name or any(c not in _TOKEN for c in name):
-        return name
-    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+def mailpit_raw(m: StoredMessage, raw: bytes) -> bytes:
+    """The message as Mailpit would store it: ``raw`` (as sent) with the headers Mailpit's
+    SMTP server adds (``parsing.mailpit_view``), derived from what the store kept."""
+    env = MailpitEnvelope(m.id, m.mail_from, tuple(m.rcpt_to), m.helo, m.peer, m.created)
+    return mailpit_bytes(raw, env)
 
 
 def envelope_json(m: StoredMessage) -> dict[str, Any]:
@@ -161,8 +163,11 @@ def message_json(
     """
     contents = contents or {}
     date = parsed.date.timestamp() if parsed.date else m.created
-    unsubscribe = parsed.header_values("List-Unsubscribe")
-    unsubscribe_post = parsed.header_values("List-Unsubscribe-Post")
+    # Read as Mailpit reads them (enmime's GetHeader): unfolded by Go's textproto, then
+    # encoded words decoded.
+    fields = parsed.go_headers
+    unsubscribe = go_decode(first_value(fields, "List-Unsubscribe"))
+    unsubscribe_post = go_decode(first_value(fields, "List-Unsubscribe-Post"))
     shape = {
         "ID": m.id,
         "MessageID": m.message_id,
@@ -171,12 +176,12 @@ def message_json(
         "Cc": _addrs(m.cc),
         "Bcc": _addrs(m.bcc),
         "ReplyTo": _addrs(m.reply_to),
-        "ReturnPath": parsed.return_path or m.mail_from,
+        "ReturnPath": parsed.return_path or (m.sender.address if m.sender else ""),
         "Subject": m.subject,
         "ListUnsubscribe": {
-            "Header": unsubscribe[0] if unsubscribe else "",
-            "HeaderPost": unsubscribe_post[0] if unsubscribe_post else "",
-            "Links": _unsubscribe_links(unsubscribe[0]) if unsubscribe else [],
+            "Header": unsubscribe,
+            "HeaderPost": unsubscribe_post if unsubscribe else "",
+            "Links": _unsubscribe_links(unsubscribe) if unsubscribe else [],
             "Errors": "",
         },
         "Date": rfc3339(date),

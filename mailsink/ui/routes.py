@@ -7,6 +7,7 @@ from the ASGI ``root_path``, so that the UI works under any path a reverse proxy
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,8 +20,9 @@ from .. import __version__
 from ..api import events as events_api
 from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, is_reading, raw_of, sink_of
 from ..parsing.lines import line_warnings
+from ..parsing.mailpit_view import go_headers
 from ..parsing.parser import parse
-from ..shapes.mailpit import envelope_json, page_json, rfc3339
+from ..shapes.mailpit import envelope_json, mailpit_raw, page_json, rfc3339
 from ..sink import Sink
 from ..store import StoredMessage
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
@@ -156,8 +158,24 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "html_source": _cut(parsed.html),
         "has_remote": bool(parsed.html) and sanitise(parsed.html).remote,
         "headers": parsed.headers,
+        # A part can be both an attachment and inline (application/octet-stream, inline).
+        "parts": list({p.part_id: p for p in parsed.attachments + parsed.inline}.values()),
+        "added_headers": _added_headers(message, raw),
+        "raw_size": len(raw),
         "warnings": line_warnings(raw),
     }
+
+
+def _added_headers(message: StoredMessage, raw: bytes) -> list[tuple[str, str]]:
+    """The header fields Mailpit's view has and the bytes as sent do not, as Go reads them."""
+    sent = Counter(go_headers(raw)[0])
+    added = []
+    for field in go_headers(mailpit_raw(message, raw))[0]:
+        if sent[field]:
+            sent[field] -= 1
+        else:
+            added.append(field)
+    return added
 
 
 def _cut(text: str) -> dict[str, Any]:
