@@ -115,7 +115,8 @@ check("headers as Mailpit stores the message", async () => {
   const headers = await mailpit.getMessageHeaders(id);
   assert.deepEqual(headers.Bcc, ["audit@example.test"]);
   assert.deepEqual(headers["Return-Path"], ["<app@example.test>"]);
-  assert.equal(headers.Received?.length, 1);
+  // Mailpit's SMTP session writes a Received header; its send API saves without one.
+  assert.equal(headers.Received, undefined);
 });
 
 check("attachments", async () => {
