@@ -256,6 +256,7 @@ check("live events", async () => {
     await mailpit.sendMessage(request);
     await mailpit.deleteMessages();
     assert.equal((await next("truncate")).Data, null);
+    await next("stats", (e) => e.Data.Total === 0 && e.Data.Unread === 0);
   } finally {
     events.disconnect();
   }
