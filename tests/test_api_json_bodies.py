@@ -38,6 +38,24 @@ def test_json_labelled_as_a_form_or_text_is_json(send: Send, api: httpx.Client, 
     assert first not in ids(api) and len(ids(api)) == 1
 
 
+def test_json_without_a_label_is_json_unless_a_page_sent_it(send: Send, api: httpx.Client) -> None:
+    # MailHog's Node client posts its JSON with no Content-Type at all, in chunks.
+    send(b"Subject: one\r\n\r\nbody\r\n")
+    body = b'{"From": "a@example.test", "To": "b@example.test", "Subject": "unlabelled"}'
+    chunked = api.post("/api/v1/send", content=iter([body[:20], body[20:]]))
+    assert "content-type" not in chunked.request.headers
+    assert chunked.status_code == 200, chunked.text
+    assert sorted(m["Subject"] for m in api.get("/api/v1/messages").json()["messages"]) == [
+        "one",
+        "unlabelled",
+    ]
+    # A page can send a body without a label and without asking: not read as JSON.
+    page = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors"}
+    from_page = api.post("/api/v1/send", content=body, headers=page)
+    assert from_page.status_code == 400
+    assert api.get("/api/v1/messages").json()["total"] == 2
+
+
 def test_a_real_form_on_the_messages_endpoint_is_read_as_meant(
     send: Send, api: httpx.Client
 ) -> None:
