@@ -1,4 +1,4 @@
-"""Running a sink: bind its listeners, serve HTTP beside SMTP if asked, stop on a signal."""
+"""Serving the web UI and API with uvicorn beside the sink's SMTP listener."""
 
 from __future__ import annotations
 
@@ -7,28 +7,16 @@ import contextlib
 import signal
 import socket
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import uvicorn
 
-from .config import Settings
-from .sink import Sink
+from ..sink import Sink
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP,
-    # and without it every keep-alive response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
+__all__ = ["serve_http"]
 
 
 class _UvicornServer(uvicorn.Server):
@@ -91,49 +79,16 @@ class _UvicornServer(uvicorn.Server):
                 connection.shutdown()
 
 
-async def serve(
-    settings: Settings,
+async def serve_http(
+    sink: Sink,
+    app: ASGIApp,
+    sock: socket.socket,
     *,
-    on_ready: Callable[[Sink, tuple[str, int] | None], None] | None = None,
-    stop: asyncio.Event | None = None,
-    handle_signals: bool = True,
+    on_ready: Callable[[Sink, tuple[str, int] | None], None] | None,
+    stop: asyncio.Event,
+    handle_signals: bool,
 ) -> None:
-    """Run mailsink until ``stop`` is set or SIGINT/SIGTERM arrives.
-
-    ``on_ready`` is called with the sink and the bound HTTP address (None when HTTP is off)
-    once both listeners accept connections.
-    """
-    # Bind both listeners before anything starts, so "address in use" is a plain error.
-    http = settings.http_address
-    smtp_sock = _bind(*settings.smtp_address)
-    try:
-        sock = _bind(*http) if http else None
-    except OSError:
-        smtp_sock.close()
-        raise
-    sink = Sink(settings, smtp_sock)
-    stop = stop or asyncio.Event()
-    if sock is None:
-        await sink.start()
-        try:
-            if handle_signals:
-                _on_signals(stop)
-            if on_ready:
-                on_ready(sink, None)
-            await stop.wait()
-        finally:
-            await sink.stop()
-        return
-
-    from .app import create_app  # the web layer is imported only where it is served
-
-    bound = sock.getsockname()[:2]
-    try:
-        app = create_app(sink)  # may refuse its settings (an unreadable htpasswd file)
-    except BaseException:
-        smtp_sock.close()
-        sock.close()
-        raise
+    """Serve ``app``, the sink's web UI and API, on the bound ``sock`` until ``stop`` is set."""
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -142,6 +97,7 @@ async def serve(
         timeout_graceful_shutdown=3,
         ws="none",
     )
+    bound = sock.getsockname()[:2]
     http_address = (str(bound[0]), int(bound[1]))
     server = _UvicornServer(
         config,
@@ -169,10 +125,3 @@ async def serve(
         await sink.stop()  # a no-op once the lifespan has stopped it
     if not server.started:
         raise RuntimeError("mailsink failed to start; see the log above")
-
-
-def _on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
