@@ -1,4 +1,7 @@
-"""Running a sink: bind its listeners, serve HTTP beside SMTP if asked, stop on a signal."""
+"""Running a sink: bind its listeners, serve HTTP beside SMTP if asked, stop on a signal.
+
+Internal: not part of mailsink's public API.
+"""
 
 from __future__ import annotations
 
