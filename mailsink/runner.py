@@ -15,6 +15,8 @@ from .sink import Sink
 
 __all__ = ["serve"]
 
+_WS_MAX_MESSAGE = 64 * 1024
+
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -140,7 +142,11 @@ async def serve(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=3,
-        ws="none",
+        # Mailpit's live events (/api/events). The sans-I/O protocol waits for a client's
+        # socket to drain before writing more, so a client that does not read holds up only
+        # its own events. Clients send nothing that is read, so their messages stay small.
+        ws="websockets-sansio",
+        ws_max_size=_WS_MAX_MESSAGE,
     )
     http_address = (str(bound[0]), int(bound[1]))
     server = _UvicornServer(
