@@ -12,17 +12,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from mailsink import Server
 from mailsink.api.websocket import BACKLOG, PRUNE_ABOVE
 
 from .helpers import Send, message
+from .test_http_auth import PASSWORD, bcrypt_line, htpasswd
 
 # Mailpit's MessageSummary, field for field and in its order.
 SUMMARY_FIELDS = ["ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "Created", "Username", "Tags", "Size", "Attachments", "Snippet"]  # fmt: skip
@@ -214,6 +217,75 @@ def test_the_events_end_when_the_server_stops(make_server: Callable[..., Server]
     events.close()
 
 
+# -- Who may open it: the origin, the host name and the login of the handshake --
+
+
+def refused(url: str, **options: Any) -> httpx.Response | Any:
+    with pytest.raises(InvalidStatus) as caught, connect(url, open_timeout=30, **options):
+        pass
+    return caught.value.response
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "websocket"},
+        {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "websocket"},
+        {},  # a browser without Fetch Metadata: the origin alone
+    ],
+)
+@pytest.mark.parametrize("origin", ["http://evil.test", "http://127.0.0.1:1", "null"])
+def test_a_page_of_another_origin_cannot_open_the_events(
+    server: Server, headers: dict[str, str], origin: str
+) -> None:
+    response = refused(events_url(server), origin=origin, additional_headers=headers)
+    assert response.status_code == 403
+    assert "--api-cors" in json.loads(response.body)["Error"]
+
+
+def test_the_same_origin_and_clients_that_are_not_pages_are_served(
+    listen: Callable[..., Listener], server: Server
+) -> None:
+    same = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "websocket"}
+    assert listen(origin=server.url, additional_headers=same).next("stats")
+    assert listen(origin=server.url).next("stats")  # Origin alone, equal to Host
+    assert listen().next("stats")  # no Origin: not a web page
+
+
+def test_an_origin_the_user_trusts_may_open_the_events(
+    make_server: Callable[..., Server], listen: Callable[..., Listener]
+) -> None:
+    trusting = make_server(api_cors="http://app.test:3000")
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    events = listen(target=trusting, origin="http://app.test:3000", additional_headers=cross)
+    assert events.next("stats")["Total"] == 0
+    assert refused(events_url(trusting), origin="http://evil.test").status_code == 403
+
+
+def test_a_host_name_mailsink_does_not_answer_to_gets_421(server: Server) -> None:
+    host, port = server.http_address  # type: ignore[misc]
+    with socket.create_connection((host, port)) as sock:
+        response = refused(f"ws://rebound.evil.test:{port}/api/events", sock=sock)
+    assert response.status_code == 421
+    assert b"--http-allowed-hosts" in response.body
+
+
+def test_the_handshake_needs_the_login(
+    make_server: Callable[..., Server], tmp_path: Path, listen: Callable[..., Listener]
+) -> None:
+    locked = make_server(ui_auth_file=htpasswd(tmp_path, bcrypt_line("alice", PASSWORD)))
+    response = refused(events_url(locked))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('Basic realm="mailsink"')
+    wrong = "Basic " + base64.b64encode(b"alice:wrong").decode()
+    assert (
+        refused(events_url(locked), additional_headers={"Authorization": wrong}).status_code == 401
+    )
+    right = "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    events = listen(target=locked, additional_headers={"Authorization": right})
+    assert events.next("stats")["Total"] == 0
+
+
 # -- What a client that stops reading costs --
 
 
@@ -285,3 +357,51 @@ def server_frames(data: bytes) -> tuple[list[str], int | None]:
         elif opcode == 0x8:
             return kinds, int.from_bytes(payload[:2], "big") if payload else None
     return kinds, None
+
+
+# -- From a real browser --
+
+WATCH = """<!doctype html><script>
+window.result = new Promise((resolve) => {
+  const ws = new WebSocket(%s);
+  ws.onmessage = (e) => { resolve("read: " + JSON.parse(e.data).Type); ws.close(); };
+  ws.onerror = () => resolve("refused");
+});
+</script>"""
+
+
+class _Page(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = self.server.page.encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.browser
+# 127.0.0.2 is another site; another port of 127.0.0.1 is the same site, another origin.
+@pytest.mark.parametrize("attacker", ["127.0.0.2", "127.0.0.1"])
+def test_a_page_of_another_origin_cannot_read_the_events_in_a_browser(
+    page: Any, server: Server, make_server: Callable[..., Server], attacker: str
+) -> None:
+    site = ThreadingHTTPServer((attacker, 0), _Page)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    origin = f"http://{attacker}:{site.server_address[1]}"
+    trusting = make_server(api_cors=origin)
+    try:
+        results = []
+        for target in (server, trusting):
+            site.page = WATCH % json.dumps(events_url(target))  # type: ignore[attr-defined]
+            page.goto(origin + "/")
+            results.append(page.evaluate("window.result"))
+    finally:
+        site.shutdown()
+        site.server_close()
+    # Refused; the same page, when the user trusts its origin, reads them: the browser let
+    # it try, so the refusal is mailsink's.
+    assert results == ["refused", "read: stats"]
