@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -46,6 +46,8 @@ PRUNE_ABOVE = 200
 BACKLOG = 1000
 """Events that may wait for a client that does not read; one more and it is disconnected."""
 
+# Summaries read from the store at once, and so held at most for a client that is slow.
+_READ_AT_ONCE = 50
 # Mailpit sends the counts at most four times a second, however fast messages arrive.
 _STATS_EVERY = 0.25
 # How long a closing handshake may wait for a client that has stopped reading.
@@ -97,30 +99,32 @@ def _summary(message: StoredMessage, extras: bool) -> dict[str, Any]:
     return data
 
 
-async def _frames(store: Store, batch: Sequence[Event], extras: bool) -> list[str]:
-    """The events a batch of store events makes, in order."""
-    out: list[str] = []
-    # Runs of one kind are read from the store together: one query, not one per message.
+async def _frames(store: Store, batch: Sequence[Event], extras: bool) -> AsyncIterator[str]:
+    """The events a batch of store events makes, in order, made as they are sent."""
+    # Runs of one kind are read from the store together, a few summaries at a time: one
+    # query per few, not one per message, and only a few held for a client that is slow.
     for (kind, read), run in itertools.groupby(batch, key=lambda e: (e.kind, e.read)):
         events = list(run)
         if kind == "deleted" and any(not event.ids for event in events):
-            out.append(_frame("truncate", None))
+            yield _frame("truncate", None)
             continue
         ids = list(dict.fromkeys(uid for event in events for uid in event.ids))
         if kind != "new" and len(ids) > PRUNE_ABOVE:
-            out.append(_frame("prune", None))
+            yield _frame("prune", None)
         elif kind in ("new", "tags"):
-            found = await asyncio.to_thread(store.get_many, ids)
-            for message in reversed(found):  # oldest first
-                if kind == "new":
-                    out.append(_frame("new", _summary(message, extras)))
-                else:
-                    out.append(_frame("update", {"ID": message.id, "Tags": message.tags}))
-        elif kind == "read":
-            out += [_frame("update", {"ID": uid, "Read": bool(read)}) for uid in ids]
-        elif kind == "deleted":
-            out += [_frame("delete", {"ID": uid}) for uid in ids]
-    return out
+            for start in range(0, len(ids), _READ_AT_ONCE):
+                chunk = ids[start : start + _READ_AT_ONCE]
+                for message in reversed(await asyncio.to_thread(store.get_many, chunk)):
+                    if kind == "new":  # oldest first
+                        yield _frame("new", _summary(message, extras))
+                    else:
+                        yield _frame("update", {"ID": message.id, "Tags": message.tags})
+        else:
+            for uid in ids:
+                if kind == "read":
+                    yield _frame("update", {"ID": uid, "Read": bool(read)})
+                elif kind == "deleted":
+                    yield _frame("delete", {"ID": uid})
 
 
 async def _send_stats(websocket: WebSocket, store: Store) -> None:
@@ -142,7 +146,7 @@ async def _pump(websocket: WebSocket, store: Store, backlog: _Backlog, extras: b
             await asyncio.wait_for(backlog.ready.wait(), wait)
         batch = backlog.take()
         if batch:
-            for frame in await _frames(store, batch, extras):
+            async for frame in _frames(store, batch, extras):
                 await websocket.send_text(frame)
             stats_due = True
         if stats_due and loop.time() >= last_stats + _STATS_EVERY:
