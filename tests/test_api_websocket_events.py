@@ -183,17 +183,20 @@ def test_changes_to_many_messages_at_once_arrive_as_one_prune(
 ) -> None:
     count = PRUNE_ABOVE + 1
     send_many(server, count)
+    ids = [m["ID"] for m in api.get("/api/v1/messages", params={"limit": count}).json()["messages"]]
     events = listen()
     events.stats(count, count)
     api.put("/api/v1/messages", json={"Read": True}).raise_for_status()
-    assert events.next() == {"Type": "prune", "Data": None}
+    assert events.next("prune") is None
     events.stats(count, 0)
-    ids = [m["ID"] for m in api.get("/api/v1/messages", params={"limit": count}).json()["messages"]]
-    api.request("DELETE", "/api/v1/messages", json={"IDs": ids[:-1]}).raise_for_status()
-    # PRUNE_ABOVE deletes are still told one by one.
-    deleted = [events.next("delete")["ID"] for _ in range(PRUNE_ABOVE)]
-    assert sorted(deleted) == sorted(ids[:-1])
-    events.stats(1, 0)
+    # PRUNE_ABOVE changes are still told one by one.
+    api.put("/api/v1/tags", json={"IDs": ids[:PRUNE_ABOVE], "Tags": ["seen"]}).raise_for_status()
+    updates = [events.next("update") for _ in range(PRUNE_ABOVE)]
+    assert sorted(u["ID"] for u in updates) == sorted(ids[:PRUNE_ABOVE])
+    assert all(u["Tags"] == ["seen"] for u in updates)
+    api.request("DELETE", "/api/v1/messages", json={"IDs": ids}).raise_for_status()
+    assert events.next("prune") is None
+    events.stats(0, 0)
 
 
 def test_a_burst_arrives_in_order_with_the_final_counts(
