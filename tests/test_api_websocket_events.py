@@ -220,6 +220,21 @@ def test_the_events_end_when_the_server_stops(make_server: Callable[..., Server]
     events.close()
 
 
+def test_the_events_are_served_under_the_base_path(
+    make_server: Callable[..., Server], listen: Callable[..., Listener]
+) -> None:
+    proxied = make_server(base_path="/mail")
+    url = proxied.url.replace("http://", "ws://", 1)
+    prefixed = Listener(url + "/mail/api/events")
+    try:
+        assert prefixed.next("stats")["Total"] == 0
+    finally:
+        prefixed.close()
+    # A proxy that strips the prefix forwards the bare path.
+    events = listen(target=proxied)
+    assert events.next("stats")["Total"] == 0
+
+
 # -- Who may open it: the origin, the host name and the login of the handshake --
 
 
