@@ -27,7 +27,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..smtp.passwords import Credentials, CredentialsError
-from .responses import send_error
+from .responses import refusal_sender, send_error
 
 __all__ = ["OPEN_PATHS", "BasicAuth", "load_htpasswd"]
 
@@ -87,11 +87,13 @@ class BasicAuth:
         if _route_path(scope) in OPEN_PATHS or await self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
         realm = f'Basic realm="{self.realm}", charset="UTF-8"'.encode()
-        await send_error(send, 401, "log in to use mailsink", ((b"www-authenticate", realm),))
+        await send_error(
+            refusal_sender(scope, send),
+            401,
+            "log in to use mailsink",
+            ((b"www-authenticate", realm),),
+        )
 
     async def _allowed(self, scope: Scope) -> bool:
         header = _header(scope, b"authorization")

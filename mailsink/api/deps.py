@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Query, Request
+from starlette.requests import HTTPConnection
 
 from ..sink import Sink
 from ..store import StoredMessage
@@ -38,8 +39,8 @@ MessageID = Annotated[str, Path(description="Message ID, or `latest` for the new
 PartIDPath = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Part ID, e.g. 2.1")]
 
 
-def sink_of(request: Request) -> Sink:
-    """The sink the app serves."""
+def sink_of(request: HTTPConnection) -> Sink:
+    """The sink the app serves (to a request or a WebSocket)."""
     sink: Sink = request.app.state.sink
     return sink
 
