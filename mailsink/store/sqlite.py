@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import queue
 import sqlite3
 import tempfile
 import threading
@@ -18,29 +17,17 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..parsing.parser import ParsedMessage
-from .compression import RawCompressor, newest_dictionary, save_trained
+from . import reads
+from .compression import RawCompressor, newest_dictionary
 from .heap import HeapTrimmer
 from .ingest import IngestProcess, IngestStopped
-from .models import (
-    SUMMARY_COLUMNS,
-    Envelope,
-    Event,
-    Figures,
-    Page,
-    StoredMessage,
-    chunks,
-    drain,
-    prefixed,
-    rows_to_messages,
-)
+from .models import Envelope, Event, Figures, Page, StoredMessage, chunks
 from .prepare import Prepared, prepare
 from .schema import migrate, schema_version, unreadable
-from .search import CompiledSearch, Search, condition, fold
+from .search import Search, condition, fold
 from .tables import (
     connect,
     delete_all_messages,
@@ -50,24 +37,13 @@ from .tables import (
     insert_tags,
 )
 from .tags import distinct_tags
+from .writer import Writer
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 
 log = logging.getLogger("mailsink.store")
-
-# Writes that arrive while a batch commits join the next batch; this caps its size so that
-# one batch never holds the write lock for long.
-_MAX_BATCH = 256
-# Jobs the writer runs between giving its freed memory back (see heap.py).
-_TRIM_EVERY = 250
-
-
-@dataclass
-class _Job:
-    fn: Callable[[sqlite3.Connection], Any]
-    future: Future[Any]
 
 
 class SQLiteStore:
@@ -95,16 +71,11 @@ class SQLiteStore:
         self.on_event = on_event
         self.tagger = tagger
         self._uri = file_uri(path)
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer: threading.Thread | None = None
-        self._writer_db: sqlite3.Connection | None = None
-        self._closed = False
-        self._pending: list[Event] = []  # events of the batch being written; writer thread only
-        self.heap = HeapTrimmer(_TRIM_EVERY)  # used by the writer thread only
         self._compressor = RawCompressor()  # the raw bytes' zstd; writer thread only
+        self._writer = Writer(self._compressor, self._notify)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -129,9 +100,7 @@ class SQLiteStore:
         except BaseException:
             db.close()
             raise
-        self._writer_db = db
-        self._writer = threading.Thread(target=self._write_loop, name="mailsink-store", daemon=True)
-        self._writer.start()
+        self._writer.start(db)
         return self
 
     def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
@@ -151,22 +120,15 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Finish every write already asked for, then close the database."""
-        if self._closed:
+        if self._writer.closed:
             return
-        self._closed = True
         for ingest in self._ingest:
             ingest.stop_now()
-        if self._writer is not None:
-            self._jobs.put(None)
-            self._writer.join()
+        self._writer.close(optimize=not self.temporary)
         with self._readers_lock:
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
-        if self._writer_db is not None:
-            if not self.temporary:
-                self._writer_db.execute("PRAGMA optimize")
-            self._writer_db.close()
         self._remove()
 
     def __enter__(self) -> SQLiteStore:
@@ -179,11 +141,12 @@ class SQLiteStore:
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         """Run ``fn`` on the writer connection inside a transaction; resolved after commit."""
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        future: Future[T] = Future()
-        self._jobs.put(_Job(fn, future))
-        return future
+        return self._writer.submit(fn)
+
+    @property
+    def heap(self) -> HeapTrimmer:
+        """What the writer thread gave back to the operating system."""
+        return self._writer.heap
 
     def add(
         self, raw: bytes, envelope: Envelope | None = None, received: float | None = None
@@ -198,7 +161,7 @@ class SQLiteStore:
         """Keep a message and give its ID once it is committed (on the event loop)."""
         alive = [ingest for ingest in self._ingest if ingest.alive]
         if alive:
-            if self._closed:
+            if self._writer.closed:
                 raise RuntimeError("the store is closed")
             ingest = min(alive, key=lambda i: i.waiting)  # the one with the least to do
             try:
@@ -222,8 +185,11 @@ class SQLiteStore:
         return [i.pid for i in self._ingest if i.alive and i.pid is not None]
 
     def _stored_elsewhere(self, uid: str) -> None:
+        self._notify(Event("new", (uid,)))
+
+    def _notify(self, event: Event) -> None:
         if self.on_event is not None:
-            self.on_event(Event("new", (uid,)))
+            self.on_event(event)
 
     def delete(self, ids: Sequence[str] | None = None) -> Future[int]:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
@@ -423,65 +389,14 @@ class SQLiteStore:
 
     def after_commit(self, db: sqlite3.Connection, event: Event) -> None:
         """Queue ``event`` to be told once the running batch has committed (writer jobs only)."""
-        self._pending.append(event)
-
-    def _write_loop(self) -> None:
-        db = self._writer_db
-        assert db is not None
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch, stop = drain(self._jobs, job, _MAX_BATCH)
-            save_trained(db, self._compressor)  # a dictionary trained since the last batch
-            self._run_batch(db, batch)
-            self.heap.done(len(batch))
-            if stop:
-                return
-
-    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
-        self._pending.clear()
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                if not job.future.set_running_or_notify_cancel():
-                    continue
-                events_before = len(self._pending)
-                db.execute("SAVEPOINT job")
-                try:
-                    result = job.fn(db)
-                except Exception as exc:
-                    db.execute("ROLLBACK TO job")
-                    del self._pending[events_before:]
-                    outcomes.append((job, None, exc))
-                else:
-                    outcomes.append((job, result, None))
-                db.execute("RELEASE job")
-            db.execute("COMMIT")
-        except BaseException as exc:
-            # The commit itself failed (disk full, I/O error): nothing in the batch is kept.
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            for job in batch:
-                if job.future.running():
-                    job.future.set_exception(exc)
-            return
-        for job, result, error in outcomes:
-            if error is None:
-                job.future.set_result(result)
-            else:
-                job.future.set_exception(error)
-        if self.on_event is not None:
-            for event in list(self._pending):
-                self.on_event(event)
+        self._writer.after_commit(event)
 
     # -- reading -------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            if self._closed:
+            if self._writer.closed:
                 raise RuntimeError("the store is closed")
             db = self._connect()
             db.execute("PRAGMA query_only = ON")
@@ -501,24 +416,11 @@ class SQLiteStore:
 
     def count(self) -> tuple[int, int]:
         """How many messages there are, and how many of them are unread."""
-        return self.read(_counts)
+        return self.read(reads.counts)
 
     def figures(self) -> Figures:
         """Counts and sizes, for ``/api/v1/info`` and ``/metrics``, in one snapshot."""
-
-        def run(db: sqlite3.Connection) -> Figures:
-            total, unread, size = db.execute(
-                "SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) FROM messages"
-            ).fetchone()
-            (pages,) = db.execute("PRAGMA page_count").fetchone()
-            (page_size,) = db.execute("PRAGMA page_size").fetchone()
-            tags = dict(db.execute("SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag"))
-            database = int(pages) * int(page_size)
-            files = [Path(self.path), Path(self.path + "-wal")]
-            disk = sum(f.stat().st_size for f in files if f.exists())
-            return Figures(int(total), int(unread), int(size), database, disk, tags)
-
-        return self.read(run)
+        return self.read(lambda db: reads.figures(db, self.path))
 
     def page(self, start: int = 0, limit: int = 50, search: Search | None = None) -> Page:
         """Messages newest first: all, or those ``search`` finds."""
@@ -528,77 +430,23 @@ class SQLiteStore:
         self, start: int = 0, limit: int = 50, where: str = "", params: Sequence[Any] = ()
     ) -> Page:
         """Messages newest first; ``where`` is an optional SQL condition on ``messages m``."""
-
-        def run(db: sqlite3.Connection) -> Page:
-            total, unread = _counts(db)
-            if isinstance(where, CompiledSearch) and where.fts:
-                matched, matched_unread, rows = _fts_page(db, where, start, limit)
-                return Page(
-                    rows_to_messages(db, rows), start, total, unread, matched, matched_unread
-                )
-            if where:
-                matched, matched_unread = db.execute(
-                    f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}",
-                    params,
-                ).fetchone()
-            else:
-                matched, matched_unread = total, unread
-            rows = db.execute(
-                f"SELECT {prefixed('m')} FROM messages m "
-                f"{'WHERE ' + where if where else ''} ORDER BY m.id DESC LIMIT ? OFFSET ?",
-                (*params, limit, start),
-            ).fetchall()
-            return Page(rows_to_messages(db, rows), start, total, unread, matched, matched_unread)
-
-        return self.read(run)
+        return self.read(lambda db: reads.page(db, start, limit, where, params))
 
     def get(self, uid: str) -> StoredMessage | None:
         """One message's summary by ID (``latest`` is the newest message), or None."""
-
-        def run(db: sqlite3.Connection) -> StoredMessage | None:
-            if uid == "latest":
-                row = db.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages ORDER BY id DESC LIMIT 1"
-                ).fetchone()
-            else:
-                row = db.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE uid = ?", (uid,)
-                ).fetchone()
-            return rows_to_messages(db, [row])[0] if row else None
-
-        return self.read(run)
+        return self.read(lambda db: reads.get(db, uid))
 
     def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
         """Summaries of the given IDs that exist, newest first."""
-
-        def run(db: sqlite3.Connection) -> list[StoredMessage]:
-            rows: list[Any] = []
-            for chunk in chunks(uids):
-                marks = ",".join("?" * len(chunk))
-                rows += db.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE uid IN ({marks})", tuple(chunk)
-                ).fetchall()
-            rows.sort(key=lambda r: r[0], reverse=True)
-            return rows_to_messages(db, rows)
-
-        return self.read(run)
+        return self.read(lambda db: reads.get_many(db, uids))
 
     def raw(self, uid: str) -> bytes | None:
         """The exact bytes received, or None if there is no such message."""
-        row = self.read(
-            lambda db: db.execute(
-                "SELECT mailsink_raw(r.data, r.compression) FROM raw r "
-                "JOIN messages m ON m.id = r.id WHERE m.uid = ?",
-                (uid,),
-            ).fetchone()
-        )
-        return bytes(row[0]) if row else None
+        return self.read(lambda db: reads.raw(db, uid))
 
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
-        return self.read(
-            lambda db: [r[0] for r in db.execute("SELECT DISTINCT tag FROM tags ORDER BY tag")]
-        )
+        return self.read(reads.tags)
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self._uri)
@@ -615,41 +463,3 @@ def _remove_files(path: str) -> None:
     for name in (path, path + "-wal", path + "-shm") if path else ():
         with contextlib.suppress(FileNotFoundError):
             os.remove(name)
-
-
-def _fts_page(
-    db: sqlite3.Connection, search: CompiledSearch, start: int, limit: int
-) -> tuple[int, int, list[Any]]:
-    """A page of a search with words in it, the full-text index driving: it counts its
-    matches itself and yields them newest first, so nothing is materialised or sorted."""
-    rest = f"AND ({search.rest})" if search.rest else ""
-    params = (search.fts, *search.rest_params)
-    fts = search.fts_table  # one of the index's two tables, named by the search module
-    if rest:
-        matched, matched_unread = db.execute(
-            f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM {fts} "
-            f"JOIN messages m ON m.id = {fts}.rowid WHERE {fts} MATCH ? {rest}",
-            params,
-        ).fetchone()
-    else:
-        (matched,) = db.execute(
-            f"SELECT count(*) FROM {fts} WHERE {fts} MATCH ?", params
-        ).fetchone()
-        # The small index of unread IDs answers this without reading any message row.
-        (matched_unread,) = db.execute(
-            f"SELECT count(*) FROM {fts} JOIN messages m INDEXED BY messages_unread "
-            f"ON m.id = {fts}.rowid WHERE {fts} MATCH ? AND m.read = 0",
-            params,
-        ).fetchone()
-    rows = db.execute(
-        f"SELECT {prefixed('m')} FROM {fts} JOIN messages m ON m.id = {fts}.rowid "
-        f"WHERE {fts} MATCH ? {rest} ORDER BY {fts}.rowid DESC LIMIT ? OFFSET ?",
-        (*params, limit, start),
-    ).fetchall()
-    return int(matched), int(matched_unread), rows
-
-
-def _counts(db: sqlite3.Connection) -> tuple[int, int]:
-    (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
-    (unread,) = db.execute("SELECT count(*) FROM messages WHERE read = 0").fetchone()
-    return int(total), int(unread)
