@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -24,7 +26,7 @@ from . import reads
 from .compression import RawCompressor, newest_dictionary
 from .heap import HeapTrimmer
 from .ingest import IngestProcess, IngestStopped
-from .models import Envelope, Event, Figures, Page, StoredMessage, chunks
+from .models import Envelope, Event, Figures, MailboxFigures, Page, StoredMessage, chunks
 from .prepare import Prepared, prepare
 from .schema import migrate, schema_version, unreadable
 from .search import Search, condition, fold
@@ -76,6 +78,8 @@ class SQLiteStore:
         self._readers_lock = threading.Lock()
         self._compressor = RawCompressor()  # the raw bytes' zstd; writer thread only
         self._writer = Writer(self._compressor, self._notify)
+        # The mailbox this object sees (see ``scoped``), or None for every mailbox.
+        self.mailbox: str | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -153,12 +157,13 @@ class SQLiteStore:
     ) -> Future[str]:
         """Keep a message, received now or at the Unix time ``received`` (an imported one);
         the future gives its ID once it is committed."""
-        envelope = envelope or Envelope()
+        envelope = self._into_mailbox(envelope or Envelope())
         when = time.time() if received is None else received
         return self.submit(lambda db: self._insert(db, raw, envelope, when))
 
     async def keep(self, raw: bytes, envelope: Envelope) -> str:
         """Keep a message and give its ID once it is committed (on the event loop)."""
+        envelope = self._into_mailbox(envelope)
         alive = [ingest for ingest in self._ingest if ingest.alive]
         if alive:
             if self._writer.closed:
@@ -174,6 +179,12 @@ class SQLiteStore:
                 # as it would be when a client retries after a 451.
         return await asyncio.wrap_future(self.add(raw, envelope))
 
+    def _into_mailbox(self, envelope: Envelope) -> Envelope:
+        """The envelope of a message added through a mailbox's view: that mailbox's."""
+        if self.mailbox is None or envelope.mailbox == self.mailbox:
+            return envelope
+        return dataclasses.replace(envelope, mailbox=self.mailbox)
+
     @property
     def location(self) -> str:
         """The database file."""
@@ -184,12 +195,86 @@ class SQLiteStore:
         """The IDs of the ingest processes running; none when messages are stored here."""
         return [i.pid for i in self._ingest if i.alive and i.pid is not None]
 
-    def _stored_elsewhere(self, uid: str) -> None:
-        self._notify(Event("new", (uid,)))
+    def _stored_elsewhere(self, uid: str, mailbox: str) -> None:
+        self._notify(Event("new", (uid,), mailbox=mailbox))
 
     def _notify(self, event: Event) -> None:
         if self.on_event is not None:
             self.on_event(event)
+
+    # -- mailboxes -----------------------------------------------------------------------
+
+    def scoped(self, mailbox: str) -> SQLiteStore:
+        """This store as one mailbox sees it: every read, write and event is of its
+        messages alone. The view shares the database, the writer and the connections."""
+        view = copy.copy(self)
+        view.mailbox = mailbox
+        return view
+
+    def mailboxes(self) -> list[MailboxFigures]:
+        """Every mailbox with its counts, by name."""
+        return self.read(reads.mailboxes)
+
+    def create_mailbox(
+        self, name: str, password: str | None, expires: float | None = None
+    ) -> Future[bool]:
+        """Record a mailbox with its SMTP password and expiry; False if it exists already."""
+
+        def run(db: sqlite3.Connection) -> bool:
+            exists = db.execute("SELECT 1 FROM messages WHERE mailbox = ? LIMIT 1", (name,))
+            if exists.fetchone() is not None:
+                return False
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO mailboxes (name, created, password, expires) "
+                "VALUES (?, ?, ?, ?)",
+                (name, time.time(), password, expires),
+            )
+            return cursor.rowcount == 1
+
+        return self.submit(run)
+
+    def delete_mailbox(self, name: str) -> Future[int]:
+        """Delete a mailbox and its messages; gives how many messages went."""
+
+        def run(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
+            return self._delete_in(db, name)
+
+        return self.submit(run)
+
+    def mailbox_password(self, name: str) -> str | None:
+        """The SMTP password of a mailbox created through the API, or None."""
+        row = self.read(
+            lambda db: db.execute(
+                "SELECT password FROM mailboxes WHERE name = ?", (name,)
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    def _delete_in(self, db: sqlite3.Connection, mailbox: str) -> int:
+        """Delete every message of one mailbox; an empty ``deleted`` event says so."""
+        rowids = [r[0] for r in db.execute("SELECT id FROM messages WHERE mailbox = ?", (mailbox,))]
+        for chunk in chunks(rowids):
+            delete_messages(db, chunk)
+        if rowids:
+            self.after_commit(db, Event("deleted", count=len(rowids), mailbox=mailbox))
+        return len(rowids)
+
+    def _in_scope(self, alias: str = "") -> tuple[str, tuple[str, ...]]:
+        """`` AND mailbox = ?`` and its parameter for a view, nothing for the whole store."""
+        if self.mailbox is None:
+            return "", ()
+        return f" AND {alias + '.' if alias else ''}mailbox = ?", (self.mailbox,)
+
+    def _tell(self, db: sqlite3.Connection, kind: str, rows: Iterable[Any], **kw: Any) -> None:
+        """One event per mailbox for ``(uid, mailbox)`` rows, once the batch commits."""
+        by_mailbox: dict[str, list[str]] = {}
+        for uid, mailbox in rows:
+            by_mailbox.setdefault(mailbox, []).append(uid)
+        for mailbox, uids in by_mailbox.items():
+            self.after_commit(db, Event(kind, tuple(uids), mailbox=mailbox, **kw))
+
+    # -- changing ------------------------------------------------------------------------
 
     def delete(self, ids: Sequence[str] | None = None) -> Future[int]:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
@@ -202,9 +287,16 @@ class SQLiteStore:
 
     def delete_where(self, where: str, params: Sequence[Any] = ()) -> Future[int]:
         """Delete the messages a SQL condition on ``messages`` (aliased ``m``) selects."""
+        scope, scope_params = self._in_scope("m")
 
         def run(db: sqlite3.Connection) -> int:
-            ids = [r[0] for r in db.execute(f"SELECT m.uid FROM messages m WHERE {where}", params)]
+            ids = [
+                r[0]
+                for r in db.execute(
+                    f"SELECT m.uid FROM messages m WHERE ({where}){scope}",
+                    (*params, *scope_params),
+                )
+            ]
             return self._delete(db, ids) if ids else 0
 
         return self.submit(run)
@@ -244,14 +336,12 @@ class SQLiteStore:
     def _set_read(
         self, db: sqlite3.Connection, where: str, params: Sequence[Any], read: bool
     ) -> int:
-        changed = tuple(
-            r[0]
-            for r in db.execute(
-                f"UPDATE messages SET read = ? WHERE {where} RETURNING uid", (read, *params)
-            )
-        )
-        if changed:
-            self.after_commit(db, Event("read", changed, read))
+        scope, scope_params = self._in_scope()
+        changed = db.execute(
+            f"UPDATE messages SET read = ? WHERE {where}{scope} RETURNING uid, mailbox",
+            (read, *params, *scope_params),
+        ).fetchall()
+        self._tell(db, "read", changed, read=read)
         return len(changed)
 
     # -- tags ----------------------------------------------------------------------------
@@ -268,73 +358,91 @@ class SQLiteStore:
             rowids = self._rowids(db, ids)
             db.executemany("DELETE FROM tags WHERE message = ?", [(r,) for r in rowids])
             insert_tags(db, list(rowids), wanted)
-            if rowids:
-                self.after_commit(db, Event("tags", tuple(rowids.values())))
+            self._tell(db, "tags", rowids.values())
             return len(rowids)
 
         return self.submit(run)
 
     def rename_tag(self, old: str, new: str) -> Future[int]:
-        """Rename a tag (in any case) on every message; into a tag the store has in any
-        case, they merge. Only changing its case respells it."""
+        """Rename a tag (in any case) on every message that has it; into a tag the store has
+        in any case, they merge. Only changing its case respells it."""
+        scope, scope_params = self._in_scope("m")
 
         def run(db: sqlite3.Connection) -> int:
             rows = db.execute(
-                "SELECT t.message, m.uid, t.tag FROM tags t JOIN messages m ON m.id = t.message "
-                "WHERE t.folded = ?",
-                (fold(old),),
+                "SELECT t.message, m.uid, t.tag, m.mailbox FROM tags t "
+                f"JOIN messages m ON m.id = t.message WHERE t.folded = ?{scope}",
+                (fold(old), *scope_params),
             ).fetchall()
             if not rows or all(r[2] == new for r in rows):
                 return 0
+            rowids = [(r[0],) for r in rows]
             if fold(new) == fold(old):
-                db.execute("UPDATE tags SET tag = ? WHERE folded = ?", (new, fold(new)))
+                db.executemany(
+                    "UPDATE tags SET tag = ? WHERE message = ? AND folded = ?",
+                    [(new, r[0], fold(new)) for r in rows],
+                )
             else:
                 insert_tags(db, [r[0] for r in rows], [new])
-                db.execute("DELETE FROM tags WHERE folded = ?", (fold(old),))
-            self.after_commit(db, Event("tags", tuple(r[1] for r in rows)))
+                db.executemany(
+                    "DELETE FROM tags WHERE message = ? AND folded = ?",
+                    [(*r, fold(old)) for r in rowids],
+                )
+            self._tell(db, "tags", [(r[1], r[3]) for r in rows])
             return len(rows)
 
         return self.submit(run)
 
     def delete_tag(self, tag: str) -> Future[int]:
         """Take a tag (in any case) off every message that has it (the messages stay)."""
+        scope, scope_params = self._in_scope("m")
 
         def run(db: sqlite3.Connection) -> int:
-            uids = tuple(
-                r[0]
-                for r in db.execute(
-                    "SELECT m.uid FROM tags t JOIN messages m ON m.id = t.message "
-                    "WHERE t.folded = ?",
-                    (fold(tag),),
-                )
+            rows = db.execute(
+                "SELECT t.message, m.uid, m.mailbox FROM tags t "
+                f"JOIN messages m ON m.id = t.message WHERE t.folded = ?{scope}",
+                (fold(tag), *scope_params),
+            ).fetchall()
+            db.executemany(
+                "DELETE FROM tags WHERE message = ? AND folded = ?",
+                [(r[0], fold(tag)) for r in rows],
             )
-            db.execute("DELETE FROM tags WHERE folded = ?", (fold(tag),))
-            if uids:
-                self.after_commit(db, Event("tags", uids))
-            return len(uids)
+            self._tell(db, "tags", [(r[1], r[2]) for r in rows])
+            return len(rows)
 
         return self.submit(run)
 
-    @staticmethod
-    def _rowids(db: sqlite3.Connection, ids: Sequence[str]) -> dict[int, str]:
-        found: dict[int, str] = {}
+    def _rowids(self, db: sqlite3.Connection, ids: Sequence[str]) -> dict[int, tuple[str, str]]:
+        scope, scope_params = self._in_scope()
+        found: dict[int, tuple[str, str]] = {}
         for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
-            found.update(
-                db.execute(f"SELECT id, uid FROM messages WHERE uid IN ({marks})", tuple(chunk))
-            )
+            for rowid, uid, mailbox in db.execute(
+                f"SELECT id, uid, mailbox FROM messages WHERE uid IN ({marks}){scope}",
+                (*chunk, *scope_params),
+            ):
+                found[rowid] = (uid, mailbox)
         return found
 
     # -- retention -----------------------------------------------------------------------
 
     def prune(self, keep: int = 0, before: float | None = None, batch: int = 200) -> Future[int]:
-        """Delete up to ``batch`` of the oldest messages beyond the newest ``keep`` (0: no
-        limit), or received before the Unix time ``before``; gives how many went.
+        """Delete up to ``batch`` of the oldest messages of each mailbox beyond its newest
+        ``keep`` (0: no limit), or received before the Unix time ``before``, and the
+        mailboxes whose time has run out; gives how many messages went.
 
         Small batches keep each write short, so that SMTP's inserts never wait long.
         """
 
         def run(db: sqlite3.Connection) -> int:
+            removed = 0
+            expired = [
+                r[0]
+                for r in db.execute("SELECT name FROM mailboxes WHERE expires < ?", (time.time(),))
+            ]
+            for name in expired:
+                db.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
+                removed += self._delete_in(db, name)
             uids: list[str] = []
             if before is not None:
                 uids = [
@@ -345,16 +453,21 @@ class SQLiteStore:
                     )
                 ]
             if keep and not uids:
-                (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
-                if total <= keep:
-                    return 0
-                uids = [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT uid FROM messages ORDER BY id LIMIT ?", (min(total - keep, batch),)
-                    )
-                ]
-            return self._delete(db, uids) if uids else 0
+                # Each mailbox keeps its own newest: one busy mailbox cannot push out
+                # another's mail.
+                over = db.execute(
+                    "SELECT mailbox, count(*) FROM messages GROUP BY mailbox HAVING count(*) > ?",
+                    (keep,),
+                ).fetchall()
+                for mailbox, total in over:
+                    uids += [
+                        r[0]
+                        for r in db.execute(
+                            "SELECT uid FROM messages WHERE mailbox = ? ORDER BY id LIMIT ?",
+                            (mailbox, min(total - keep, batch)),
+                        )
+                    ]
+            return removed + (self._delete(db, uids) if uids else 0)
 
         return self.submit(run)
 
@@ -363,28 +476,34 @@ class SQLiteStore:
 
     def _write(self, db: sqlite3.Connection, p: Prepared) -> str:
         uid = insert_message(db, p)
-        self.after_commit(db, Event("new", (uid,)))
+        self.after_commit(db, Event("new", (uid,), mailbox=str(p.message["mailbox"])))
         return uid
 
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
+            if self.mailbox is not None:
+                return self._delete_in(db, self.mailbox)
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
             delete_all_messages(db)
-            self.after_commit(db, Event("deleted", count=int(count)))
+            self.after_commit(db, Event("deleted", count=int(count), mailbox=None))
             return int(count)
-        deleted: list[str] = []
+        scope, scope_params = self._in_scope()
+        deleted: list[tuple[str, str]] = []
         for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"SELECT id, uid FROM messages WHERE uid IN ({marks})", tuple(chunk)
+                f"SELECT id, uid, mailbox FROM messages WHERE uid IN ({marks}){scope}",
+                (*chunk, *scope_params),
             ).fetchall()
             if not rows:
                 continue
-            rowids = tuple(r[0] for r in rows)
-            delete_messages(db, rowids)
-            deleted += [r[1] for r in rows]
-        if deleted:
-            self.after_commit(db, Event("deleted", tuple(deleted), count=len(deleted)))
+            delete_messages(db, tuple(r[0] for r in rows))
+            deleted += [(r[1], r[2]) for r in rows]
+        by_mailbox: dict[str, list[str]] = {}
+        for uid, mailbox in deleted:
+            by_mailbox.setdefault(mailbox, []).append(uid)
+        for mailbox, uids in by_mailbox.items():
+            self.after_commit(db, Event("deleted", tuple(uids), count=len(uids), mailbox=mailbox))
         return len(deleted)
 
     def after_commit(self, db: sqlite3.Connection, event: Event) -> None:
@@ -416,11 +535,11 @@ class SQLiteStore:
 
     def count(self) -> tuple[int, int]:
         """How many messages there are, and how many of them are unread."""
-        return self.read(reads.counts)
+        return self.read(lambda db: reads.counts(db, self.mailbox))
 
     def figures(self) -> Figures:
         """Counts and sizes, for ``/api/v1/info`` and ``/metrics``, in one snapshot."""
-        return self.read(lambda db: reads.figures(db, self.path))
+        return self.read(lambda db: reads.figures(db, self.path, self.mailbox))
 
     def page(self, start: int = 0, limit: int = 50, search: Search | None = None) -> Page:
         """Messages newest first: all, or those ``search`` finds."""
@@ -430,23 +549,23 @@ class SQLiteStore:
         self, start: int = 0, limit: int = 50, where: str = "", params: Sequence[Any] = ()
     ) -> Page:
         """Messages newest first; ``where`` is an optional SQL condition on ``messages m``."""
-        return self.read(lambda db: reads.page(db, start, limit, where, params))
+        return self.read(lambda db: reads.page(db, start, limit, where, params, self.mailbox))
 
     def get(self, uid: str) -> StoredMessage | None:
         """One message's summary by ID (``latest`` is the newest message), or None."""
-        return self.read(lambda db: reads.get(db, uid))
+        return self.read(lambda db: reads.get(db, uid, self.mailbox))
 
     def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
         """Summaries of the given IDs that exist, newest first."""
-        return self.read(lambda db: reads.get_many(db, uids))
+        return self.read(lambda db: reads.get_many(db, uids, self.mailbox))
 
     def raw(self, uid: str) -> bytes | None:
         """The exact bytes received, or None if there is no such message."""
-        return self.read(lambda db: reads.raw(db, uid))
+        return self.read(lambda db: reads.raw(db, uid, self.mailbox))
 
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
-        return self.read(reads.tags)
+        return self.read(lambda db: reads.tags(db, self.mailbox))
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self._uri)

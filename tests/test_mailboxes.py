@@ -1,0 +1,302 @@
+"""Mailboxes: isolated inboxes on one server, each with every door under ``/m/NAME/``.
+
+Two mailboxes get the same mail; through each door (Mailpit API, MailHog API, search, wait,
+events, tags, read state, delete-all, retention, the web UI) nothing of one shows in the
+other.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from mailpit.client.api import API
+
+from mailsink import Server, Settings
+
+from .helpers import message, wait_until
+
+BOXES = ("team-a", "team-b")
+
+
+@pytest.fixture(scope="module")
+def boxes_server() -> Iterator[Server]:
+    settings = Settings(
+        smtp="127.0.0.1:0",
+        http="127.0.0.1:0",
+        mailboxes=True,
+        mailbox_rule="billing=*@billing.test,ops=*@ops.test",
+        smtp_auth=True,
+        smtp_auth_allow_insecure=True,
+    )
+    server = Server(settings).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def boxes(boxes_server: Server) -> Server:
+    if not boxes_server.is_empty():
+        boxes_server.clear()
+    return boxes_server
+
+
+def deliver(
+    server: Server,
+    data: bytes,
+    *,
+    user: str | None = None,
+    to: str = "you@example.test",
+) -> None:
+    host, port = server.smtp_address
+    with smtplib.SMTP(host, port, timeout=30) as client:
+        if user is not None:
+            client.login(user, "any password")
+        client.sendmail("app@example.test", [to], data)
+
+
+def listing(server: Server, base: str, path: str = "/api/v1/messages", **params: Any) -> Any:
+    with httpx.Client(base_url=server.url + base, timeout=30) as api:
+        response = api.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+def subjects(server: Server, base: str) -> list[str]:
+    return [m["Subject"] for m in listing(server, base)["messages"]]
+
+
+def fill(server: Server) -> dict[str, str]:
+    """The same message into each mailbox and the default one; their IDs by base path."""
+    for box in BOXES:
+        deliver(server, message(f"shared subject {box}", "the same body"), user=box)
+    deliver(server, message("shared subject default", "the same body"))
+    ids = {}
+    for base in ("/m/team-a", "/m/team-b", ""):
+        wait_until(lambda b=base: listing(server, b)["total"] == 1, f"one message in {base!r}")
+        ids[base] = listing(server, base)["messages"][0]["ID"]
+    return ids
+
+
+def test_the_auth_user_names_the_mailbox_and_rules_route_by_recipient(boxes: Server) -> None:
+    deliver(boxes, message("by login"), user="Team-A")
+    deliver(boxes, message("by rule"), to="invoices@billing.test")
+    deliver(boxes, message("by second rule"), to="pager@OPS.test")
+    deliver(boxes, message("nowhere special"))
+    wait_until(lambda: boxes.store.count()[0] == 4, "four messages stored")
+    assert subjects(boxes, "/m/team-a") == ["by login"]
+    assert subjects(boxes, "/m/billing") == ["by rule"]
+    assert subjects(boxes, "/m/ops") == ["by second rule"]
+    assert subjects(boxes, "") == ["nowhere special"]
+    assert subjects(boxes, "/m/default") == ["nowhere special"]
+
+
+def test_a_login_that_names_no_mailbox_is_refused_with_the_rule(boxes: Server) -> None:
+    host, port = boxes.smtp_address
+    with smtplib.SMTP(host, port, timeout=30) as client:
+        client.login("no spaces allowed", "x")
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.sendmail("app@example.test", ["you@example.test"], message("x"))
+    assert refused.value.smtp_code == 553
+    assert b"a mailbox name is 1 to 64 letters" in refused.value.smtp_error
+    assert boxes.is_empty()
+
+
+def test_list_search_message_and_raw_stay_in_their_mailbox(boxes: Server) -> None:
+    ids = fill(boxes)
+    for base, own in ids.items():
+        page = listing(boxes, base)
+        assert (page["total"], page["unread"], page["messages_count"]) == (1, 1, 1)
+        found = listing(boxes, base, "/api/v1/search", query="shared same")
+        assert [m["ID"] for m in found["messages"]] == [own]
+        found = listing(boxes, base, "/api/v1/search", query="subject:shared")
+        assert [m["ID"] for m in found["messages"]] == [own]
+        with httpx.Client(base_url=boxes.url + base, timeout=30) as api:
+            assert api.get("/api/v1/message/latest").json()["ID"] == own
+            for other in set(ids.values()) - {own}:
+                assert api.get(f"/api/v1/message/{other}").status_code == 404
+                assert api.get(f"/api/v1/message/{other}/raw").status_code == 404
+            hog = api.get("/api/v2/messages").json()
+            assert hog["total"] == 1 and hog["items"][0]["ID"] == own
+
+
+def test_delete_all_read_state_and_tags_stay_in_their_mailbox(boxes: Server) -> None:
+    ids = fill(boxes)
+    with httpx.Client(base_url=boxes.url + "/m/team-a", timeout=30) as a:
+        # Another mailbox's message cannot be tagged, marked or deleted from here.
+        assert a.put("/api/v1/tags", json={"IDs": [ids["/m/team-b"]], "Tags": ["x"]}).is_success
+        assert a.put("/api/v1/messages", json={"IDs": [ids["/m/team-b"]], "Read": True})
+        a.request("DELETE", "/api/v1/messages", json={"IDs": [ids["/m/team-b"]]})
+        assert listing(boxes, "/m/team-b")["messages"][0]["Tags"] == []
+        assert listing(boxes, "/m/team-b")["unread"] == 1
+
+        assert a.put("/api/v1/tags", json={"IDs": [ids["/m/team-a"]], "Tags": ["A"]}).is_success
+        assert a.get("/api/v1/tags").json() == ["A"]
+        assert a.put("/api/v1/messages", json={"Read": True}).is_success  # every message
+        assert a.delete("/api/v1/messages").is_success  # every message
+        assert listing(boxes, "/m/team-a")["total"] == 0
+    with httpx.Client(base_url=boxes.url + "/m/team-b", timeout=30) as b:
+        assert b.get("/api/v1/tags").json() == []
+        page = b.get("/api/v1/messages").json()
+        assert (page["total"], page["unread"]) == (1, 1)
+    assert listing(boxes, "")["total"] == 1
+
+
+def test_a_tag_renamed_in_one_mailbox_keeps_its_name_in_another(boxes: Server) -> None:
+    ids = fill(boxes)
+    for base in ("/m/team-a", "/m/team-b"):
+        with httpx.Client(base_url=boxes.url + base, timeout=30) as api:
+            api.put("/api/v1/tags", json={"IDs": [ids[base]], "Tags": ["urgent"]})
+    with httpx.Client(base_url=boxes.url + "/m/team-a", timeout=30) as a:
+        assert a.put("/api/v1/tags/urgent", json={"Name": "done"}).is_success
+    assert listing(boxes, "/m/team-a")["messages"][0]["Tags"] == ["done"]
+    assert listing(boxes, "/m/team-b")["messages"][0]["Tags"] == ["urgent"]
+
+
+def test_wait_answers_for_its_own_mailbox_only(boxes: Server) -> None:
+    answer: dict[str, Any] = {}
+
+    def wait() -> None:
+        answer.update(listing(boxes, "/m/team-a", "/api/v1/wait", query="subject:ping"))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deliver(boxes, message("ping for b"), user="team-b")
+    deliver(boxes, message("ping for a"), user="team-a")
+    waiter.join(60)
+    assert [m["Subject"] for m in answer["messages"]] == ["ping for a"]
+
+
+def test_the_event_stream_tells_its_own_mailbox_only(boxes: Server) -> None:
+    seen: list[tuple[str, Any]] = []
+    with (
+        httpx.Client(base_url=boxes.url, timeout=30) as api,
+        api.stream("GET", "/m/team-a/api/v1/events") as stream,
+    ):
+        lines = stream.iter_lines()
+        kind = ""
+        for line in lines:  # up to the first stats: the stream is open
+            if line.startswith("event: "):
+                kind = line[7:]
+            if kind == "stats" and line.startswith("data: "):
+                break
+        deliver(boxes, message("for b"), user="team-b")
+        deliver(boxes, message("for the default"))
+        deliver(boxes, message("for a"), user="team-a")
+        for line in lines:
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                seen.append((kind, json.loads(line[6:])))
+                if kind == "new":
+                    break
+    assert [data["Subject"] for kind, data in seen if kind == "new"] == ["for a"]
+    assert all(data == {"Total": 1, "Unread": 1} for kind, data in seen if kind == "stats")
+
+
+def test_the_web_ui_is_served_under_the_mailbox(boxes: Server) -> None:
+    deliver(boxes, message("ui mail"), user="team-a")
+    wait_until(lambda: listing(boxes, "/m/team-a")["total"] == 1)
+    with httpx.Client(base_url=boxes.url, timeout=30) as api:
+        moved = api.get("/m/team-a")
+        assert moved.status_code == 308 and moved.headers["location"] == "/m/team-a/"
+        page = api.get("/m/team-a/")
+        assert page.status_code == 200
+        assert '<base href="/m/team-a/">' in page.text
+        assert "ui mail" in page.text
+        assert "ui mail" not in api.get("/").text
+
+
+def test_a_bad_mailbox_path_is_a_404_that_says_the_rule(boxes: Server) -> None:
+    with httpx.Client(base_url=boxes.url, timeout=30) as api:
+        answer = api.get("/m/-bad!/api/v1/messages")
+        assert answer.status_code == 404
+        assert "a mailbox name is 1 to 64 letters" in answer.json()["Error"]
+
+
+def test_without_mailboxes_the_paths_say_how_to_turn_them_on(api: httpx.Client) -> None:
+    answer = api.get("/m/team-a/api/v1/messages")
+    assert answer.status_code == 404 and "--mailboxes" in answer.json()["Error"]
+
+
+def test_max_messages_is_kept_per_mailbox(make_server: Any) -> None:
+    server = make_server(
+        mailboxes=True, max_messages=2, smtp_auth=True, smtp_auth_allow_insecure=True
+    )
+    deliver(server, message("quiet"), user="quiet")
+    for n in range(5):
+        deliver(server, message(f"noisy {n}"), user="noisy")
+    wait_until(lambda: listing(server, "/m/noisy")["total"] == 2, "the noisy mailbox pruned")
+    assert subjects(server, "/m/noisy") == ["noisy 4", "noisy 3"]
+    assert subjects(server, "/m/quiet") == ["quiet"]
+
+
+def test_the_mailpit_client_works_on_a_mailbox_base_url(boxes: Server) -> None:
+    ids = fill(boxes)
+    client = API(boxes.url + "/m/team-b", timeout=30)
+    assert [m.id for m in client.get_messages().messages] == [ids["/m/team-b"]]
+    client.put_messages([ids["/m/team-b"]], "Read", True)
+    assert client.get_message(ids["/m/team-b"]).subject == "shared subject team-b"
+    client.delete_messages([ids["/m/team-b"]])
+    assert client.get_messages().total == 0
+    assert listing(boxes, "/m/team-a")["total"] == 1
+
+
+def test_mailboxes_are_listed_created_and_deleted(boxes: Server) -> None:
+    fill(boxes)
+    with httpx.Client(base_url=boxes.url, timeout=30) as api:
+        made = api.post("/api/mailboxes", json={"TTL": 3600})
+        assert made.status_code == 201, made.text
+        box = made.json()
+        assert box["URL"] == f"{boxes.url}/m/{box['Name']}"
+        assert box["SMTPUser"] == box["Name"] and len(box["SMTPPassword"]) >= 20
+        deliver(boxes, message("to the new one"), user=box["SMTPUser"])
+        wait_until(lambda: listing(boxes, f"/m/{box['Name']}")["total"] == 1)
+
+        listed = {b["Name"]: b for b in api.get("/api/mailboxes").json()["Mailboxes"]}
+        assert {n: (b["Total"], b["Unread"]) for n, b in listed.items()} == {
+            "default": (1, 1),
+            "team-a": (1, 1),
+            "team-b": (1, 1),
+            box["Name"]: (1, 1),
+        }
+        assert listed[box["Name"]]["Expires"] == pytest.approx(box["Expires"])
+        assert "SMTPPassword" not in listed[box["Name"]]
+
+        gone = api.delete(f"/api/mailboxes/{box['Name']}").json()
+        assert gone == {"Name": box["Name"], "Deleted": 1}
+        assert box["Name"] not in {b["Name"] for b in api.get("/api/mailboxes").json()["Mailboxes"]}
+        assert api.delete("/api/mailboxes/team-a").json()["Deleted"] == 1
+    assert listing(boxes, "/m/team-b")["total"] == 1
+
+
+def test_a_user_limited_to_some_mailboxes_sees_those_alone(make_server: Any, tmp_path: Any) -> None:
+    users = tmp_path / "users.htpasswd"
+    users.write_text("admin:admin-secret\nalice:alice-secret:team-a,billing\n")
+    server = make_server(
+        mailboxes=True, ui_auth_file=str(users), smtp_auth=True, smtp_auth_allow_insecure=True
+    )
+    for box in ("team-a", "team-b"):
+        deliver(server, message(f"for {box}"), user=box)
+    wait_until(lambda: server.store.count()[0] == 2)
+    with httpx.Client(base_url=server.url, auth=("alice", "alice-secret"), timeout=30) as alice:
+        assert alice.get("/m/team-a/api/v1/messages").json()["total"] == 1
+        refused = alice.get("/m/team-b/api/v1/messages")
+        assert refused.status_code == 403 and "team-b" in refused.json()["Error"]
+        assert alice.get("/api/v1/messages").status_code == 403  # the default mailbox
+        assert alice.get("/").headers["location"] == "/m/billing/"
+        names = [b["Name"] for b in alice.get("/api/mailboxes").json()["Mailboxes"]]
+        assert names == ["team-a"]
+        assert alice.post("/api/mailboxes").status_code == 403
+        assert alice.delete("/api/mailboxes/team-b").status_code == 403
+    with httpx.Client(base_url=server.url, auth=("admin", "admin-secret"), timeout=30) as admin:
+        assert admin.get("/m/team-b/api/v1/messages").json()["total"] == 1
+        names = [b["Name"] for b in admin.get("/api/mailboxes").json()["Mailboxes"]]
+        assert names == ["default", "team-a", "team-b"]
+    with httpx.Client(base_url=server.url, timeout=30) as nobody:
+        assert nobody.get("/m/team-a/api/v1/messages").status_code == 401
