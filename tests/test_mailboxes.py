@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import smtplib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,8 @@ import httpx
 import pytest
 from mailpit.client.api import API
 
-from mailsink import Server, Settings
+from mailsink import Client, Server, Settings
+from mailsink.store import SQLiteStore
 
 from .helpers import message, wait_until
 
@@ -300,3 +302,117 @@ def test_a_user_limited_to_some_mailboxes_sees_those_alone(make_server: Any, tmp
         assert names == ["default", "team-a", "team-b"]
     with httpx.Client(base_url=server.url, timeout=30) as nobody:
         assert nobody.get("/m/team-a/api/v1/messages").status_code == 401
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestAssertRewriteWarning")
+def test_remote_mode_gives_each_xdist_worker_a_fresh_mailbox(
+    pytester: pytest.Pytester, boxes: Server
+) -> None:
+    host, port = boxes.smtp_address
+    pytester.makepyfile(
+        test_remote=f"""
+        import os, smtplib
+        from pathlib import Path
+        import pytest
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_sees_only_its_sessions_mail(mailsink, n):
+            assert mailsink.messages == []
+            assert mailsink.username and mailsink.url.endswith("/m/" + mailsink.username)
+            with smtplib.SMTP({host!r}, {port}) as smtp:
+                smtp.login(mailsink.username, mailsink.password)
+                smtp.sendmail("app@acme.test", ["bob@example.test"],
+                              f"Subject: mail {{n}}\\r\\n\\r\\nhello\\r\\n".encode())
+            [mail] = mailsink.wait_for(timeout=30)
+            assert mail.subject == f"mail {{n}}"
+            worker = os.environ["PYTEST_XDIST_WORKER"]
+            Path(__file__).with_name(f"box-{{worker}}-{{n}}").write_text(mailsink.username)
+        """
+    )
+    deliver(boxes, message("outsider"), to="bob@example.test")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        f"--mailsink-url={boxes.url}",
+        f"--mailsink-smtp-url=smtp://{host}:{port}",
+        "--mailsink-mailbox=fresh",
+    )
+    result.assert_outcomes(passed=6)
+    used = {p.read_text() for p in pytester.path.glob("box-*")}
+    assert len(used) == 2  # one mailbox per worker
+    # Each session deleted its mailbox at its end; the outsider's mail was never touched.
+    with httpx.Client(base_url=boxes.url, timeout=30) as api:
+        assert [b["Name"] for b in api.get("/api/mailboxes").json()["Mailboxes"]] == ["default"]
+    assert subjects(boxes, "") == ["outsider"]
+
+
+def test_the_python_client_creates_reads_and_deletes_mailboxes(boxes: Server) -> None:
+    with Client(boxes.url) as admin:
+        box = admin.create_mailbox(ttl=600)
+        assert box.expires is not None and box.url == f"{boxes.url}/m/{box.name}"
+        deliver(boxes, message("client mail"), user=box.username)
+        with Client(box.url) as inbox:
+            [mail] = inbox.wait_for(subject="client mail", timeout=30)
+            assert mail.subject == "client mail"
+        counts = {b["Name"]: b["Total"] for b in admin.mailboxes()}
+        assert counts[box.name] == 1
+        assert admin.delete_mailbox(box.name) == 1
+        assert box.name not in {b["Name"] for b in admin.mailboxes()}
+
+
+def test_a_created_mailbox_login_is_accepted_beside_the_credentials_file(
+    make_server: Any, tmp_path: Any
+) -> None:
+    logins = tmp_path / "smtp-users"
+    logins.write_text("app:app-secret\n")
+    server = make_server(mailboxes=True, smtp_auth_file=str(logins), smtp_auth_allow_insecure=True)
+    with Client(server.url) as admin:
+        box = admin.create_mailbox()
+    host, port = server.smtp_address
+    with smtplib.SMTP(host, port, timeout=30) as client:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.login(box.username, "not its password")
+        client.login(box.username, box.password)
+        client.sendmail("app@example.test", ["you@example.test"], message("with its login"))
+    assert subjects(server, f"/m/{box.name}") == ["with its login"]
+    with Client(server.url) as admin:
+        admin.delete_mailbox(box.name)
+    # A deleted mailbox's login is gone with it.
+    with (
+        smtplib.SMTP(host, port, timeout=30) as client,
+        pytest.raises(smtplib.SMTPAuthenticationError),
+    ):
+        client.login(box.username, box.password)
+
+
+def test_the_store_deletes_a_mailbox_whose_time_has_run_out() -> None:
+    with SQLiteStore() as store:
+        assert store.create_mailbox("brief", "pw", expires=time.time() - 1).result()
+        assert store.create_mailbox("lasting", "pw", expires=time.time() + 3600).result()
+        assert not store.create_mailbox("lasting", "other").result()  # it exists
+        for name in ("brief", "lasting"):
+            store.scoped(name).add(message(f"in {name}")).result()
+        assert store.prune().result() == 1
+        assert [(b.name, b.total) for b in store.mailboxes()] == [("lasting", 1)]
+        assert store.mailbox_password("brief") is None
+
+
+def test_a_scoped_store_reads_and_changes_its_own_mailbox_only() -> None:
+    with SQLiteStore() as store:
+        a, b = store.scoped("a"), store.scoped("b")
+        ids = {
+            name: view.add(message("same words", "same body")).result()
+            for name, view in (("a", a), ("b", b))
+        }
+        assert [m.id for m in a.page().messages] == [ids["a"]]
+        assert a.get(ids["b"]) is None and a.raw(ids["b"]) is None
+        assert a.get_many(list(ids.values()))[0].id == ids["a"]
+        assert a.delete([ids["b"]]).result() == 0
+        assert a.set_read([ids["b"]], True).result() == 0
+        assert a.set_tags([ids["b"]], ["x"]).result() == 0
+        assert a.set_read(None, True).result() == 1
+        assert b.count() == (1, 1) and a.count() == (1, 0)
+        assert a.delete().result() == 1
+        assert store.count() == (1, 1) and b.page().total == 1

@@ -221,7 +221,8 @@ async def start_smtp(
             settings.smtp_chaos, settings.smtp_chaos_reject_next, settings.smtp_chaos_rules
         )
     credentials = Credentials.load(settings.smtp_auth_file) if settings.smtp_auth_file else None
-    authenticator = Authenticator(credentials, stats)
+    lookup = store.mailbox_password if settings.mailboxes else None
+    authenticator = Authenticator(credentials, stats, lookup)
     gate = gate or SessionGate(
         settings.smtp_max_connections, settings.smtp_max_connections_per_client
     )
