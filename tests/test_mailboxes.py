@@ -21,7 +21,7 @@ from mailpit.client.api import API
 from mailsink import Client, Server, Settings
 from mailsink.store import SQLiteStore
 
-from .helpers import message, wait_until
+from .helpers import expect, message, open_inbox, wait_until
 
 BOXES = ("team-a", "team-b")
 
@@ -416,3 +416,32 @@ def test_a_scoped_store_reads_and_changes_its_own_mailbox_only() -> None:
         assert b.count() == (1, 1) and a.count() == (1, 0)
         assert a.delete().result() == 1
         assert store.count() == (1, 1) and b.page().total == 1
+
+
+@pytest.mark.browser
+def test_the_ui_switches_mailboxes_and_keeps_their_unread_counts_live(
+    page: Any, boxes: Server
+) -> None:
+    deliver(boxes, message("a's first"), user="team-a")
+    deliver(boxes, message("b's first"), user="team-b")
+    wait_until(lambda: boxes.store.count()[0] == 2)
+    open_inbox(page, boxes, "/m/team-a/")
+    rows = page.locator("#app")
+    expect(rows).to_contain_text("a's first")
+    expect(rows).not_to_contain_text("b's first")
+    switcher = page.locator("#mailbox-switcher")
+    expect(switcher).to_have_value("team-a")
+    expect(switcher.locator("option[value=team-b]")).to_have_text("team-b (1)")
+
+    deliver(boxes, message("b's second"), user="team-b")  # counted live, not listed here
+    expect(switcher.locator("option[value=team-b]")).to_have_text("team-b (2)")
+    expect(rows).not_to_contain_text("b's second")
+
+    switcher.select_option("team-b")
+    page.wait_for_url(f"{boxes.url}/m/team-b/")
+    expect(rows).to_contain_text("b's second")
+    expect(rows).not_to_contain_text("a's first")
+    switcher = page.locator("#mailbox-switcher")
+    switcher.select_option("default")
+    page.wait_for_url(f"{boxes.url}/")
+    expect(page.locator("#mailbox-switcher")).to_have_value("default")

@@ -8,12 +8,17 @@ Every door of a mailbox is under its base URL, ``/m/NAME/``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Request
+from fastapi.responses import StreamingResponse
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from ..sink import Sink
 from ..store import DEFAULT_MAILBOX, MailboxFigures, mailbox_name
@@ -25,6 +30,9 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/mailboxes", tags=["mailboxes"])
 
+# How long the list stream lets changes gather before it tells them, and stays silent at most.
+_SETTLE = 0.25
+_KEEPALIVE = 15.0
 # The longest time to live a mailbox may be given: a year, in seconds.
 _MAX_TTL = 365 * 86400
 
@@ -74,8 +82,58 @@ def list_mailboxes(request: Request) -> dict[str, Any]:
     if not any(b.name == DEFAULT_MAILBOX for b in boxes) and may_read(
         request.scope, DEFAULT_MAILBOX
     ):
-        boxes.insert(0, MailboxFigures(DEFAULT_MAILBOX, 0, 0))
+        boxes = sorted([*boxes, MailboxFigures(DEFAULT_MAILBOX, 0, 0)], key=lambda b: b.name)
     return {"Mailboxes": [_json(request, b) for b in boxes]}
+
+
+@router.get(
+    "/events",
+    summary="The mailboxes and their counts, live, as Server-Sent Events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    description=(
+        "A `text/event-stream` of `mailboxes` events, each carrying the body "
+        "`GET /api/mailboxes` answers: one when the stream opens, then one after each "
+        "change to any mailbox (changes that come together are told once)."
+    ),
+)
+async def mailbox_events(request: Request) -> StreamingResponse:
+    """The mailbox list, again after every change, until the client or the server goes."""
+    sink = _sink(request)
+    subscription = sink.hub.whole().subscribe()
+
+    async def frames() -> AsyncIterator[bytes]:
+        stopping = asyncio.ensure_future(sink.stopping.wait())
+        getter: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                boxes = await run_in_threadpool(list_mailboxes, request)
+                yield f"event: mailboxes\ndata: {json.dumps(boxes)}\n\n".encode()
+                while True:
+                    if getter is None:
+                        getter = asyncio.ensure_future(subscription.get())
+                    done, _ = await asyncio.wait(
+                        {getter, stopping}, timeout=_KEEPALIVE, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if stopping in done or subscription.overflowed:
+                        return
+                    if getter in done:
+                        getter = None
+                        break
+                    yield b": keep-alive\n\n"
+                await asyncio.sleep(_SETTLE)  # a burst of mail is one update, not hundreds
+                while not subscription.queue.empty():
+                    subscription.queue.get_nowait()
+        finally:
+            subscription.close()
+            for task in (getter, stopping):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    headers = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
 
 
 @router.post("", summary="Create a mailbox with a random name and an SMTP login", status_code=201)

@@ -90,6 +90,10 @@ class Hub:
         mailbox's events alone (and those that touch every mailbox)."""
         return _MailboxHub(self, mailbox)
 
+    def whole(self) -> Hub:
+        """The hub of every mailbox (itself, for a hub that is not a mailbox's view)."""
+        return self
+
 
 class _MailboxHub(Hub):
     """A view of a hub for one mailbox; publishing goes to the hub itself."""
@@ -121,6 +125,9 @@ class _MailboxHub(Hub):
 
     def scoped(self, mailbox: str) -> Hub:
         return self._hub.scoped(mailbox)
+
+    def whole(self) -> Hub:
+        return self._hub
 
 
 def _concerns(event: Event, mailbox: str | None) -> bool:
