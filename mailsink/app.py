@@ -84,12 +84,12 @@ def create_app(sink: Sink) -> FastAPI:
             credentials=load_htpasswd(sink.settings.ui_auth_file),
             grants=load_grants(sink.settings.ui_auth_file),
         )
+    # Outside the login, which needs to know the mailbox a request is for.
+    app.add_middleware(MailboxPaths, enabled=sink.settings.mailboxes)
     # Outside the login: other sites' requests are refused, and preflights (which carry no
     # password) answered, before it; a host name we do not answer to, before anything.
     app.add_middleware(CrossSiteGuard, trusted=parse_origins(sink.settings.api_cors))
     app.add_middleware(KnownHosts, allowed=parse_allowed_hosts(sink.settings.http_allowed_hosts))
-    # Before the login, which needs to know the mailbox a request is for.
-    app.add_middleware(MailboxPaths, enabled=sink.settings.mailboxes)
     if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
         app.add_middleware(BasePath, base=sink.settings.base_path)
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import mailhog
 import pytest
 from mailpit.client.api import API
 
@@ -445,3 +446,50 @@ def test_the_ui_switches_mailboxes_and_keeps_their_unread_counts_live(
     switcher.select_option("default")
     page.wait_for_url(f"{boxes.url}/")
     expect(page.locator("#mailbox-switcher")).to_have_value("default")
+
+
+def test_messages_sent_or_imported_through_a_mailbox_stay_in_it(boxes: Server) -> None:
+    with httpx.Client(base_url=boxes.url + "/m/team-a", timeout=30) as a:
+        sent = a.post(
+            "/api/v1/send",
+            json={
+                "From": {"Email": "app@example.test"},
+                "To": [{"Email": "x@example.test"}],
+                "Subject": "sent through the API",
+                "Text": "hi",
+            },
+        )
+        assert sent.status_code == 200, sent.text
+    assert subjects(boxes, "/m/team-a") == ["sent through the API"]
+    assert listing(boxes, "")["total"] == 0
+
+
+def test_mailboxes_under_a_base_path(make_server: Any) -> None:
+    server = make_server(
+        mailboxes=True, base_path="/mail", smtp_auth=True, smtp_auth_allow_insecure=True
+    )
+    deliver(server, message("behind a proxy"), user="team-a")
+    wait_until(lambda: server.store.count()[0] == 1)
+    assert subjects(server, "/mail/m/team-a") == ["behind a proxy"]
+    assert subjects(server, "/mail") == []
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        assert '<base href="/mail/m/team-a/">' in api.get("/mail/m/team-a/").text
+        [box] = [
+            b for b in api.get("/mail/api/mailboxes").json()["Mailboxes"] if b["Name"] == "team-a"
+        ]
+        assert box["URL"] == f"{server.url}/mail/m/team-a"
+
+
+def test_the_mailhog_client_works_on_a_mailbox(boxes: Server) -> None:
+    fill(boxes)
+    host, port = boxes.http_address or ("", 0)
+    # This client builds its URLs as http://{host}:{port}/api/...: it takes no base URL, so
+    # the mailbox's path rides in after the port.
+    client = mailhog.Mailhog(host, f"{port}/m/team-a")
+    listing_a = client.messages()
+    assert [m.get_subject() for m in listing_a.items] == ["shared subject team-a"]
+    found = client.search("same body")
+    assert [m.get_subject() for m in found.items] == ["shared subject team-a"]
+    client.delete_all()
+    assert client.messages().total == 0
+    assert listing(boxes, "/m/team-b")["total"] == 1 and listing(boxes, "")["total"] == 1
