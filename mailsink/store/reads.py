@@ -20,6 +20,7 @@ from .models import (
     prefixed,
     rows_to_messages,
 )
+from .schema import mailbox_token
 from .search import CompiledSearch
 
 __all__ = ["counts", "figures", "get", "get_many", "mailboxes", "page", "raw", "tags"]
@@ -184,11 +185,15 @@ def _fts_page(
     mailbox: str | None,
 ) -> tuple[int, int, list[Any]]:
     """A page of a search with words in it, the full-text index driving: it counts its
-    matches itself and yields them newest first, so nothing is materialised or sorted."""
-    scope, scope_params = _scope(mailbox)
-    rest = " AND ".join(f"({c})" for c in (search.rest, scope) if c)
-    rest = f"AND {rest}" if rest else ""
-    params = (search.fts, *search.rest_params, *scope_params)
+    matches itself and yields them newest first, so nothing is materialised or sorted.
+
+    In one mailbox the index is asked for the mailbox's token as well, so that it reads
+    only that mailbox's matches (unless the mailbox holds every message)."""
+    match = search.fts
+    if mailbox is not None and _others_exist(db, mailbox):
+        match = f'"{mailbox_token(mailbox)}" AND ({match})'
+    rest = f"AND ({search.rest})" if search.rest else ""
+    params = (match, *search.rest_params)
     fts = search.fts_table  # one of the index's two tables, named by the search module
     if rest:
         matched, matched_unread = db.execute(
@@ -212,3 +217,11 @@ def _fts_page(
         (*params, limit, start),
     ).fetchall()
     return int(matched), int(matched_unread), rows
+
+
+def _others_exist(db: sqlite3.Connection, mailbox: str) -> bool:
+    """Whether any message is in another mailbox (two probes of the mailbox index)."""
+    return any(
+        db.execute(f"SELECT 1 FROM messages WHERE mailbox {op} ? LIMIT 1", (mailbox,)).fetchone()
+        for op in ("<", ">")
+    )

@@ -64,14 +64,16 @@ CREATE TABLE dictionaries (
 -- The full-text index, two contentless tables of the same values (rowid = messages.id):
 -- ``fts`` keeps each word's positions, for phrases and the words the tokenizer splits;
 -- ``fts_words`` only which message has a word, with a three-letter prefix index, for the
--- common single-word search. Both are given text already folded (fold_for_index).
+-- common single-word search. Both are given text already folded (fold_for_index), and the
+-- message's mailbox as one token no search can type (mailbox_token): a search in one
+-- mailbox asks the index for that token too, and reads only that mailbox's matches.
 CREATE VIRTUAL TABLE fts USING fts5(
-    subject, addresses, body, filenames,
+    subject, addresses, body, filenames, mailbox,
     content = '', columnsize = 0,
     tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE VIRTUAL TABLE fts_words USING fts5(
-    subject, addresses, body, filenames,
+    subject, addresses, body, filenames, mailbox,
     content = '', columnsize = 0, detail = none, prefix = '3',
     tokenize = 'unicode61 remove_diacritics 2'
 );
