@@ -117,8 +117,11 @@ def test_list_search_message_and_raw_stay_in_their_mailbox(boxes: Server) -> Non
         assert (page["total"], page["unread"], page["messages_count"]) == (1, 1, 1)
         found = listing(boxes, base, "/api/v1/search", query="shared same")
         assert [m["ID"] for m in found["messages"]] == [own]
-        found = listing(boxes, base, "/api/v1/search", query="subject:shared")
-        assert [m["ID"] for m in found["messages"]] == [own]
+        # Words alone, words with other terms, negation, and other terms alone.
+        for query in ("subject:shared", "same subject:shared", "same -nowhere", "-nowhere"):
+            found = listing(boxes, base, "/api/v1/search", query=query)
+            assert [m["ID"] for m in found["messages"]] == [own], query
+            assert (found["messages_count"], found["messages_unread"]) == (1, 1), query
         with httpx.Client(base_url=boxes.url + base, timeout=30) as api:
             assert api.get("/api/v1/message/latest").json()["ID"] == own
             for other in set(ids.values()) - {own}:
@@ -493,3 +496,12 @@ def test_the_mailhog_client_works_on_a_mailbox(boxes: Server) -> None:
     client.delete_all()
     assert client.messages().total == 0
     assert listing(boxes, "/m/team-b")["total"] == 1 and listing(boxes, "")["total"] == 1
+
+
+def test_a_bad_mailbox_name_in_the_login_file_stops_the_start(
+    make_server: Any, tmp_path: Any
+) -> None:
+    users = tmp_path / "users.htpasswd"
+    users.write_text("alice:alice-secret:team-a,not a name\n")
+    with pytest.raises(RuntimeError, match="user 'alice': invalid mailbox name 'not a name'"):
+        make_server(mailboxes=True, ui_auth_file=str(users))

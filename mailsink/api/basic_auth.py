@@ -60,11 +60,10 @@ def load_htpasswd(path: str | Path) -> Credentials:
     A line may end with a third field, ``user:hash:team-a,team-b``, that limits the user
     to those mailboxes (see :func:`load_grants`); it is not part of the password.
     """
-    text = Path(path).read_text(encoding="utf-8")
-    entries = {}
-    for user, secret in Credentials.load(path).items():
-        entries[user] = secret.partition(":")[0]
+    # The third field, if any, is not part of the password.
+    entries = {user: secret.partition(":")[0] for user, secret in Credentials.load(path).items()}
     credentials = Credentials(entries)
+    text = Path(path).read_text(encoding="utf-8")
     for number, line in enumerate(text.splitlines(), start=1):
         secret = line.strip().partition(":")[2]
         for prefix, name in _UNSUPPORTED.items():

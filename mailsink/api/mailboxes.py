@@ -28,7 +28,15 @@ from .mailbox_paths import may_read, server_root
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/mailboxes", tags=["mailboxes"])
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+router = APIRouter(
+    prefix="/api/mailboxes",
+    tags=["mailboxes"],
+    responses={
+        403: {"description": "The user may not use that mailbox", "content": _ERROR},
+        404: {"description": "Mailboxes are off (start with --mailboxes)", "content": _ERROR},
+    },
+)
 
 # How long the list stream lets changes gather before it tells them, and stays silent at most.
 _SETTLE = 0.25
