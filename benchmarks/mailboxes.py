@@ -1,11 +1,14 @@
 """What mailboxes cost: one mailbox holding everything against the same mail spread over many.
 
     python benchmarks/mailboxes.py ingest [--count 20000] [--rounds 3] [--mailboxes 100]
+        [--onto SINGLE.db MULTI.db]
     python benchmarks/mailboxes.py queries SINGLE.db MULTI.db [--runs 30]
 
 ``ingest`` adds ``--count`` generated messages through ``Store.add`` into a fresh SQLite
 file, once all into the default mailbox and once round-robin over ``--mailboxes``, rounds
-alternating so that a noisy neighbour hurts both alike; prints messages per second.
+alternating so that a noisy neighbour hurts both alike; prints messages per second. With
+``--onto`` the messages are added to those files instead (made by ``generate.py``, the
+second with ``--mailboxes``), so that ingest is measured on top of what they hold.
 
 ``queries`` times list and search reads through the store (no HTTP, so that the figures
 are the queries' own): on SINGLE (made by ``generate.py``, every message in the default
@@ -37,9 +40,11 @@ def ingest(args: argparse.Namespace) -> None:
     mail = [gen.message() for _ in range(args.count)]
     rates: dict[str, list[float]] = {"1 mailbox": [], f"{args.mailboxes} mailboxes": []}
     for round_ in range(args.rounds):
-        for label, spread in ((k, "mailboxes" in k) for k in rates):
+        for (label, spread), onto in zip(
+            ((k, "mailboxes" in k) for k in rates), args.onto or (None, None), strict=True
+        ):
             with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
-                path = str(Path(folder) / "ingest.db")
+                path = str(onto or Path(folder) / "ingest.db")
                 store = SQLiteStore(path, tagger=make_tagger(plus_addresses=True)).open()
                 started = time.perf_counter()
                 pending = []
@@ -59,7 +64,8 @@ def ingest(args: argparse.Namespace) -> None:
             print(
                 f"round {round_ + 1} {label:<14} {args.count / took:8,.0f} messages/s", flush=True
             )
-    print(f"{args.count:,} messages per round, {os.cpu_count()} CPUs")
+    where = f"onto {args.onto[0]} and {args.onto[1]}" if args.onto else "into new files"
+    print(f"{args.count:,} messages per round, {where}, {os.cpu_count()} CPUs")
     for label, values in rates.items():
         print(
             f"{label:<14} median {statistics.median(values):8,.0f} messages/s "
@@ -126,6 +132,7 @@ def main() -> None:
     one.add_argument("--rounds", type=int, default=3)
     one.add_argument("--mailboxes", type=int, default=100)
     one.add_argument("--seed", type=int, default=1)
+    one.add_argument("--onto", nargs=2, type=Path, metavar=("SINGLE", "MULTI"))
     two = commands.add_parser("queries")
     two.add_argument("single", type=Path)
     two.add_argument("multi", type=Path)

@@ -28,7 +28,7 @@ __all__ = ["counts", "figures", "get", "get_many", "mailboxes", "page", "raw", "
 
 def counts(db: sqlite3.Connection, mailbox: str | None) -> tuple[int, int]:
     """How many messages there are (in ``mailbox``, or in all), and how many are unread."""
-    scope, params = _scope(mailbox, "")
+    scope, params = _scope(_filter_for(db, mailbox), "")
     where = f"WHERE {scope}" if scope else ""
     (total,) = db.execute(f"SELECT count(*) FROM messages {where}", params).fetchone()
     (unread,) = db.execute(
@@ -39,7 +39,7 @@ def counts(db: sqlite3.Connection, mailbox: str | None) -> tuple[int, int]:
 
 def figures(db: sqlite3.Connection, path: str, mailbox: str | None) -> Figures:
     """Counts and sizes (of ``mailbox``'s messages, or all) and of the database at ``path``."""
-    scope, params = _scope(mailbox)
+    scope, params = _scope(_filter_for(db, mailbox))
     total, unread, size = db.execute(
         "SELECT count(*), coalesce(sum(m.read = 0), 0), coalesce(sum(m.size), 0) "
         f"FROM messages m {'WHERE ' + scope if scope else ''}",
@@ -70,6 +70,7 @@ def page(
 ) -> Page:
     """Messages newest first (of ``mailbox``, or all); ``where`` is an optional SQL condition
     on ``messages m``."""
+    mailbox = _filter_for(db, mailbox)
     total, unread = counts(db, mailbox)
     if isinstance(where, CompiledSearch) and where.fts:
         matched, matched_unread, rows = _fts_page(db, where, start, limit, mailbox)
@@ -139,7 +140,7 @@ def raw(db: sqlite3.Connection, uid: str, mailbox: str | None) -> bytes | None:
 
 def tags(db: sqlite3.Connection, mailbox: str | None) -> list[str]:
     """Every tag in use (in ``mailbox``), sorted."""
-    if mailbox is None:
+    if _filter_for(db, mailbox) is None:
         return [r[0] for r in db.execute("SELECT DISTINCT tag FROM tags ORDER BY tag")]
     return [
         r[0]
@@ -188,9 +189,9 @@ def _fts_page(
     matches itself and yields them newest first, so nothing is materialised or sorted.
 
     In one mailbox the index is asked for the mailbox's token as well, so that it reads
-    only that mailbox's matches (unless the mailbox holds every message)."""
+    only that mailbox's matches."""
     match = search.fts
-    if mailbox is not None and _others_exist(db, mailbox):
+    if mailbox is not None:
         match = f'"{mailbox_token(mailbox)}" AND ({match})'
     rest = f"AND ({search.rest})" if search.rest else ""
     params = (match, *search.rest_params)
@@ -219,9 +220,15 @@ def _fts_page(
     return int(matched), int(matched_unread), rows
 
 
-def _others_exist(db: sqlite3.Connection, mailbox: str) -> bool:
-    """Whether any message is in another mailbox (two probes of the mailbox index)."""
-    return any(
-        db.execute(f"SELECT 1 FROM messages WHERE mailbox {op} ? LIMIT 1", (mailbox,)).fetchone()
-        for op in ("<", ">")
-    )
+def _filter_for(db: sqlite3.Connection, mailbox: str | None) -> str | None:
+    """``mailbox``, or None when no message is in any other (two probes of the mailbox
+    index): then every message is its, and the queries of the whole store answer for it
+    without a condition that would cost them their best plan."""
+    if mailbox is None:
+        return None
+    for op in ("<", ">"):
+        if db.execute(
+            f"SELECT 1 FROM messages WHERE mailbox {op} ? LIMIT 1", (mailbox,)
+        ).fetchone():
+            return mailbox
+    return None
