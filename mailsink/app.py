@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
@@ -30,8 +30,10 @@ from .api import mailpit as v1
 from .api import wait as wait_api
 from .api.base_path import BasePath
 from .api.basic_auth import BasicAuth, load_grants, load_htpasswd
+from .api.clean_paths import CleanPaths
 from .api.hosts import KnownHosts, parse_allowed_hosts
 from .api.mailbox_paths import MailboxPaths
+from .api.mailpit_paths import PLAIN_ERRORS, MailpitRoute, describe_validation
 from .api.origins import CrossSiteGuard, parse_origins
 from .sink import Sink
 from .ui import routes as web
@@ -92,9 +94,13 @@ def create_app(sink: Sink) -> FastAPI:
     app.add_middleware(KnownHosts, allowed=parse_allowed_hosts(sink.settings.http_allowed_hosts))
     if sink.settings.base_path:  # added last, so it runs first: the login sees plain paths
         app.add_middleware(BasePath, base=sink.settings.base_path)
+    # Before even the base path: //api/v1/messages is redirected as Mailpit's Go router does.
+    app.add_middleware(CleanPaths, base=sink.settings.base_path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(request.scope.get("route"), MailpitRoute):  # a method it does not take
+            return PlainTextResponse(str(exc.detail), exc.status_code, headers=exc.headers)
         return JSONResponse(
             {"Error": str(exc.detail)},
             status_code=exc.status_code,
@@ -103,13 +109,7 @@ def create_app(sink: Sink) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append(
-                f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "")
-            )
-        return JSONResponse({"Error": "; ".join(problems) or "invalid request"}, status_code=400)
+        return JSONResponse({"Error": describe_validation(exc)}, status_code=400)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
@@ -141,11 +141,14 @@ _NOT_FOUND = {
 }
 # Path parameters that name a message: an unknown one is answered 404.
 _MESSAGE_PARAMETERS = {"ID", "id"}
+# Mailpit's paths answer errors as Mailpit does: the message alone, in plain text.
+_PLAIN_ERROR = {"text/plain": {"schema": {"type": "string"}}}
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, saying what the server answers: a request that fails validation
-    gets 400 with ``{"Error": ...}`` (not FastAPI's 422), an unknown message 404."""
+    gets 400 (not FastAPI's 422), an unknown message 404; on Mailpit's paths an error is
+    plain text, on mailsink's own ``{"Error": ...}``."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
@@ -162,6 +165,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             if names & _MESSAGE_PARAMETERS:
                 responses.setdefault("404", _NOT_FOUND)
+            if operation.pop(PLAIN_ERRORS, False):
+                for status, response in responses.items():
+                    if status >= "400":
+                        responses[status] = {**response, "content": _PLAIN_ERROR}
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

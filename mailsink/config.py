@@ -123,6 +123,14 @@ class Settings:
     smtp_chaos_rules: str = _setting(
         "", "PATTERN:CODE,... refuses recipients matching a glob, e.g. 'bounce@*:550'"
     )
+    invite_jim: bool = _setting(
+        False, "start with Jim, MailHog's chaos monkey, on (/api/v2/jim turns him on and off)"
+    )
+    jim: str = _setting(
+        "",
+        "Jim's chances and link speeds, NAME=NUMBER,... by MailHog's -jim-NAME flags, "
+        "e.g. 'disconnect=0.2,linkspeed-affect=1' (others: MailHog's defaults)",
+    )
     # -- Search, tags, retention --
     plus_address_tags: bool = _setting(
         True, "tag a message sent to user+TAG@example.com with TAG (To, Cc, Bcc and envelope)"
@@ -258,7 +266,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _check_smtp_settings(settings: Settings) -> None:
     """Refuse SMTP settings that cannot work together, naming the flags involved."""
     # Imported here: these modules hold the parsers, and none of them imports this one.
-    from .smtp.chaos import ChaosError, parse_reject_next, parse_rules, parse_triggers
+    from .smtp.chaos import ChaosError, parse_jim, parse_reject_next, parse_rules, parse_triggers
     from .smtp.tls import TLSConfigError, check_tls_settings
 
     for name in ("smtp_max_recipients", "smtp_max_connections", "smtp_max_connections_per_client"):
@@ -290,6 +298,7 @@ def _check_smtp_settings(settings: Settings) -> None:
         parse_triggers(settings.smtp_chaos)
         parse_reject_next(settings.smtp_chaos_reject_next)
         parse_rules(settings.smtp_chaos_rules)
+        parse_jim(settings.jim)
     except ChaosError as exc:
         raise ConfigError(str(exc)) from None
 

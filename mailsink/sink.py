@@ -43,6 +43,8 @@ class Sink:
             self.settings.smtp_chaos,
             self.settings.smtp_chaos_reject_next,
             self.settings.smtp_chaos_rules,
+            jim=self.settings.jim,
+            invite_jim=self.settings.invite_jim,
         )
         self.store: Store = create_store(
             self.settings.db,

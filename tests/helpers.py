@@ -57,6 +57,14 @@ def message(
     return crlf(("\n".join(lines) + "\n\n" + body + "\n").encode())
 
 
+def refused_in_text(response: httpx.Response) -> str:
+    """What a 4xx answer of a Mailpit path says: plain text, as Mailpit writes its errors."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("text/plain"), response.headers
+    assert response.text.strip()
+    return response.text
+
+
 def wait_until(check: Callable[[], object], what: str = "", timeout: float = 15.0) -> bool:
     """Poll ``check`` until it holds; AssertionError (saying ``what``) if it never does.
 
@@ -71,9 +79,9 @@ def wait_until(check: Callable[[], object], what: str = "", timeout: float = 15.
 
 
 def messages(server: Server) -> list[dict[str, Any]]:
-    """Every message summary the API lists, newest first."""
+    """Every message summary the API lists, newest first, with mailsink's ``Envelope``."""
     with httpx.Client(base_url=server.url, timeout=30) as api:
-        listing = api.get("/api/v1/messages", params={"limit": 5000}).json()
+        listing = api.get("/api/v1/messages", params={"limit": 5000, "extras": 1}).json()
     result: list[dict[str, Any]] = listing["messages"]
     return result
 
@@ -81,7 +89,7 @@ def messages(server: Server) -> list[dict[str, Any]]:
 def raw_of(server: Server, uid: str) -> bytes:
     """The stored bytes of one message."""
     with httpx.Client(base_url=server.url, timeout=30) as api:
-        response = api.get(f"/api/v1/message/{uid}/raw")
+        response = api.get(f"/api/v1/message/{uid}/raw?as-sent=1")
     response.raise_for_status()
     return response.content
 

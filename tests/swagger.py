@@ -13,16 +13,24 @@ REFERENCE = Path(__file__).parent / "reference"
 MAILPIT = json.loads((REFERENCE / "mailpit-api-v1.swagger.json").read_text())
 MAILHOG = json.loads((REFERENCE / "mailhog-api-v2.swagger.json").read_text())
 
-# Fields mailsink adds to Mailpit's shapes (documented in the README); allowed, not required.
+# Fields Mailpit's structs marshal that its document leaves out (``swagger:ignore``): the
+# legacy listing count, and the older name of the relay's allow-list.
+_UNDOCUMENTED: dict[str, dict[str, Any]] = {
+    "MessagesSummary": {"count": {"type": "integer"}},
+    "WebUIConfiguration.MessageRelay": {"RecipientAllowlist": {"type": "string"}},
+}
+
+# mailsink's own fields, added to Mailpit's shapes with ``?extras=1`` (see the README).
 EXTRAS = {
     "Message": {"Envelope", "Read", "Created", "Warnings"},
     "MessageSummary": {"Envelope"},
-    "MessagesSummary": {"count"},  # Mailpit still sends it, undocumented
+    "ChaosTriggers": {"Connect", "Data", "RejectNext", "Rules"},
 }
 
 
 def _strict(schema: Any, extras: frozenset[str] = frozenset()) -> Any:
-    """Every listed property required and nothing else allowed, all the way down."""
+    """Every listed property required and nothing else allowed, all the way down;
+    ``extras`` are required too, whatever they hold."""
     if isinstance(schema, list):
         return [_strict(item) for item in schema]
     if not isinstance(schema, dict):
@@ -30,28 +38,42 @@ def _strict(schema: Any, extras: frozenset[str] = frozenset()) -> Any:
     out = {key: _strict(value) for key, value in schema.items() if not key.startswith("x-")}
     if isinstance(schema.get("properties"), dict):
         out["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
-        out["required"] = sorted(out["properties"])
-        out.setdefault("additionalProperties", False)
         for name in extras:
             out["properties"][name] = {}
+        out["required"] = sorted(out["properties"])
+        out.setdefault("additionalProperties", False)
     return out
 
 
-def _definitions() -> dict[str, Any]:
+def _as_marshalled(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A definition with the fields Mailpit sends but does not document."""
+    schema = copy.deepcopy(schema)
+    for where, fields in _UNDOCUMENTED.items():
+        top, _, nested = where.partition(".")
+        if top == name:
+            target = schema["properties"][nested] if nested else schema
+            target["properties"].update(fields)
+    return schema
+
+
+def _definitions(extras: bool) -> dict[str, Any]:
     return {
-        name: _strict(schema, frozenset(EXTRAS.get(name, ())))
+        name: _strict(
+            _as_marshalled(name, schema), frozenset(EXTRAS.get(name, ())) if extras else frozenset()
+        )
         for name, schema in MAILPIT["definitions"].items()
     }
 
 
-def mailpit_schema(ref: str) -> dict[str, Any]:
-    """A strict schema for ``#/definitions/X`` or the body of ``#/responses/X``."""
+def mailpit_schema(ref: str, *, extras: bool = False) -> dict[str, Any]:
+    """A strict schema for ``#/definitions/X`` or the body of ``#/responses/X``: exactly
+    Mailpit's fields, or with ``extras`` Mailpit's and mailsink's."""
     kind, name = ref.removeprefix("#/").split("/")
     if kind == "definitions":
         schema: dict[str, Any] = {"$ref": ref}
     else:
         schema = _strict(copy.deepcopy(MAILPIT["responses"][name]["schema"]))
-    schema["definitions"] = _definitions()
+    schema["definitions"] = _definitions(extras)
     return schema
 
 
@@ -63,14 +85,19 @@ def response_ref(path: str, method: str, status: int) -> str:
     return str(response["schema"]["$ref"])
 
 
-def check_mailpit(instance: Any, path: str, method: str = "GET", status: int = 200) -> None:
-    """Fail unless ``instance`` has the shape Mailpit's document gives this response."""
-    Draft4Validator(mailpit_schema(response_ref(path, method, status))).validate(instance)
+def check_mailpit(
+    instance: Any, path: str, method: str = "GET", status: int = 200, *, extras: bool = False
+) -> None:
+    """Fail unless ``instance`` has the shape Mailpit's structs give this response (with
+    ``extras``: and mailsink's fields)."""
+    Draft4Validator(mailpit_schema(response_ref(path, method, status), extras=extras)).validate(
+        instance
+    )
 
 
-def check_mailpit_ref(instance: Any, ref: str) -> None:
+def check_mailpit_ref(instance: Any, ref: str, *, extras: bool = False) -> None:
     """Fail unless ``instance`` matches one definition or response, strictly."""
-    Draft4Validator(mailpit_schema(ref)).validate(instance)
+    Draft4Validator(mailpit_schema(ref, extras=extras)).validate(instance)
 
 
 def body_parameter(path: str, method: str) -> dict[str, Any]:

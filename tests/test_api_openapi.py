@@ -106,10 +106,19 @@ def test_errors_are_documented_as_the_server_shapes_them(stocked: tuple[Server, 
         assert "422" not in operation["responses"], (method, path)
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     error = doc["components"]["schemas"]["Error"]
-    answer = httpx.get(f"{server.url}/api/v1/messages", params={"limit": "lots"})
+    # mailsink's own paths: {"Error": ...}.
+    answer = httpx.get(f"{server.url}/api/v1/wait", params={"timeout": "lots"})
     assert answer.status_code == 400
     assert set(answer.json()) == set(error["required"]) == {"Error"}
-    listing = doc["paths"]["/api/v1/messages"]["get"]["responses"]["400"]
-    assert listing["content"]["application/json"]["schema"] == {
+    waiting = doc["paths"]["/api/v1/wait"]["get"]["responses"]["400"]
+    assert waiting["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
+    # Mailpit's paths: the message in plain text, as Mailpit writes it.
+    answer = httpx.get(f"{server.url}/api/v1/messages", params={"limit": "lots"})
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/plain") and "limit" in answer.text
+    listing = doc["paths"]["/api/v1/messages"]["get"]["responses"]["400"]
+    assert listing["content"] == {"text/plain": {"schema": {"type": "string"}}}
+    unknown = doc["paths"]["/api/v1/message/{ID}"]["get"]["responses"]["404"]
+    assert unknown["content"] == {"text/plain": {"schema": {"type": "string"}}}

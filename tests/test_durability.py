@@ -97,7 +97,10 @@ class Senders:
 def all_stored(api: httpx.Client) -> dict[str, bytes]:
     listing = api.get("/api/v1/messages", params={"limit": 5000}).json()
     assert listing["total"] == len(listing["messages"]) < 5000
-    return {m["ID"]: api.get(f"/api/v1/message/{m['ID']}/raw").content for m in listing["messages"]}
+    return {
+        m["ID"]: api.get(f"/api/v1/message/{m['ID']}/raw?as-sent=1").content
+        for m in listing["messages"]
+    }
 
 
 @pytest.mark.slow

@@ -63,7 +63,7 @@ def check(server: Server, api: httpx.Client, data: bytes) -> None:
     assert code == 250, reply
     uid = reply.rsplit(b" ", 1)[-1].decode()
     expected = data if data.endswith(b"\r\n") else data + b"\r\n"
-    assert api.get(f"/api/v1/message/{uid}/raw").content == expected
+    assert api.get(f"/api/v1/message/{uid}/raw?as-sent=1").content == expected
     # Parsed views work on whatever was stored (malformed MIME is shown, not refused).
     assert api.get(f"/api/v1/message/{uid}").status_code == 200
     assert api.get(f"/api/v1/message/{uid}/headers").status_code == 200

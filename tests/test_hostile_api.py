@@ -13,14 +13,17 @@ import pytest
 
 from mailsink import Server
 
-from .helpers import Send
+from .helpers import Send, refused_in_text
 
 TOO_LARGE_FOR_SQLITE = 2**63  # one past SQLite's largest integer
 
 
 def refused(response: httpx.Response) -> str:
-    """The ``Error`` of a 4xx JSON answer (failing the test for anything else)."""
+    """What a 4xx answer says (failing the test for anything else): plain text on Mailpit's
+    paths, as Mailpit writes it, ``{"Error": ...}`` on mailsink's own and MailHog's."""
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    if response.headers["content-type"].startswith("text/plain"):
+        return refused_in_text(response)
     error: str = response.json()["Error"]
     assert error
     return error

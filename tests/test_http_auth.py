@@ -137,7 +137,7 @@ def test_the_api_answers_under_the_base_path(proxied: Server, send: Send) -> Non
     listing = httpx.get(f"{proxied.url}/mail/api/v1/messages").json()
     assert [m["Subject"] for m in listing["messages"]] == ["behind a proxy"]
     message_id = listing["messages"][0]["ID"]
-    raw = httpx.get(f"{proxied.url}/mail/api/v1/message/{message_id}/raw")
+    raw = httpx.get(f"{proxied.url}/mail/api/v1/message/{message_id}/raw?as-sent=1")
     assert raw.content == b"Subject: behind a proxy\r\n\r\nx\r\n"
     assert httpx.get(f"{proxied.url}/mail/metrics").status_code == 200
 

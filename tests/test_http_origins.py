@@ -108,7 +108,7 @@ def test_curl_may_label_json_as_a_form(server: Server, api: httpx.Client) -> Non
         ("/view/latest", "document", "navigate"),  # a link to a message from another site
         ("/", "document", "navigate"),
         ("/api/v1/message/latest/raw", "document", "navigate"),
-        ("/api/v1/message/latest/part/1", "image", "no-cors"),  # a sandboxed preview's image
+        ("/api/v1/message/latest/part/0", "image", "no-cors"),  # a sandboxed preview's image
     ],
 )
 def test_links_and_images_from_other_sites_still_load(

@@ -59,7 +59,9 @@ def expected_raw(path: Path, *, smtp: bool = False) -> bytes:
 def stored_raws(url: str) -> list[bytes]:
     with httpx.Client(base_url=url, timeout=30) as api:
         listing = api.get("/api/v1/messages", params={"limit": 1000}).json()
-        return [api.get(f"/api/v1/message/{m['ID']}/raw").content for m in listing["messages"]]
+        return [
+            api.get(f"/api/v1/message/{m['ID']}/raw?as-sent=1").content for m in listing["messages"]
+        ]
 
 
 def crlf_corpus(folder: Path) -> list[Path]:
@@ -91,7 +93,7 @@ def test_files_go_straight_into_a_database_that_a_server_then_serves(
     assert result.returncode == 0, result.stderr
     server = make_server(db=str(db))
     assert sorted(stored_raws(server.url)) == sorted(expected_raw(Path(p)) for p in files)
-    listing = httpx.get(f"{server.url}/api/v1/messages").json()
+    listing = httpx.get(f"{server.url}/api/v1/messages", params={"extras": 1}).json()
     # The envelope is made from the headers, as no SMTP session gave one.
     plain = next(m for m in listing["messages"] if m["From"] and m["To"])
     assert plain["Envelope"]["RcptTo"][0] == plain["To"][0]["Address"]
@@ -550,7 +552,7 @@ def stored_messages(url: str) -> list[tuple[bytes, str]]:
     with httpx.Client(base_url=url, timeout=30) as api:
         listing = api.get("/api/v1/messages", params={"limit": 1000}).json()
         return [
-            (api.get(f"/api/v1/message/{m['ID']}/raw").content, m["Created"])
+            (api.get(f"/api/v1/message/{m['ID']}/raw?as-sent=1").content, m["Created"])
             for m in listing["messages"]
         ]
 

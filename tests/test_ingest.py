@@ -236,7 +236,7 @@ def test_a_large_message_compressed_by_the_server_comes_back_byte_for_byte(
         client.sendmail("a@example.test", ["b@example.test"], raw)
     with httpx.Client(base_url=server.url, timeout=30) as api:
         (found,) = api.get("/api/v1/search", params={"query": "quokka3"}).json()["messages"]
-        assert api.get(f"/api/v1/message/{found['ID']}/raw").content == raw
+        assert api.get(f"/api/v1/message/{found['ID']}/raw?as-sent=1").content == raw
         assert api.request("DELETE", "/api/v1/messages", json={"IDs": [found["ID"]]}).is_success
     with sqlite3.connect(tmp_path / "mail.db") as conn:
         for table in ("fts", "fts_words"):

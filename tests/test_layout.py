@@ -176,7 +176,7 @@ def test_request_helpers_are_shared_from_deps_not_from_the_mailpit_routes() -> N
 
 def test_top_level_holds_only_the_entry_modules_and_the_parts() -> None:
     top = {p.stem for p in PACKAGE.glob("*.py")}
-    assert top == {"__init__", "__main__", "app", "cli", "config", "runner", "sink"}
+    assert top == {"__init__", "__main__", "app", "cli", "config", "sink"}
 
 
 # SQL as it is written here, anywhere in a string: upper-case statements and clauses (prose

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import tracemalloc
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
 import pytest
 
+from mailsink import Server
 from mailsink.shapes.mailhog import content_json, path_json
 
 from .helpers import Send
-from .swagger import MAILHOG, check_mailhog_message, check_mailhog_page
+from .swagger import MAILHOG, REFERENCE, check_mailhog_message, check_mailhog_page
+
+# Messages beside what MailHog's own code makes of them (see tests/reference/README.md).
+MAILHOG_CONTENT = json.loads((REFERENCE / "mailhog-content.json").read_text())["cases"]
 
 PLAIN = (
     b"From: Sender Name <sender@example.test>\r\n"
@@ -55,14 +62,23 @@ def test_v2_messages_have_mailhogs_shape(send: Send, api: httpx.Client) -> None:
     headers = item["Content"]["Headers"]
     assert headers["Subject"] == ["=?utf-8?q?caf=C3=A9?="]  # as written, as MailHog keeps it
     assert headers["X-Folded"] == ["one two"]
-    assert headers["Received"] == ["first", "second"]
-    assert item["Content"]["Body"] == "Plain body.\r\n"
-    assert item["Content"]["Size"] == len(PLAIN)
+    # Of a repeated header, the last value; then MailHog's own Received and Return-Path
+    # after the message's, and the ID as Message-ID where the message has none.
+    received = headers["Received"]
+    assert received[0] == "second" and len(received) == 2
+    assert received[1].startswith(
+        f"from client.test by mailsink (mailsink)\r\n          id {item['ID']}; "
+    )
+    assert headers["Return-Path"] == ["<sender@example.test>"]
+    assert headers["Message-ID"] == [item["ID"]]
+    # MailHog's text ends where the end-of-data dot's line began: without its line ending.
+    assert item["Content"]["Body"] == "Plain body."
+    assert item["Content"]["Size"] == len(PLAIN) - 2
     assert item["Content"]["MIME"] is None and item["MIME"] is None
     assert item["Raw"] == {
         "From": "sender@example.test",
         "To": ["rcpt@example.test", "x@y.test"],
-        "Data": PLAIN.decode(),
+        "Data": PLAIN[:-2].decode(),
         "Helo": "client.test",
     }
 
@@ -82,11 +98,12 @@ def test_multipart_bodies_are_split_into_parts(send: Send, api: httpx.Client) ->
     item = api.get("/api/v2/messages").json()["items"][0]
     check_mailhog_message(item)
     outer = item["MIME"]["Parts"]
-    assert len(outer) == 2
-    alternative, attachment = outer
+    assert len(outer) == 3
+    alternative, attachment, closing = outer
+    assert closing == {"Headers": {}, "Body": "--", "Size": 2, "MIME": None}  # as MailHog has it
     assert alternative["Headers"]["Content-Type"][0].startswith("multipart/alternative")
     inner = alternative["MIME"]["Parts"]
-    assert [p["Body"].strip() for p in inner] == ["text part", "<p>html part</p>"]
+    assert [p["Body"].strip() for p in inner] == ["text part", "<p>html part</p>", "--"]
     assert attachment["Headers"]["Content-Disposition"] == ['attachment; filename="f.bin"']
     assert attachment["Body"].strip() == "YXR0YWNoZWQ="
     assert attachment["MIME"] is None
@@ -212,8 +229,35 @@ def test_v1_mime_part_download(send: Send, api: httpx.Client) -> None:
     part = api.get(f"/api/v1/messages/{uid}/mime/part/1/download")
     assert part.status_code == 200
     assert part.headers["content-type"] == "application/octet-stream"
-    assert part.content.strip() == b"YXR0YWNoZWQ="
+    assert part.content == b"attached"  # decoded from base64, as MailHog does
     assert api.get(f"/api/v1/messages/{uid}/mime/part/7/download").status_code == 404
+
+
+def test_v1_mime_parts_are_downloaded_as_mailhog_gives_them(send: Send, api: httpx.Client) -> None:
+    send(
+        b"Subject: parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+        b"\r\ncaf=C3=A9\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: BASE64\r\n"
+        b"\r\nYWJj\r\nZGVm\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+        b"\r\nYWJj!ZGVm\r\n"
+        b"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: 8bit\r\n"
+        b"\r\n\xff\xfe raw\r\n--b--\r\n"
+    )
+    uid = api.get("/api/v2/messages").json()["items"][0]["ID"]
+
+    def part(index: int) -> bytes:
+        response = api.get(f"/api/v1/messages/{uid}/mime/part/{index}/download")
+        assert response.status_code == 200, response.text
+        assert response.headers["content-disposition"].startswith("attachment")
+        return response.content
+
+    assert part(0) == b"caf=C3=A9"  # only base64 is decoded
+    assert part(1) == b"abcdef"  # across line breaks, whatever the case of the encoding
+    assert part(2) == b"abc"  # Go's decoder stops at the first bad quantum
+    assert part(3) == b"\xff\xfe raw"  # bytes as sent, not as text
+    assert part(4) == b"--"  # the closing piece is a part, as in MailHog
 
 
 def test_v1_mime_part_download_with_a_content_type_beyond_ascii(
@@ -259,7 +303,7 @@ def test_a_page_is_sent_one_message_at_a_time(send: Send, api: httpx.Client) -> 
     page = api.get("/api/v2/messages").json()
     check_mailhog_page(page)
     assert (page["total"], page["count"], page["start"]) == (30, 30, 0)
-    assert [item["Raw"]["Data"].encode() for item in page["items"]] == raws[::-1]
+    assert [item["Raw"]["Data"].encode() + b"\r\n" for item in page["items"]] == raws[::-1]
 
 
 def test_multipart_parameters_are_read_to_a_bound() -> None:
@@ -268,6 +312,134 @@ def test_multipart_parameters_are_read_to_a_bound() -> None:
     params = "; ".join(f'p{i}="v {i}"' for i in range(30_000))
     body = b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--\r\n"
     early = content_json(f"Content-Type: multipart/mixed; boundary=b; {params}".encode() + body)
-    assert early["MIME"] == {"Parts": [content_json(b"Content-Type: text/plain\r\n\r\nx")]}
+    assert early["MIME"]["Parts"][0] == content_json(b"Content-Type: text/plain\r\n\r\nx")
     late = content_json(f"Content-Type: multipart/mixed; {params}; boundary=b".encode() + body)
-    assert late["MIME"] is None
+    assert late["MIME"] == {"Parts": None}  # multipart, but no boundary read
+
+
+def _texts(parts: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Headers, Body, Size and the parts within, of each MIME part: what the reference
+    records."""
+    if parts is None:
+        return None
+    return [
+        {"Headers": p["Headers"], "Body": p["Body"], "Size": p["Size"]}
+        | ({"Parts": _texts(p["MIME"]["Parts"])} if p["MIME"] else {})
+        for p in parts
+    ]
+
+
+def _as_written(message: dict[str, Any]) -> dict[str, list[str]]:
+    """The message's headers less what the server adds on receipt (as the reference)."""
+    added = {message["ID"], f"<{message['Raw']['From']}>"}
+    headers = {}
+    for name, values in message["Content"]["Headers"].items():
+        kept = [v for v in values if v not in added and "(mailsink)" not in v]
+        if kept:
+            headers[name] = kept
+    return headers
+
+
+@pytest.mark.parametrize("case", MAILHOG_CONTENT, ids=[c["name"] for c in MAILHOG_CONTENT])
+def test_texts_are_read_and_cut_as_mailhog_does(
+    send: Send, api: httpx.Client, case: dict[str, Any]
+) -> None:
+    send(case["stored"].encode())
+    uid = api.get("/api/v2/messages").json()["items"][0]["ID"]
+    message = api.get(f"/api/v1/messages/{uid}").json()
+    got = {
+        "Data": message["Raw"]["Data"],
+        "Headers": _as_written(message),
+        "Body": message["Content"]["Body"],
+        "Size": message["Content"]["Size"],
+        "MIME": message["MIME"] is not None,
+        "Parts": _texts(message["MIME"]["Parts"] if message["MIME"] else None),
+    }
+    assert got == case["mailhog"]
+    # The bytes as sent are still there, line ending and all.
+    assert api.get(f"/api/v1/messages/{uid}/download").content == case["stored"].encode()
+
+
+def _exchange(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``request`` as these bytes exactly (no client adds a header); status, headers
+    (names in lower case) and body of the answer."""
+    assert server.http_address is not None
+    with socket.create_connection(server.http_address, timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status.split()[1]), headers, body
+
+
+# DELETE /api/v1/messages byte for byte as each client sends it (the host the
+# server answers to is put in for HOSTPORT): npm "mailhog" (Node's http module, which adds no Accept) and
+# npm "mailpit-api" (Node's fetch), both deleting every message; Mailpit's web UI (axios)
+# deleting the selected ones.
+NODE_MAILHOG = b"DELETE /api/v1/messages HTTP/1.1\r\nHost: HOSTPORT\r\nConnection: close\r\n\r\n"
+NODE_MAILPIT = (
+    b"DELETE /api/v1/messages HTTP/1.1\r\nhost: HOSTPORT\r\nconnection: close\r\naccept: */*\r\n"
+    b"accept-language: *\r\nsec-fetch-mode: cors\r\nuser-agent: node\r\n"
+    b"accept-encoding: gzip, deflate\r\n\r\n"
+)
+MAILPIT_UI = (
+    b"DELETE /api/v1/messages HTTP/1.1\r\nHost: HOSTPORT\r\nConnection: close\r\n"
+    b"Accept: application/json, text/plain, */*\r\nContent-Type: application/json\r\n"
+    b"Content-Length: LEN\r\n\r\nBODY"
+)
+
+
+def test_delete_all_answers_each_api_s_clients_as_their_server_does(
+    server: Server, send: Send, api: httpx.Client
+) -> None:
+    host = api.base_url.netloc
+    send(PLAIN)
+    status, headers, body = _exchange(server, NODE_MAILHOG.replace(b"HOSTPORT", host))
+    # MailHog's answer: the npm client parses any body as JSON and would throw on "ok".
+    assert (status, body, headers["content-type"]) == (200, b"", "text/json")
+    assert api.get("/api/v2/messages").json()["total"] == 0
+
+    send(PLAIN)
+    status, headers, body = _exchange(server, NODE_MAILPIT.replace(b"HOSTPORT", host))
+    assert (status, body) == (200, b"ok")
+    assert headers["content-type"].startswith("text/plain")
+    assert api.get("/api/v2/messages").json()["total"] == 0
+
+    send(PLAIN)
+    send(PLAIN)
+    first = api.get("/api/v2/messages").json()["items"][0]["ID"]
+    chosen = json.dumps({"IDs": [first]}).encode()
+    request = MAILPIT_UI.replace(b"HOSTPORT", host).replace(b"LEN", str(len(chosen)).encode())
+    status, headers, body = _exchange(server, request.replace(b"BODY", chosen))
+    assert (status, body) == (200, b"ok")
+    assert [m["ID"] for m in api.get("/api/v2/messages").json()["items"]] != [first]
+    assert api.get("/api/v2/messages").json()["total"] == 1
+
+
+@pytest.mark.parametrize(
+    ("accept", "answer"),
+    [
+        ("application/json", b""),
+        ("application/json, text/plain;q=0", b""),
+        ("text/plain", b"ok"),
+        ("text/*", b"ok"),
+        ("application/json, */*;q=0.1", b"ok"),
+    ],
+)
+def test_delete_all_answers_ok_to_whoever_takes_text(
+    api: httpx.Client, accept: str, answer: bytes
+) -> None:
+    response = api.delete("/api/v1/messages", headers={"Accept": accept})
+    assert (response.status_code, response.content) == (200, answer)
+
+
+def test_delete_all_with_mailhogs_python_client(send: Send, server: Server) -> None:
+    from mailhog import Mailhog  # the PyPI "mailhog" package
+
+    send(PLAIN)
+    host, port = server.http_address or ("", 0)
+    Mailhog(host, port).delete_all()  # raises on any status but 2xx
+    assert Mailhog(host, port).messages().total == 0

@@ -76,7 +76,10 @@ def test_counters_follow_what_smtp_accepts_and_refuses(
     assert figures["mailsink_smtp_sessions_total"] == 3
     assert figures["mailsink_messages_stored"] == 2
     assert figures["mailsink_messages_unread"] == 2
-    assert figures["mailsink_store_messages_bytes"] == sum(len(d) for d in small)
+    # Stored sizes are those Mailpit's API reports: the headers Mailpit adds counted in.
+    listed = httpx.get(f"{server.url}/api/v1/messages").json()["messages"]
+    assert figures["mailsink_store_messages_bytes"] == sum(m["Size"] for m in listed)
+    assert all(m["Size"] > len(d) for m, d in zip(listed, reversed(small), strict=True))
     assert figures["mailsink_messages_rejected_total"] == 1  # the 552
 
 

@@ -49,18 +49,17 @@ def encoded_subject(size: int) -> bytes:
     return message(f"Subject: {folded}\r\n")
 
 
-def test_a_subject_of_encoded_words_is_decoded_up_to_a_cut() -> None:
+def test_a_subject_of_encoded_words_is_decoded_whole_in_linear_memory() -> None:
     raw = encoded_subject(150_000)
     parsed: list[Any] = []
     peak = peak_memory(lambda: parsed.append(parse(raw)))
     assert peak < 32 * len(raw)  # the standard decoder alone held 3,000 times the size
-    subject = parsed[0].subject
-    assert subject.endswith(CUT_MARK)
-    whole_words = subject[: -len(CUT_MARK)]
-    assert whole_words == "café x" * (len(whole_words) // len("café x"))
-    assert (DECODE_LIMIT // 2) // (len(WORD) + 1) < whole_words.count("café x")
-    assert len(subject) <= DECODE_LIMIT + len(CUT_MARK)
-    assert dict(parsed[0].headers)["Subject"] == subject
+    # Read as Mailpit reads it: every word decoded, the white space between them dropped.
+    words = 150_000 // (len(WORD) + 3)
+    assert parsed[0].subject == "café x" * words
+    # The header list, as the standard library shows it, is decoded up to a cut.
+    listed = dict(parsed[0].headers)["Subject"]
+    assert listed.endswith(CUT_MARK) and len(listed) <= DECODE_LIMIT + len(CUT_MARK)
     assert "cut: Subject" in parsed[0].defects
 
 
@@ -68,8 +67,7 @@ def test_one_encoded_word_does_not_send_a_long_plain_subject_through_the_decoder
     raw = message(f"Subject: =?utf-8?q?caf=C3=A9?= {'word ' * 40_000}\r\n")
     peak = peak_memory(lambda: parse(raw))
     assert peak < 32 * len(raw)
-    subject = parse(raw).subject
-    assert subject.startswith("café word word") and subject.endswith("word" + CUT_MARK)
+    assert parse(raw).subject == "café " + " ".join(["word"] * 40_000)
 
 
 PIECES = [
@@ -173,8 +171,8 @@ def test_raw_bytes_of_a_hostile_subject_come_back_byte_for_byte(server: Server) 
         client.sendmail("a@example.test", ["b@example.test"], raw)
     with httpx.Client(base_url=server.url, timeout=60) as api:
         listed = api.get("/api/v1/messages").json()["messages"][0]
-        assert api.get(f"/api/v1/message/{listed['ID']}/raw").content == raw
-        assert listed["Subject"].endswith(CUT_MARK)
+        assert api.get(f"/api/v1/message/{listed['ID']}/raw?as-sent=1").content == raw
+        assert listed["Subject"] == "café x" * (600_000 // (len(WORD) + 3))  # as Mailpit reads it
         assert api.get(f"/api/v1/message/{listed['ID']}").json()["Subject"] == listed["Subject"]
 
 

@@ -144,4 +144,5 @@ def test_many_parts_inside_a_nested_multipart_go_to_the_feed_parser() -> None:
     assert check(many_inner_parts(20))
     assert not check(many_inner_parts(20_000))
     parsed = parse(many_inner_parts(20_000).encode())
-    assert parsed.text == "x" and not parsed.defects
+    # Every text part of a mixed multipart, joined as enmime (and so Mailpit) joins them.
+    assert set(parsed.text.split("\n--\n")) == {"x"} and not parsed.defects

@@ -20,7 +20,7 @@ from mailsink.ui.preview import (
     sanitise,
 )
 
-from .helpers import Send
+from .helpers import Send, refused_in_text
 
 PREFIX = part_path("abc", "")
 PNG = base64.b64decode(
@@ -229,14 +229,15 @@ def test_view_text_and_latest(api: httpx.Client, send: Send) -> None:
     assert "<p>new</p>" in api.get("/view/latest.html").text
 
 
-def test_view_errors_are_json(api: httpx.Client, send: Send) -> None:
-    missing = api.get("/view/nope.html")
-    assert missing.status_code == 404 and "nope" in missing.json()["Error"]
-    assert api.get("/view/nope.txt").status_code == 404
+def test_view_errors_are_mailpits_plain_text(api: httpx.Client, send: Send) -> None:
+    for path in ("/view/nope.html", "/view/nope.txt", "/view/latest.html"):
+        missing = api.get(path)
+        assert missing.status_code == 404
+        assert refused_in_text(missing) == "Message not found"
     send(b"Subject: plain only\r\n\r\nno html here\r\n")
     no_html = api.get("/view/latest.html")
     assert no_html.status_code == 404
-    assert "no HTML part" in no_html.json()["Error"]
+    assert refused_in_text(no_html) == "This message does not contain a HTML part"
 
 
 def test_loading_a_message_as_an_image_does_not_mark_it_read(api: httpx.Client, send: Send) -> None:

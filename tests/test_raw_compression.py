@@ -229,7 +229,7 @@ def test_the_ingest_process_learns_and_uses_a_dictionary(
         found = api.get("/api/v2/search", params={"kind": "containing", "query": last}).json()
         assert found["total"] == 1
         uid = found["items"][0]["ID"]
-        assert api.get(f"/api/v1/message/{uid}/raw").content == sent[last]
+        assert api.get(f"/api/v1/message/{uid}/raw?as-sent=1").content == sent[last]
     server.stop()
     with SQLiteStore(
         path

@@ -147,10 +147,10 @@ def test_a_long_line_is_kept_exactly_and_flagged(server: Server) -> None:
     fine, long = messages(server)
     assert raw_of(server, long["ID"]) == long_message
     with httpx.Client(base_url=server.url, timeout=30) as api:
-        flagged = api.get(f"/api/v1/message/{long['ID']}").json()
+        flagged = api.get(f"/api/v1/message/{long['ID']}?extras=1").json()
         assert [w["Code"] for w in flagged["Warnings"]] == ["line-too-long"]
         assert "1,201" in flagged["Warnings"][0]["Text"]
-        assert api.get(f"/api/v1/message/{fine['ID']}").json()["Warnings"] == []
+        assert api.get(f"/api/v1/message/{fine['ID']}?extras=1").json()["Warnings"] == []
 
 
 @pytest.mark.parametrize(
@@ -170,7 +170,7 @@ def test_where_a_line_ends_for_the_warning(server: Server, line: bytes, flagged:
         assert raw.reply()[0] == 250
     (only,) = messages(server)
     with httpx.Client(base_url=server.url, timeout=30) as api:
-        warnings = api.get(f"/api/v1/message/{only['ID']}").json()["Warnings"]
+        warnings = api.get(f"/api/v1/message/{only['ID']}?extras=1").json()["Warnings"]
     assert bool(warnings) is flagged
 
 
@@ -244,7 +244,7 @@ def test_any_body_in_any_pieces_is_kept_exactly(
     assert code == 250
     with httpx.Client(base_url=server.url, timeout=30) as api:
         newest = api.get("/api/v1/messages", params={"limit": 1}).json()["messages"][0]
-        assert api.get(f"/api/v1/message/{newest['ID']}/raw").content == body
+        assert api.get(f"/api/v1/message/{newest['ID']}/raw?as-sent=1").content == body
 
 
 @pytest.mark.parametrize(

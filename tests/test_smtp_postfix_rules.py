@@ -135,7 +135,7 @@ def test_what_postfix_accepts_is_kept_byte_for_byte(
         assert code == 250, text  # Postfix takes every such stream
         assert raw.command("NOOP")[0] == 250  # and nothing of it was read as a command
     uid = text.rsplit(" ", 1)[-1]
-    assert api.get(f"/api/v1/message/{uid}/raw").content == read[0]
+    assert api.get(f"/api/v1/message/{uid}/raw?as-sent=1").content == read[0]
     assert api.request("DELETE", "/api/v1/messages", json={"IDs": [uid]}).status_code == 200
 
 

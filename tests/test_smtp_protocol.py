@@ -197,6 +197,7 @@ def test_a_session_is_set_up_exactly_as_aiosmtpd_sets_it_up() -> None:
             "_stats",
             "_admitted",
             "_pace",
+            "_link",
             "_data_limits",
             "command_size_limits",
         }

@@ -70,7 +70,7 @@ def test_new_mail_appears_live_and_every_tab_shows_its_part(
     expect(headers.locator("tr", has_text="Subject")).to_contain_text("Quarterly report")
 
     page.locator("#tab-raw").click()
-    raw = api.get(f"/api/v1/message/{uid}/raw").text
+    raw = api.get(f"/api/v1/message/{uid}/raw?as-sent=1").text
     wait_until(
         lambda: page.locator("#panel-raw code").text_content() == raw, "the raw source loaded"
     )
@@ -90,7 +90,10 @@ def test_new_mail_appears_live_and_every_tab_shows_its_part(
 
     with page.expect_download() as eml:
         page.locator("a[download$='.eml']").click()
-    assert Path(eml.value.path()).read_bytes() == api.get(f"/api/v1/message/{uid}/raw").content
+    assert (
+        Path(eml.value.path()).read_bytes()
+        == api.get(f"/api/v1/message/{uid}/raw?as-sent=1").content
+    )
 
     page.locator("#tab-envelope").click()
     envelope = page.locator("#panel-envelope")

@@ -113,8 +113,8 @@ def test_new_mail_read_and_delete_arrive_as_events(
     assert new["From"] == {"Name": "Ann", "Address": "ann@example.test"}
     assert new["Read"] is False
     assert new["Envelope"]["RcptTo"] == ["bob@example.test", "hidden@example.test"]
-    # The same shape /api/v1/messages lists.
-    listed = api.get("/api/v1/messages").json()["messages"][0]
+    # The same shape /api/v1/messages lists with mailsink's fields.
+    listed = api.get("/api/v1/messages", params={"extras": 1}).json()["messages"][0]
     assert new == listed
     assert s.next("stats") == {"Total": 1, "Unread": 1}
 

@@ -112,8 +112,8 @@ def test_each_new_message_is_posted_as_its_summary(
     assert call["path"] == "/hooks/mail?token=s3cr3t"
     assert call["headers"]["Content-Type"] == "application/json"
     assert call["headers"]["User-Agent"].startswith("mailsink/")
-    listed = httpx.get(f"{server.url}/api/v1/messages").json()["messages"][0]
-    assert call["json"] == listed  # the API's MessageSummary, exactly
+    listed = httpx.get(f"{server.url}/api/v1/messages?extras=1").json()["messages"][0]
+    assert call["json"] == listed  # the API's MessageSummary with extras, exactly
     assert call["json"]["Subject"] == "Hello"
     assert call["json"]["Envelope"]["RcptTo"] == ["user@example.test", "hidden@example.test"]
     wait_figures(server, (1, 0, 0))

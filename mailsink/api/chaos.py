@@ -1,4 +1,5 @@
-"""``GET/PUT /api/v1/chaos``: fault injection, in Mailpit's ``ChaosTriggers`` shape plus ours."""
+"""``GET/PUT /api/v1/chaos``: fault injection, in Mailpit's ``ChaosTriggers`` shape; with
+``extras``, mailsink's own triggers and rules too."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from pydantic import Field, field_validator
 from ..smtp.chaos import API_NAMES, DEFAULT_CODES, RejectNext, Rule, Trigger
 from .bodies import StrictBody
 from .deps import sink_of
+from .mailpit_paths import Extras, MailpitRoute
 
 __all__ = ["ChaosTriggers", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["testing"])
+router = APIRouter(prefix="/api/v1", tags=["testing"], route_class=MailpitRoute)
+
+# The stages Mailpit has; the others (and RejectNext, Rules) are mailsink's.
+_MAILPIT_KEYS = ("Sender", "Recipient", "Authentication")
 
 
 def _valid_code(code: int) -> int:
     if code != 0 and not 400 <= code <= 599:
-        raise ValueError("ErrorCode must be between 400 and 599")
+        raise ValueError("error code must be between 400 and 599")
     return code
+
+
+def _shown(chaos: dict[str, Any], extras: bool) -> dict[str, Any]:
+    return chaos if extras else {key: chaos[key] for key in _MAILPIT_KEYS}
 
 
 class ChaosTrigger(StrictBody):
@@ -63,16 +72,24 @@ class ChaosTriggers(StrictBody):
     Rules: list[ChaosRule] = Field(default_factory=list)
 
 
-@router.get("/chaos", summary="Get the fault-injection settings", response_model=ChaosTriggers)
-def get_chaos(request: Request) -> dict[str, Any]:
-    return sink_of(request).chaos.as_json()
+@router.get(
+    "/chaos",
+    summary="Get the fault-injection settings",
+    response_model=ChaosTriggers,
+    response_model_exclude_unset=True,
+)
+def get_chaos(request: Request, extras: Extras = False) -> dict[str, Any]:
+    return _shown(sink_of(request).chaos.as_json(), extras)
 
 
 @router.put(
-    "/chaos", summary="Set the fault-injection settings; returns them", response_model=ChaosTriggers
+    "/chaos",
+    summary="Set the fault-injection settings; returns them",
+    response_model=ChaosTriggers,
+    response_model_exclude_unset=True,
 )
 def set_chaos(
-    request: Request, body: Annotated[ChaosTriggers | None, Body()] = None
+    request: Request, body: Annotated[ChaosTriggers | None, Body()] = None, extras: Extras = False
 ) -> dict[str, Any]:
     body = body or ChaosTriggers()
     triggers = {}
@@ -87,4 +104,4 @@ def set_chaos(
         RejectNext(reject.Count, reject.ErrorCode or 451) if reject else None,
         [Rule(r.Recipient, r.ErrorCode or 550) for r in body.Rules],
     )
-    return chaos.as_json()
+    return _shown(chaos.as_json(), extras)

@@ -9,11 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..outbound.linkcheck import check_links, extract_links
 from ..parsing.parser import parse
-from .deps import MessageID, found, raw_of, sink_of
+from .deps import MessageID, raw_of, sink_of
+from .mailpit_paths import MailpitRoute, mailpit_found
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["checks"])
+router = APIRouter(prefix="/api/v1", tags=["checks"], route_class=MailpitRoute)
 
 _NOT_IMPLEMENTED: dict[int | str, dict[str, Any]] = {
     501: {"description": "this check is not offered by mailsink"}
@@ -22,7 +23,7 @@ _NOT_IMPLEMENTED: dict[int | str, dict[str, Any]] = {
 
 def _links_of(request: Request, uid: str) -> list[str]:
     sink = sink_of(request)
-    parsed = parse(raw_of(sink, found(sink, uid)))
+    parsed = parse(raw_of(sink, mailpit_found(sink, uid)))
     return extract_links(parsed.html, parsed.text)
 
 
@@ -50,7 +51,7 @@ async def link_check(
 )
 def html_check(request: Request, ID: MessageID) -> None:
     sink = sink_of(request)
-    found(sink, ID)
+    mailpit_found(sink, ID)
     raise HTTPException(
         501,
         "html-check is not implemented: mailsink does not ship the email-client support "
@@ -65,7 +66,7 @@ def html_check(request: Request, ID: MessageID) -> None:
 )
 def sa_check(request: Request, ID: MessageID) -> None:
     sink = sink_of(request)
-    found(sink, ID)
+    mailpit_found(sink, ID)
     raise HTTPException(
         501,
         "sa-check is not implemented: mailsink does not talk to a SpamAssassin server",

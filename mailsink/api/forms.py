@@ -1,7 +1,8 @@
 """Request bodies as clients really send them: JSON under another label, and forms.
 
-Mailpit decodes a request body as JSON without looking at its Content-Type, and scripts
-rely on it: ``curl -d '{...}'`` labels JSON as a form, and some clients send ``text/plain``.
+Mailpit and MailHog decode a request body as JSON without looking at its Content-Type, and
+clients rely on it: ``curl -d '{...}'`` labels JSON as a form, some clients send
+``text/plain``, and MailHog's Node client sends no label at all.
 So, on the API's paths, a form or text body that is JSON is passed on labelled as JSON,
 but only for clients that are not web pages: a page can send a form or text without asking
 the browser's leave (no CORS preflight), never JSON, so from a browser only JSON is JSON
@@ -106,7 +107,10 @@ class JSONBodies:
                 "send JSON, labelled Content-Type: application/json",
             )
             return
-        if not every and label not in _RELABELLED:
+        # An unlabelled body is JSON too (MailHog's own Node client sends its JSON so), but
+        # not from a page, which can send a body without a label and without asking.
+        relabel = label in _RELABELLED or (not label and not browser)
+        if not every and not relabel:
             await self.app(scope, receive, send)
             return
         body, more = await _read(receive)
@@ -138,7 +142,7 @@ def _relabel(body: bytes, label: bytes, every: bool, *, read: bool) -> tuple[byt
     """The body and the label to pass on; a :class:`UnreadableBody` if ``every`` cannot read it."""
     if every and not body.strip():
         return b"", b""  # no body: every message
-    if body.lstrip()[:1] in (b"{", b"[") and (label in _RELABELLED or label == _JSON):
+    if body.lstrip()[:1] in (b"{", b"[") and (label in _RELABELLED or label in (_JSON, b"")):
         if every:
             _require_object(body)
         return body, _JSON

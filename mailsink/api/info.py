@@ -13,10 +13,11 @@ from .. import __version__
 from ..outbound.relay import Relay
 from ..sink import Sink
 from .deps import sink_of
+from .mailpit_paths import MailpitRoute
 
 __all__ = ["app_information", "router", "webui_configuration"]
 
-router = APIRouter(prefix="/api/v1", tags=["application"])
+router = APIRouter(prefix="/api/v1", tags=["application"], route_class=MailpitRoute)
 
 
 def _memory() -> int:
@@ -63,19 +64,24 @@ def app_information(sink: Sink) -> dict[str, Any]:
 def webui_configuration(sink: Sink) -> dict[str, Any]:
     """Mailpit's ``WebUIConfiguration``: what the UI may offer (release, chaos, ...)."""
     relay = Relay.from_settings(sink.settings)
+    allowed = relay.allowed_recipients if relay else ""
     return {
         "Label": "",
         "MessageRelay": {
             "Enabled": relay is not None,
             "SMTPServer": relay.address if relay else "",
             "ReturnPath": "",
-            "AllowedRecipients": relay.allowed_recipients if relay else "",
+            "AllowedRecipients": allowed,
             "BlockedRecipients": "",
             "OverrideFrom": "",
             "PreserveMessageIDs": False,
+            # Left out of Mailpit's document but still in its answer: the older name of
+            # AllowedRecipients, which Mailpit's own web UI of that time reads.
+            "RecipientAllowlist": allowed,
         },
         "SpamAssassin": False,
-        "ChaosEnabled": False,
+        # /api/v1/chaos always works here (Mailpit needs --enable-chaos for it).
+        "ChaosEnabled": True,
         "DuplicatesIgnored": False,
         "HideDeleteAllButton": False,
     }

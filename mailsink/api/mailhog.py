@@ -1,5 +1,6 @@
-"""MailHog's API beside Mailpit's: ``/api/v2/messages``, ``/api/v2/search`` and the MailHog v1
-paths that Mailpit's API does not use (``/api/v1/messages/{id}...``, plural ``messages``).
+"""MailHog's API beside Mailpit's: ``/api/v2/messages``, ``/api/v2/search``, ``/api/v2/jim``
+(in ``jim``) and the MailHog v1 paths that Mailpit's API does not use
+(``/api/v1/messages/{id}...``, plural ``messages``).
 
 Paging follows MailHog's server: ``start`` from 0, ``limit`` 50 by default and at most 250,
 and a ``limit`` of 0 or less means the default. Newest messages come first.
@@ -7,25 +8,29 @@ and a ``limit`` of 0 or less means the default. Newest messages come first.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import Field
 
 from ..outbound.relay import RelayError, envelope_sender, remove_headers
-from ..shapes.mailhog import content_json, message_json
+from ..shapes.mailhog import message_json, mime_part, smtp_data
 from ..sink import Sink
 from ..store import Search, StoredMessage
+from . import jim
 from .bodies import RequestBody
 from .deps import CONTENT_HEADERS, MAX_START, sink_of
 from .release import relay_of
 
-__all__ = ["MailHogRelease", "router"]
+__all__ = ["MailHogRelease", "deleted_all", "router"]
 
 router = APIRouter(tags=["MailHog"])
+router.include_router(jim.router)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 250
@@ -69,7 +74,7 @@ def _page_stream(
         raw = sink.store.raw(m.id)
         if raw is None:
             continue
-        yield (b"," if count else b"") + _dumps(message_json(m, raw))
+        yield (b"," if count else b"") + _dumps(message_json(m, raw, sink.settings.hostname))
         count += 1
     yield b'],"count":%d}' % count
 
@@ -122,8 +127,9 @@ def search(
 
 @router.get("/api/v1/messages/{id}", summary="MailHog v1: one message in MailHog's shape")
 def get_message(request: Request, id: MessageId) -> dict[str, Any]:
-    message, raw = _found(sink_of(request), id)
-    return message_json(message, raw)
+    sink = sink_of(request)
+    message, raw = _found(sink, id)
+    return message_json(message, raw, sink.settings.hostname)
 
 
 @router.delete("/api/v1/messages/{id}", summary="MailHog v1: delete one message")
@@ -149,7 +155,7 @@ def download(request: Request, id: MessageId) -> Response:
 
 @router.get(
     "/api/v1/messages/{id}/mime/part/{index}/download",
-    summary="MailHog v1: download one top-level MIME part (from 0) with its headers",
+    summary="MailHog v1: download one top-level MIME part (from 0), base64 decoded",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
@@ -157,20 +163,41 @@ def download_part(
     request: Request, id: MessageId, index: Annotated[int, Path(ge=0, description="Part index")]
 ) -> Response:
     message, raw = _found(sink_of(request), id)
-    mime = content_json(raw)["MIME"]
-    parts = mime["Parts"] if mime else []
-    if index >= len(parts):
+    found = mime_part(smtp_data(raw), index)
+    if found is None:
         raise HTTPException(404, f"message {message.id!r} has no MIME part {index}")
-    part = parts[index]
-    content_type = next(
-        (v[0] for k, v in part["Headers"].items() if k.lower() == "content-type" and v),
-        "application/octet-stream",
-    )
+    part_headers, body = found
+
+    def first(name: str) -> str | None:
+        return next((v[0] for k, v in part_headers.items() if k.lower() == name and v), None)
+
+    # As MailHog: a part sent in base64 is downloaded decoded; any other, as it is written.
+    if (first("content-transfer-encoding") or "").lower() == "base64":
+        body = _base64(body)
     headers = dict(CONTENT_HEADERS)
+    # Always an attachment, never the part's own disposition (MailHog's choice): an inline
+    # HTML part would otherwise be shown, scripts and all, in mailsink's origin.
     headers["Content-Disposition"] = f'attachment; filename="{message.id}-part-{index}"'
-    return Response(
-        part["Body"].encode("utf-8"), media_type=_header_safe(content_type), headers=headers
-    )
+    content_type = first("content-type") or "application/octet-stream"
+    return Response(body, media_type=_header_safe(content_type), headers=headers)
+
+
+def _base64(text: bytes) -> bytes:
+    """Base64 decoded as Go's ``StdEncoding.DecodeString``, which MailHog uses: line breaks
+    are skipped, and from the first quantum that is not valid on, nothing more is decoded."""
+    data = text.replace(b"\r", b"").replace(b"\n", b"")
+    try:
+        return base64.b64decode(data, validate=True)
+    except binascii.Error:
+        decoded = []
+        for at in range(0, len(data), 4):
+            try:
+                decoded.append(base64.b64decode(data[at : at + 4], validate=True))
+            except binascii.Error:
+                break
+            if data[at : at + 4].endswith(b"="):
+                break  # padding ends the data
+        return b"".join(decoded)
 
 
 def _header_safe(content_type: str) -> str:
@@ -184,6 +211,32 @@ def _header_safe(content_type: str) -> str:
         return line
     kind = line.split(";", 1)[0].strip()
     return kind if kind.isascii() and kind.isprintable() and kind else "application/octet-stream"
+
+
+# Media ranges under which a text answer ("ok") is acceptable.
+_TAKES_TEXT = frozenset({"text/plain", "text/*", "*/*"})
+
+
+def _takes_text(accept: str) -> bool:
+    for item in accept.split(","):
+        kind, *params = (p.strip().lower() for p in item.split(";"))
+        refused = any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params)
+        if kind in _TAKES_TEXT and not refused:
+            return True
+    return False
+
+
+def deleted_all(request: Request, *, named: bool) -> Response:
+    """The answer to ``DELETE /api/v1/messages``, a path both APIs have.
+
+    Mailpit answers ``ok`` as text; MailHog answers 200 with an empty body, and MailHog
+    clients that read the answer as JSON fail on ``ok``. They send no body (``named``: the
+    request named its messages) and no ``Accept`` that takes text, where Mailpit's clients
+    (its web UI, HTTP libraries and curl, ``*/*`` by default) do: those get ``ok``.
+    """
+    if named or _takes_text(request.headers.get("accept", "")):
+        return PlainTextResponse("ok")
+    return Response(status_code=200, headers={"Content-Type": "text/json"})  # MailHog's label
 
 
 class MailHogRelease(RequestBody):

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .responses import send_error
@@ -84,7 +83,7 @@ class CrossSiteGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        headers = _headers(scope)
         origin = headers.get("origin")
         trusted = origin is not None and self.trusted.trusts(origin)
         if scope["method"] == "OPTIONS" and origin and "access-control-request-method" in headers:
@@ -106,7 +105,9 @@ class CrossSiteGuard:
 
         await self.app(scope, receive, send_with_cors)
 
-    async def _preflight(self, send: Send, origin: str, headers: Headers, trusted: bool) -> None:
+    async def _preflight(
+        self, send: Send, origin: str, headers: dict[str, str], trusted: bool
+    ) -> None:
         if not trusted:
             await send_error(send, 403, f"origin {origin[:200]!r} may not call this API")
             return
@@ -124,7 +125,7 @@ class CrossSiteGuard:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _refusal(scope: Scope, headers: Headers) -> str | None:
+def _refusal(scope: Scope, headers: dict[str, str]) -> str | None:
     """Why a request from another origin is refused, or None when it is not refused."""
     origin = headers.get("origin")
     site = headers.get("sec-fetch-site")
@@ -150,6 +151,17 @@ def _refusal(scope: Scope, headers: Headers) -> str | None:
     if script:
         return f"refused: {who} may not call this API (allow its origin with --api-cors)"
     return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by name, the first of each, as starlette's ``Headers`` reads
+    them. Not ``Headers`` itself: the settings check imports this module for
+    ``parse_origins``, and starlette's module would then be imported for every ``Settings``,
+    an SMTP-only server's too."""
+    found: dict[str, str] = {}
+    for key, value in scope.get("headers", ()):
+        found.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+    return found
 
 
 def _cors_headers(origin: str) -> list[tuple[bytes, bytes]]:

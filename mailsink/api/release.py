@@ -11,11 +11,12 @@ from pydantic import Field
 from ..outbound.relay import Relay, RelayError, envelope_sender, prepare_release
 from ..sink import Sink
 from .bodies import RequestBody
-from .deps import MessageID, found, raw_of, sink_of
+from .deps import MessageID, raw_of, sink_of
+from .mailpit_paths import MailpitRoute, mailpit_found
 
 __all__ = ["ReleaseRequest", "relay_of", "release", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["release"])
+router = APIRouter(prefix="/api/v1", tags=["release"], route_class=MailpitRoute)
 
 
 class ReleaseRequest(RequestBody):
@@ -41,7 +42,7 @@ def relay_of(sink: Sink) -> Relay:
 
 def release(sink: Sink, relay: Relay, uid: str, recipients: list[str]) -> None:
     """Relay message ``uid`` to ``recipients``; HTTP errors for anything that stops it."""
-    message = found(sink, uid)
+    message = mailpit_found(sink, uid)
     try:
         addresses = relay.check_recipients(recipients)
         raw = raw_of(sink, message)

@@ -13,10 +13,14 @@ from ..store import Search, SearchError
 from ..store.tags import clean_tag
 from .bodies import StrictBody
 from .deps import Limit, Start, sink_of
+from .mailpit_paths import Extras, MailpitRoute
 
 __all__ = ["router", "searched"]
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=MailpitRoute)
+
+# Mailpit's answer, word for word, to a search with no query (GET and DELETE).
+_NO_QUERY = "Error: no search query"
 
 SearchQuery = Annotated[
     str,
@@ -58,11 +62,18 @@ class RenameTag(StrictBody):
 
 @router.get("/search", tags=["messages"], summary="Search messages, newest first")
 def search(
-    request: Request, query: SearchQuery, start: Start = 0, limit: Limit = 50, tz: TimeZone = ""
+    request: Request,
+    query: SearchQuery = "",
+    start: Start = 0,
+    limit: Limit = 50,
+    tz: TimeZone = "",
+    extras: Extras = False,
 ) -> dict[str, Any]:
+    if not query.strip():
+        raise HTTPException(400, _NO_QUERY)
     sink = sink_of(request)
     page = sink.store.page(start, limit, searched(query, tz))
-    return page_json(page, sink.store.tags())
+    return page_json(page, sink.store.tags(), extras=extras)
 
 
 @router.delete(
@@ -71,9 +82,9 @@ def search(
     summary="Delete the messages a search finds",
     response_class=PlainTextResponse,
 )
-def delete_search(request: Request, query: SearchQuery, tz: TimeZone = "") -> str:
+def delete_search(request: Request, query: SearchQuery = "", tz: TimeZone = "") -> str:
     if not query.strip():
-        raise HTTPException(400, "query: give a search; DELETE /api/v1/messages deletes all")
+        raise HTTPException(400, _NO_QUERY)
     sink_of(request).store.delete_matching(searched(query, tz)).result()
     return "ok"
 
@@ -99,7 +110,7 @@ def set_tags(request: Request, body: Annotated[SetTags, Body()]) -> str:
 def rename_tag(request: Request, Tag: TagName, body: Annotated[RenameTag, Body()]) -> str:
     name = clean_tag(body.Name)
     if not name:
-        raise HTTPException(400, f"Name: {body.Name!r} is not a usable tag name")
+        raise HTTPException(400, f"invalid tag name: {name}")
     sink_of(request).store.rename_tag(Tag, name).result()
     return "ok"
 

@@ -6,10 +6,11 @@ import base64
 import binascii
 import email.utils
 import mimetypes
+import re
 from email import policy
 from email.errors import HeaderDefect, MessageError
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -145,8 +146,55 @@ def _content_type(attachment: SendAttachment, data: bytes) -> tuple[str, str]:
     return maintype, subtype
 
 
-def build_message(body: SendRequest, hostname: str) -> tuple[bytes, list[str]]:
-    """The message's bytes (CRLF line endings, as SMTP carries them) and its recipients."""
+def _as_mailpit_reads(text: str) -> str:
+    """The text Mailpit shows for a body it was sent as ``text``.
+
+    Mailpit builds the message with enmime, which writes text with no byte outside printable
+    ASCII (but for tab, CR and LF) as it is, text with at least a fifth of such bytes in
+    base64, and other text in quoted-printable, whose Go writer ends every line with CRLF
+    (enmime ``encode.go`` ``selectTransferEncoding``; Go ``mime/quotedprintable``). Read
+    back, only that last kind changes: each CR LF, lone CR or lone LF becomes CR LF.
+    """
+    data = text.encode("utf-8")
+    odd = sum(1 for b in data if (b < 0x20 or b > 0x7E) and b not in (0x09, 0x0A, 0x0D))
+    if odd == 0 or odd >= 20 * len(data) // 100:
+        return text
+    return _LINE_BREAK.sub("\r\n", text)
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _body_part(text: str, subtype: str) -> MIMEPart:
+    """A text part whose body reads back exactly as Mailpit would show ``text``."""
+    part = MIMEPart()
+    wanted = _as_mailpit_reads(text)
+    lines_as_smtp = wanted.isascii() and wanted.endswith("\r\n") and not _LONE_BREAK.search(wanted)
+    if wanted and lines_as_smtp:
+        # As SMTP carries it: each line ends with CRLF, as the text's lines already do.
+        part.set_content(wanted.replace("\r\n", "\n"), subtype=subtype, cte="7bit")
+    else:
+        # Any other line ends survive only in base64.
+        data = wanted.encode("utf-8")
+        part.set_content(data, "text", subtype, cte="base64", params={"charset": "utf-8"})
+    return part
+
+
+def _multipart(subtype: str, children: list[MIMEPart]) -> MIMEPart:
+    container = MIMEPart()
+    container["Content-Type"] = f"multipart/{subtype}"
+    container.set_payload(children)  # type: ignore[arg-type]
+    return container
+
+
+_LONE_BREAK = re.compile(r"\r(?!\n)|(?<!\r)\n")
+
+
+def build_message(body: SendRequest) -> tuple[bytes, list[str]]:
+    """The message's bytes and its recipients: headers and structure with CRLF line endings,
+    as SMTP carries them; the text and HTML bodies such that they read back as sent (as
+    Mailpit shows them). Like Mailpit's, the message has no Message-ID: the one Mailpit
+    adds is part of mailsink's Mailpit view of it."""
     if not body.Subject:
         raise _BadMessage("subject not set")
     msg = EmailMessage()
@@ -174,19 +222,17 @@ def build_message(body: SendRequest, hostname: str) -> tuple[bytes, list[str]]:
     for name in body.Headers:
         if name.lower() in _RESTRICTED or (body.Tags and name.lower() == "x-tags"):
             raise _BadMessage(f'cannot overwrite header: "{name}"')
-    if not any(name.lower() == "message-id" for name in extra):
-        msg["Message-ID"] = email.utils.make_msgid(domain=hostname)
     for name, value in extra.items():
         if not name or any(c in name for c in ": \t\r\n"):
             raise _BadMessage(f"invalid header name: {name!r}")
         msg[name] = value
-    msg.set_content(body.Text)
-    html_part: EmailMessage | None = None
+    # The tree enmime's builder makes: text (and HTML in an alternative), inside a related
+    # part with the inline files, inside a mixed part with the attachments.
+    tree = _body_part(body.Text, "plain")
     if body.HTML:
-        msg.add_alternative(body.HTML, subtype="html")
-        payload = msg.get_payload()
-        assert isinstance(payload, list) and isinstance(payload[-1], EmailMessage)
-        html_part = payload[-1]
+        tree = _multipart("alternative", [tree, _body_part(body.HTML, "html")])
+    inline: list[MIMEPart] = []
+    attached: list[MIMEPart] = []
     for attachment in body.Attachments:
         content = attachment.Content.rsplit(",", 1)[-1]
         try:
@@ -196,13 +242,26 @@ def build_message(body: SendRequest, hostname: str) -> tuple[bytes, list[str]]:
                 f'error decoding base64 attachment "{attachment.Filename}": {exc}'
             ) from None
         maintype, subtype = _content_type(attachment, data)
-        options: dict[str, Any] = {"filename": attachment.Filename}
+        part = MIMEPart()
         if attachment.ContentID:
-            options.update(cid=f"<{attachment.ContentID.strip('<>')}>", disposition="inline")
-            if html_part is not None:
-                html_part.add_related(data, maintype, subtype, **options)
-                continue
-        msg.add_attachment(data, maintype, subtype, **options)
+            cid = f"<{attachment.ContentID.strip('<>')}>"
+            part.set_content(
+                data, maintype, subtype, disposition="inline", filename=attachment.Filename, cid=cid
+            )
+            inline.append(part)
+        else:
+            part.set_content(
+                data, maintype, subtype, disposition="attachment", filename=attachment.Filename
+            )
+            attached.append(part)
+    if inline:
+        tree = _multipart("related", [tree, *inline])
+    if attached:
+        tree = _multipart("mixed", [tree, *attached])
+    msg["MIME-Version"] = "1.0"
+    for name, value in tree.items():
+        msg[name] = value
+    msg.set_payload(tree.get_payload())
     try:
         raw = msg.as_bytes(policy=policy.SMTP)
     except UnicodeError:
@@ -229,7 +288,7 @@ def _basic_auth_user(request: Request) -> str | None:
 def send_message(request: Request, body: SendRequest) -> dict[str, str]:
     sink = sink_of(request)
     try:
-        raw, recipients = build_message(body, sink.settings.hostname)
+        raw, recipients = build_message(body)
     except (_BadMessage, MessageError, ValueError, TypeError) as exc:
         raise HTTPException(400, str(exc)) from None
     limit = sink.settings.max_message_size

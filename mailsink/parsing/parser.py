@@ -6,18 +6,20 @@ rebuilt; when a message is malformed the fields do their best and the raw bytes 
 
 from __future__ import annotations
 
+import binascii
 import email.utils
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
-from email.contentmanager import raw_data_manager
 from email.message import Message
 from html import unescape
 from html.parser import HTMLParser
+from urllib.parse import unquote_plus
 
-from .headers import HeaderPolicy, mailboxes
+from .headers import HeaderPolicy, decoded_value, mailboxes
+from .mailpit_view import first_value, go_decode, go_headers
 from .mimetree import build_tree, feed_tree
 
 __all__ = [
@@ -77,8 +79,17 @@ class ParsedMessage:
     html: str = ""
     snippet: str = ""
     attachments: list[Part] = field(default_factory=list)
+    """Attachments as Mailpit lists them: those with a file name or a Content-ID."""
     inline: list[Part] = field(default_factory=list)
+    """Inline and other parts as Mailpit lists them: those with a file name or a Content-ID."""
+    attachment_count: int = 0
+    """enmime's attachments, named or not: Mailpit's count in a summary."""
+    inline_count: int = 0
+    """enmime's inline parts, named or not: Mailpit's count (``has:inline``)."""
     headers: list[tuple[str, str]] = field(default_factory=list)
+    go_headers: list[tuple[str, str]] = field(default_factory=list)
+    """The top-level header fields as Go's textproto reads them (``mailpit_view.go_headers``):
+    canonical names, values unfolded and trimmed, never decoded."""
     defects: list[str] = field(default_factory=list)
     part_bytes: dict[str, bytes] = field(default_factory=dict)
     """Decoded bytes of each attachment and inline part, by part ID; only with ``keep_parts``."""
@@ -106,13 +117,19 @@ def parse(raw: bytes, *, keep_parts: bool = False) -> ParsedMessage:
     walk decodes anyway to size them: a viewer that needs them parses once, not twice.
     """
     result = ParsedMessage()
+    result.go_headers, readable = go_headers(raw)
     try:
         msg = _parse_message(raw)
     except (RecursionError, MemoryError, ValueError, LookupError) as exc:
         result.defects.append(f"unparseable: {exc.__class__.__name__}")
         return result
     result.headers = _headers(msg)
-    result.subject = _header_text(msg, "subject")
+    if readable:
+        # As Mailpit reads it (enmime's GetHeader): folds one space each, trimmed, encoded
+        # words decoded as Go decodes them.
+        result.subject = go_decode(first_value(result.go_headers, "Subject"))
+    else:
+        result.subject = _header_text(msg, "subject")
     from_ = _addresses(msg, "from")
     result.sender = from_[0] if from_ else None
     result.to = _addresses(msg, "to")
@@ -139,8 +156,8 @@ def part_content(raw: bytes, part_id: str) -> tuple[Part, bytes] | None:
         msg = _parse_message(raw)
         for pid, part in _leaves(msg):
             if pid == part_id:
-                data = _payload_bytes(part)
-                return _describe(pid, part, data), data
+                data = _content(part)
+                return _describe(pid, part, data, _disposition(part) == "inline"), data
     except (RecursionError, MemoryError, ValueError, LookupError):
         return None
     return None
@@ -257,13 +274,14 @@ def _date(msg: Message) -> datetime | None:
 
 
 def _leaves(msg: Message, prefix: str = "") -> Iterator[tuple[str, Message]]:
-    """Every leaf part with its id: ``1``, ``2``, ``2.1`` ...; attached messages are leaves."""
+    """Every leaf part with its ID as enmime numbers them: ``1``, ``2``, ``2.1`` ... (``0`` for
+    a message that is not multipart); attached messages are leaves."""
     if not msg.is_multipart() or (msg.get_content_type() == "message/rfc822" and prefix):
-        yield (prefix or "1"), msg
+        yield (prefix or "0"), msg
         return
     payload = msg.get_payload()
-    if not isinstance(payload, list):
-        yield (prefix or "1"), msg
+    if not isinstance(payload, list) or msg.get_content_maintype() != "multipart":
+        yield (prefix or "0"), msg
         return
     for index, child in enumerate(payload, start=1):
         if isinstance(child, Message):
@@ -271,28 +289,82 @@ def _leaves(msg: Message, prefix: str = "") -> Iterator[tuple[str, Message]]:
 
 
 def _walk_body(msg: Message, result: ParsedMessage, keep_parts: bool) -> None:
-    for part_id, part in _leaves(msg):
-        content_type = part.get_content_type()
-        disposition = _disposition(part)
-        if disposition != "attachment" and not _filename(part):
-            if content_type == "text/plain" and not result.text:
-                result.text = _text_payload(part)
-                continue
-            if content_type == "text/html" and not result.html:
-                result.html = _text_payload(part)
-                continue
-        data = _payload_bytes(part)
-        described = _describe(part_id, part, data)
-        if keep_parts:
-            result.part_bytes[part_id] = data
-        if described.inline:
-            result.inline.append(described)
-        elif (
-            disposition == "attachment"
-            or described.filename
-            or not (content_type.startswith("text/") or content_type.startswith("multipart/"))
-        ):
-            result.attachments.append(described)
+    """Text, HTML, attachments and inline parts as enmime sorts them and Mailpit lists them
+    (enmime ``envelope.go``: ``EnvelopeFromPart``, ``parseMultiPartBody``, ``detect.go``)."""
+    leaves = list(_leaves(msg))
+    if len(leaves) == 1 and leaves[0][0] == "0":
+        _single_part(msg, result, keep_parts)
+        return
+    kinds = [(part_id, part, _media_type(part), _disposition(part)) for part_id, part in leaves]
+    texts = [p for _, p, ctype, disp in kinds if ctype == "text/plain" and disp != "attachment"]
+    if msg.get_content_type() == "multipart/alternative":
+        # The first text/plain part breadth first; in a mixed message all of them, in order.
+        by_level = sorted(kinds, key=lambda kind: kind[0].count("."))
+        first = [p for _, p, c, d in by_level if c == "text/plain" and d != "attachment"][:1]
+        result.text = "".join(_text_payload(p) for p in first)
+    else:
+        result.text = "\n--\n".join(_text_payload(p) for p in texts)
+    html = [p for _, p, ctype, disp in kinds if ctype == "text/html" and disp != "attachment"]
+    if html:
+        result.html = _text_payload(html[0])
+    attachments, inline, other = [], [], []
+    # enmime lists each kind breadth first: by depth, then in order.
+    for part_id, part, ctype, disp in sorted(kinds, key=lambda kind: kind[0].count(".")):
+        if disp == "attachment" or ctype == "application/octet-stream":
+            attachments.append((part_id, part))
+        if disp == "inline":
+            inline.append((part_id, part))
+        if not disp and ctype not in ("application/octet-stream", "text/plain", "text/html"):
+            other.append((part_id, part))
+    result.attachment_count = len(attachments)
+    result.inline_count = len(inline)
+    described: dict[str, Part] = {}
+    for target, found in ((result.attachments, attachments), (result.inline, inline + other)):
+        for part_id, part in found:
+            if part_id not in described:
+                data = _content(part)
+                described[part_id] = _describe(part_id, part, data, target is result.inline)
+                if keep_parts:
+                    result.part_bytes[part_id] = data
+            # Mailpit lists a part only when it has a file name or a Content-ID.
+            if described[part_id].filename:
+                target.append(described[part_id])
+
+
+def _single_part(msg: Message, result: ParsedMessage, keep_parts: bool) -> None:
+    """A message that is not multipart: its body is the text, unless enmime's
+    ``detectBinaryBody`` takes it for an attachment (or, with ``inline``, an inline part)."""
+    ctype = _media_type(msg, root=True)
+    disp = _disposition(msg)
+    if ctype in ("text/plain", "text/html") or not _raw_header(msg, "content-type"):
+        binary = disp == "attachment"
+    else:
+        binary = True
+    if not binary:
+        if ctype == "text/html":
+            result.html = _text_payload(msg)
+        else:
+            result.text = _text_payload(msg)
+        return
+    data = _content(msg)
+    inline = disp == "inline"
+    described = _describe("0", msg, data, inline)
+    if keep_parts:
+        result.part_bytes["0"] = data
+    if inline:
+        result.inline_count = 1
+    else:
+        result.attachment_count = 1
+    if described.filename:
+        (result.inline if inline else result.attachments).append(described)
+
+
+def _media_type(part: Message, root: bool = False) -> str:
+    """The part's media type as enmime has it: lower case, and empty for a part inside a
+    multipart that has no Content-Type (where the email package assumes one)."""
+    if _raw_header(part, "content-type") is None:
+        return "text/plain" if root else ""
+    return part.get_content_type()
 
 
 def _disposition(part: Message) -> str:
@@ -303,29 +375,41 @@ def _disposition(part: Message) -> str:
 
 
 def _filename(part: Message) -> str:
+    """enmime's file name: the disposition's ``filename``, else the type's ``name``, else its
+    ``file``; encoded words decoded."""
     try:
-        name = part.get_filename() or ""
+        name = part.get_filename() or part.get_param("file", header="content-type") or ""
     except Exception:
         name = ""
-    if not name and part.get_content_type() == "message/rfc822":
-        name = ""
+    if not isinstance(name, str):
+        name = email.utils.collapse_rfc2231_value(name)
+    if "=?" in name:
+        name = decoded_value("subject", name)
     return _clean(name)
 
 
-def _describe(part_id: str, part: Message, data: bytes) -> Part:
-    content_type = part.get_content_type()
-    content_id = _header_text(part, "content-id").strip().strip("<>").strip()
-    disposition = _disposition(part)
-    filename = _filename(part)
-    if not filename and content_type == "message/rfc822":
-        filename = "message.eml"
-    inline = (disposition != "attachment" and bool(content_id)) or (
-        disposition == "inline" and not content_type.startswith("text/") and not filename
-    )
+def _content_id(part: Message) -> str:
+    """enmime's ``FromIDHeader``: the value without its angle brackets, URL-unescaped."""
+    value = _raw_header(part, "content-id")
+    if not value:
+        return ""
+    value = _FOLD.sub(" ", value).strip(" \t\r\n").lstrip("<").rstrip(">")
+    if "%" in value and _BAD_ESCAPE.search(value):
+        return _clean(value)  # Go's QueryUnescape refuses it: kept as it is
+    return _clean(unquote_plus(value, errors="surrogateescape"))
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_FOLD = re.compile(r"[ \t]*\r?\n[ \t]*")
+
+
+def _describe(part_id: str, part: Message, data: bytes, inline: bool) -> Part:
+    content_id = _content_id(part)
     return Part(
         part_id=part_id,
-        filename=filename,
-        content_type=content_type,
+        # Mailpit names a part without a file name by its Content-ID.
+        filename=_filename(part) or content_id,
+        content_type=_media_type(part, root=part_id == "0"),
         content_id=content_id,
         size=len(data),
         inline=inline,
@@ -349,14 +433,35 @@ def _payload_bytes(part: Message) -> bytes:
     return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
 
 
-def _text_payload(part: Message) -> str:
-    try:
-        content = raw_data_manager.get_content(part)
-        if isinstance(content, str):
-            return _clean(content)
-    except Exception:
-        pass
+def _content(part: Message) -> bytes:
+    """A part's bytes as enmime holds them: decoded, and a text part in UTF-8."""
     data = _payload_bytes(part)
+    if part.get_content_maintype() != "text":
+        return data
+    charset = (part.get_content_charset() or "").lower()
+    if charset in ("", "utf-8", "utf8", "us-ascii", "ascii"):
+        return data
+    return _text_payload(part).encode("utf-8", "surrogateescape")
+
+
+def _decoded_bytes(part: Message) -> bytes:
+    """The part's bytes with its transfer encoding undone; quoted-printable as Go's
+    ``mime/quotedprintable`` reads it: line ends kept (CRLF stays CRLF), spaces before one
+    dropped, a stray ``=`` kept."""
+    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    payload = part.get_payload()
+    if cte != "quoted-printable" or not isinstance(payload, str):
+        return _payload_bytes(part)
+    encoded = _QP_TRAILING.sub(b"", payload.encode("ascii", "surrogateescape"))
+    return binascii.a2b_qp(encoded)
+
+
+_QP_TRAILING = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
+
+
+def _text_payload(part: Message) -> str:
+    """The text of a text part, in its charset; line ends as they are in the message."""
+    data = _decoded_bytes(part)
     charset = part.get_content_charset() or "utf-8"
     try:
         return _clean(data.decode(charset, "replace"))

@@ -2,12 +2,15 @@
 
 MailHog keeps a message as the SMTP envelope plus its text split once into headers and body,
 with multipart bodies split at their boundaries (``MIME.Parts``, recursively). Header values
-are as written in the message (encoded words stay encoded), and every value of a repeated
-header is kept. Bytes that are not UTF-8 become U+FFFD, as Go's JSON encoder makes them.
+are as written in the message (encoded words stay encoded); of a repeated header MailHog
+keeps the last value, and it adds its own ``Received`` and ``Return-Path`` (and a
+``Message-ID`` where there is none). Bytes that are not UTF-8 become U+FFFD, as Go's JSON
+encoder makes them.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from email.message import Message
 from typing import Any
 
@@ -15,7 +18,7 @@ from ..parsing.headers import HeaderPolicy
 from ..store import StoredMessage
 from .mailpit import rfc3339
 
-__all__ = ["content_json", "message_json", "path_json"]
+__all__ = ["content_json", "message_json", "mime_part", "path_json", "smtp_data"]
 
 # A message nested deeper than this is shown as one part: enough for any real mail, and a
 # bound for a message built to exhaust the stack.
@@ -24,6 +27,14 @@ _MAX_DEPTH = 20
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
+
+
+def smtp_data(raw: bytes) -> bytes:
+    """The message as MailHog keeps it: without the line ending before the end-of-data dot
+    (a lone LF where the message was written with LF only, as an import may be)."""
+    if raw.endswith(b"\r\n"):
+        return raw[:-2]
+    return raw[:-1] if raw.endswith(b"\n") else raw
 
 
 def path_json(address: str) -> dict[str, Any]:
@@ -53,38 +64,33 @@ def _split(data: bytes) -> tuple[bytes, bytes] | None:
 
 
 def _headers(block: bytes) -> dict[str, list[str]]:
+    """Headers read as MailHog reads them: a line is ``name: value`` (split at the first
+    colon and space; other lines are skipped), a folded line is joined to the header before
+    it, whitespace kept, and of a repeated header only the last value is kept."""
     headers: dict[str, list[str]] = {}
-    last: str | None = None
-    for line in block.splitlines():
-        if last is not None and line[:1] in (b" ", b"\t"):
-            # MailHog joins a folded line to the one before it, whitespace kept.
+    last = ""
+    for line in block.split(b"\r\n" if b"\r\n" in block else b"\n"):
+        if last and line[:1] in (b" ", b"\t"):
             headers[last][-1] += _text(line)
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep or not name.strip() or name != name.rstrip():
-            last = None
-            continue
-        last = _text(name)
-        headers.setdefault(last, []).append(_text(value.lstrip(b" \t")))
+        elif b": " in line:
+            name, _, value = line.partition(b": ")
+            last = _text(name)
+            headers[last] = [_text(value)]
     return headers
 
 
-def _boundary(headers: dict[str, list[str]]) -> str | None:
-    for name, values in headers.items():
-        if name.lower() == "content-type" and values:
-            # Read as the parser reads it: the parameters within a bound (the message
-            # model's own reading is quadratic in their number).
-            probe = Message(policy=HeaderPolicy())
-            probe["Content-Type"] = values[0]
-            if probe.get_content_maintype() != "multipart":
-                return None
-            boundary = probe.get_param("boundary")
-            return boundary if isinstance(boundary, str) and boundary else None
-    return None
+def _boundary(content_type: str) -> str | None:
+    # Read as the parser reads it: the parameters within a bound (the message model's own
+    # reading is quadratic in their number).
+    probe = Message(policy=HeaderPolicy())
+    probe["Content-Type"] = content_type
+    boundary = probe.get_param("boundary")
+    return boundary if isinstance(boundary, str) and boundary else None
 
 
 def content_json(data: bytes, depth: int = 0) -> dict[str, Any]:
-    """MailHog's ``Content``: ``Headers``, ``Body``, ``Size`` and the ``MIME`` parts, if any."""
+    """MailHog's ``Content`` of ``data`` (see :func:`smtp_data`): ``Headers``, ``Body``,
+    ``Size`` and the ``MIME`` parts, if any."""
     split = _split(data)
     headers, body = (_headers(split[0]), split[1]) if split else ({}, data)
     return {
@@ -95,25 +101,65 @@ def content_json(data: bytes, depth: int = 0) -> dict[str, Any]:
     }
 
 
-def _mime(headers: dict[str, list[str]], body: bytes, depth: int) -> dict[str, Any] | None:
-    boundary = _boundary(headers)
-    if boundary is None or depth >= _MAX_DEPTH:
+def _pieces(headers: dict[str, list[str]], body: bytes, depth: int) -> list[bytes] | None:
+    """The pieces a multipart body splits into; None if it is not multipart as MailHog sees
+    it (a header named exactly ``Content-Type`` whose value starts ``multipart/``)."""
+    content_type = headers.get("Content-Type", [""])[0]
+    if not content_type.startswith("multipart/"):
         return None
-    pieces = body.split(b"--" + boundary.encode("utf-8", "replace"))[1:]
-    # Before the first delimiter is the preamble; the closing delimiter ("--" right after
-    # the boundary) leaves a piece holding only the epilogue. A part whose closing delimiter
-    # is missing is still a part.
-    if pieces and pieces[-1].startswith(b"--"):
-        pieces.pop()
-    parts = [
-        content_json(piece.strip(b"\r\n"), depth + 1) for piece in pieces if piece.strip(b"\r\n")
-    ]
-    return {"Parts": parts}
+    boundary = _boundary(content_type)
+    if boundary is None or depth >= _MAX_DEPTH:
+        return []
+    # Split as MailHog splits: at every "--boundary", each piece trimmed of CR and LF at both
+    # ends; the preamble, if any, and what follows the closing delimiter ("--" and the
+    # epilogue) are parts too, so that part numbers are MailHog's.
+    pieces = body.split(b"--" + boundary.encode("utf-8", "replace"))
+    return [piece.strip(b"\r\n") for piece in pieces if piece]
 
 
-def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
-    """MailHog's ``Message``: ID, From, To, Content, Created, MIME and Raw."""
-    content = content_json(raw)
+def _mime(headers: dict[str, list[str]], body: bytes, depth: int) -> dict[str, Any] | None:
+    pieces = _pieces(headers, body, depth)
+    if pieces is None:
+        return None
+    # A multipart body with no boundary, or no part, has null parts (Go's nil slice).
+    return {"Parts": [content_json(piece, depth + 1) for piece in pieces] or None}
+
+
+def mime_part(data: bytes, index: int) -> tuple[dict[str, list[str]], bytes] | None:
+    """The headers and the body, as bytes, of ``MIME.Parts[index]`` of ``data`` (see
+    :func:`smtp_data`); None if there is no such part."""
+    split = _split(data)
+    pieces = _pieces(_headers(split[0]), split[1], 0) if split else None
+    if pieces is None or index >= len(pieces):
+        return None
+    part = _split(pieces[index])
+    return (_headers(part[0]), part[1]) if part else ({}, pieces[index])
+
+
+def _received(m: StoredMessage, hostname: str) -> dict[str, list[str]]:
+    """The headers MailHog adds to a message it receives: ``Message-ID`` (the message's ID)
+    if it has none, and its ``Received`` and ``Return-Path`` after any the message has."""
+    # RFC 1123 with a numeric zone, as MailHog writes it (here in UTC).
+    created = datetime.fromtimestamp(m.created, timezone.utc).strftime("%a, %d %b %Y %H:%M:%S %z")
+    return {
+        "Message-ID": [m.id],
+        "Received": [f"from {m.helo} by {hostname} (mailsink)\r\n          id {m.id}; {created}"],
+        "Return-Path": [f"<{m.mail_from}>"],
+    }
+
+
+def message_json(m: StoredMessage, raw: bytes, hostname: str) -> dict[str, Any]:
+    """MailHog's ``Message``: ID, From, To, Content, Created, MIME and Raw; ``hostname`` is
+    the SMTP server's name, which its ``Received`` header gives."""
+    data = smtp_data(raw)
+    content = content_json(data)
+    headers: dict[str, list[str]] = content["Headers"]
+    for name, values in _received(m, hostname).items():
+        found = next((k for k in headers if k.lower() == name.lower()), None)
+        if found is None:
+            headers[name] = values
+        elif name != "Message-ID":
+            headers[found] = headers[found] + values
     return {
         "ID": m.id,
         "From": path_json(m.mail_from),
@@ -121,5 +167,5 @@ def message_json(m: StoredMessage, raw: bytes) -> dict[str, Any]:
         "Content": {**content, "MIME": None},
         "Created": rfc3339(m.created),
         "MIME": content["MIME"],
-        "Raw": {"From": m.mail_from, "To": list(m.rcpt_to), "Data": _text(raw), "Helo": m.helo},
+        "Raw": {"From": m.mail_from, "To": list(m.rcpt_to), "Data": _text(data), "Helo": m.helo},
     }

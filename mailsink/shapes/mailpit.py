@@ -1,4 +1,9 @@
-"""Stored messages rendered in Mailpit's JSON shapes (plus mailsink's own extra fields)."""
+"""Stored messages rendered in Mailpit's JSON shapes, and mailsink's own fields when asked.
+
+Without ``extras`` a shape has exactly the keys Mailpit's Go structs marshal to, with the same
+kinds of value; ``extras`` adds mailsink's fields (``Envelope`` and, on a message, ``Read``,
+``Created`` and ``Warnings``) and changes none of Mailpit's.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,13 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..parsing.mailpit_view import (
+    MailpitEnvelope,
+    canonical_header_name,
+    first_value,
+    go_decode,
+    mailpit_bytes,
+)
 from ..parsing.parser import Address, ParsedMessage, Part
 from ..store import Page, StoredMessage
 
@@ -14,6 +26,7 @@ __all__ = [
     "attachment_json",
     "canonical_header_name",
     "checksums_json",
+    "mailpit_raw",
     "message_json",
     "page_json",
     "rfc3339",
@@ -38,25 +51,23 @@ def rfc3339(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _addr(a: Address | None) -> dict[str, str] | None:
-    return a.as_json() if a else None
+# Mailpit's From is never null: a message without one has an empty address.
+_NO_ADDRESS = {"Name": "", "Address": ""}
+
+
+def _addr(a: Address | None) -> dict[str, str]:
+    return a.as_json() if a else dict(_NO_ADDRESS)
 
 
 def _addrs(items: list[Address]) -> list[dict[str, str]]:
     return [a.as_json() for a in items]
 
 
-_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def canonical_header_name(name: str) -> str:
-    """A header name as Mailpit (Go's net/textproto) writes it: ``message-id`` -> ``Message-Id``.
-
-    A name with a character that is not allowed in a header name is left as it is.
-    """
-    if not name or any(c not in _TOKEN for c in name):
-        return name
-    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+def mailpit_raw(m: StoredMessage, raw: bytes) -> bytes:
+    """The message as Mailpit would store it: ``raw`` (as sent) with the headers Mailpit's
+    SMTP server adds (``parsing.mailpit_view``), derived from what the store kept."""
+    env = MailpitEnvelope(m.id, m.mail_from, tuple(m.rcpt_to), m.helo, m.peer, m.created)
+    return mailpit_bytes(raw, env)
 
 
 def envelope_json(m: StoredMessage) -> dict[str, Any]:
@@ -70,9 +81,14 @@ def envelope_json(m: StoredMessage) -> dict[str, Any]:
     }
 
 
-def summary_json(m: StoredMessage) -> dict[str, Any]:
-    """Mailpit's ``MessageSummary``."""
-    return {
+def summary_json(m: StoredMessage, *, extras: bool = True) -> dict[str, Any]:
+    """Mailpit's ``MessageSummary``; ``extras`` adds the ``Envelope``.
+
+    An empty address list is ``[]``, as Mailpit documents it and sends it in its events.
+    (Its listings write ``null`` for an empty To, Cc or Bcc, which typed clients built
+    on the document warn about.)
+    """
+    shape: dict[str, Any] = {
         "ID": m.id,
         "MessageID": m.message_id,
         "Read": m.read,
@@ -88,12 +104,14 @@ def summary_json(m: StoredMessage) -> dict[str, Any]:
         "Size": m.size,
         "Attachments": m.attachments,
         "Snippet": m.snippet,
-        "Envelope": envelope_json(m),
     }
+    if extras:
+        shape["Envelope"] = envelope_json(m)
+    return shape
 
 
-def page_json(page: Page, tags: list[str]) -> dict[str, Any]:
-    """Mailpit's ``MessagesSummary``."""
+def page_json(page: Page, tags: list[str], *, extras: bool = True) -> dict[str, Any]:
+    """Mailpit's ``MessagesSummary``; ``extras`` adds each summary's ``Envelope``."""
     return {
         "total": page.total,
         "unread": page.unread,
@@ -102,7 +120,7 @@ def page_json(page: Page, tags: list[str]) -> dict[str, Any]:
         "messages_unread": page.matched_unread,
         "start": page.start,
         "tags": tags,
-        "messages": [summary_json(m) for m in page.messages],
+        "messages": [summary_json(m, extras=extras) for m in page.messages],
     }
 
 
@@ -134,18 +152,23 @@ def message_json(
     parsed: ParsedMessage,
     contents: Mapping[str, bytes] | None = None,
     *,
-    warnings: list[dict[str, str]],
+    extras: bool = False,
+    warnings: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Mailpit's ``Message``; ``contents`` (part ID to decoded bytes) adds checksums.
 
-    ``warnings`` (mailsink's addition) says how the message breaks the RFCs, where a real
-    server might refuse or mangle it (``lines.line_warnings``).
+    ``extras`` adds mailsink's fields: ``Envelope``, ``Read``, ``Created`` and ``Warnings``
+    (``warnings``: how the message breaks the RFCs, where a real server might refuse or
+    mangle it, from ``lines.line_warnings``).
     """
     contents = contents or {}
     date = parsed.date.timestamp() if parsed.date else m.created
-    unsubscribe = parsed.header_values("List-Unsubscribe")
-    unsubscribe_post = parsed.header_values("List-Unsubscribe-Post")
-    return {
+    # Read as Mailpit reads them (enmime's GetHeader): unfolded by Go's textproto, then
+    # encoded words decoded.
+    fields = parsed.go_headers
+    unsubscribe = go_decode(first_value(fields, "List-Unsubscribe"))
+    unsubscribe_post = go_decode(first_value(fields, "List-Unsubscribe-Post"))
+    shape = {
         "ID": m.id,
         "MessageID": m.message_id,
         "From": _addr(m.sender),
@@ -153,12 +176,12 @@ def message_json(
         "Cc": _addrs(m.cc),
         "Bcc": _addrs(m.bcc),
         "ReplyTo": _addrs(m.reply_to),
-        "ReturnPath": parsed.return_path or m.mail_from,
+        "ReturnPath": parsed.return_path or (m.sender.address if m.sender else ""),
         "Subject": m.subject,
         "ListUnsubscribe": {
-            "Header": unsubscribe[0] if unsubscribe else "",
-            "HeaderPost": unsubscribe_post[0] if unsubscribe_post else "",
-            "Links": _unsubscribe_links(unsubscribe[0]) if unsubscribe else [],
+            "Header": unsubscribe,
+            "HeaderPost": unsubscribe_post if unsubscribe else "",
+            "Links": _unsubscribe_links(unsubscribe) if unsubscribe else [],
             "Errors": "",
         },
         "Date": rfc3339(date),
@@ -169,11 +192,13 @@ def message_json(
         "Size": m.size,
         "Inline": [attachment_json(p, contents.get(p.part_id)) for p in parsed.inline],
         "Attachments": [attachment_json(p, contents.get(p.part_id)) for p in parsed.attachments],
-        "Envelope": envelope_json(m),
-        "Warnings": warnings,
-        "Read": m.read,
-        "Created": rfc3339(m.created),
     }
+    if extras:
+        shape["Envelope"] = envelope_json(m)
+        shape["Warnings"] = warnings or []
+        shape["Read"] = m.read
+        shape["Created"] = rfc3339(m.created)
+    return shape
 
 
 def _unsubscribe_links(header: str) -> list[str]:

@@ -5,12 +5,15 @@ Three forms, all changeable while the server runs:
 - triggers: at a stage of the session (connect, auth, sender, recipient, data), answer an
   error code with some probability (Mailpit's ``ChaosTriggers``, plus two stages of ours);
 - reject-next: refuse the next N messages with a code, deterministically;
-- rules: refuse recipients matching a glob pattern (``bounce@*`` gets 550) every time.
+- rules: refuse recipients matching a glob pattern (``bounce@*`` gets 550) every time;
+- Jim, MailHog's chaos monkey: drops connections, slows links and refuses senders,
+  recipients and AUTH by chance (:class:`Jim`), on beside the rest when invited.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import random
 import threading
 from collections.abc import Mapping
@@ -23,9 +26,11 @@ __all__ = [
     "STAGES",
     "Chaos",
     "ChaosError",
+    "Jim",
     "RejectNext",
     "Rule",
     "Trigger",
+    "parse_jim",
     "parse_reject_next",
     "parse_rules",
     "parse_triggers",
@@ -157,6 +162,67 @@ def parse_rules(text: str) -> list[Rule]:
     return rules
 
 
+@dataclass(frozen=True)
+class Jim:
+    """MailHog's chaos monkey: chances from 0 to 1, link speeds in bytes per second.
+
+    Field names and defaults are MailHog's (its ``-jim-*`` flags). Per connection: refused
+    unless a draw is within ``AcceptChance`` (closed before the greeting), slowed with a
+    chance of ``LinkSpeedAffect`` to a speed drawn between ``LinkSpeedMin`` and
+    ``LinkSpeedMax``, and dropped with a chance of ``DisconnectChance`` at each read of up
+    to 1024 bytes. ``MAIL``, ``RCPT`` and ``AUTH`` are refused with their chances.
+    """
+
+    DisconnectChance: float = 0.005
+    AcceptChance: float = 0.99
+    LinkSpeedAffect: float = 0.1
+    LinkSpeedMin: float = 1024
+    LinkSpeedMax: float = 10240
+    RejectSenderChance: float = 0.05
+    RejectRecipientChance: float = 0.05
+    RejectAuthChance: float = 0.05
+
+
+_JIM_FLAGS = {
+    "disconnect": "DisconnectChance",
+    "accept": "AcceptChance",
+    "linkspeed-affect": "LinkSpeedAffect",
+    "linkspeed-min": "LinkSpeedMin",
+    "linkspeed-max": "LinkSpeedMax",
+    "reject-sender": "RejectSenderChance",
+    "reject-recipient": "RejectRecipientChance",
+    "reject-auth": "RejectAuthChance",
+}
+"""MailHog's ``-jim-NAME`` flags, by NAME, and the :class:`Jim` field each sets."""
+
+# The SMTP code of each refusal, as MailHog answers it: 550 to MAIL and RCPT, and to AUTH
+# its "500 Unrecognised command".
+_JIM_CODES = {"sender": 550, "recipient": 550, "auth": 500}
+
+# MailHog reads a connection 1024 bytes at a time and may drop it after each read.
+_JIM_READ = 1024
+
+
+def parse_jim(text: str) -> Jim:
+    """``NAME=VALUE,...`` with MailHog's flag names less ``jim-`` (``disconnect=0.2``);
+    what is not named keeps MailHog's default."""
+    values: dict[str, float] = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        name, sep, value = item.partition("=")
+        where = f"jim item {item!r}"
+        key = _JIM_FLAGS.get(name.strip().lower().removeprefix("jim-"))
+        if not sep or key is None:
+            raise ChaosError(f"{where}: expected NAME=NUMBER, NAME one of {', '.join(_JIM_FLAGS)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ChaosError(f"{where}: {value.strip()!r} is not a number") from None
+        if not math.isfinite(number):
+            raise ChaosError(f"{where}: {value.strip()!r} is not a finite number")
+        values[key] = number
+    return Jim(**values)
+
+
 _TEXTS = {
     "connect": "Service not available, closing connection",
     "auth": "Authentication failed",
@@ -178,13 +244,32 @@ class Chaos:
     triggers: dict[str, Trigger] = field(default_factory=dict)
     reject_next: RejectNext = field(default_factory=RejectNext)
     rules: list[Rule] = field(default_factory=list)
+    jim: Jim | None = None
+    """Jim's settings while he is on, else None."""
+    invited: Jim = field(default_factory=Jim)
+    """What Jim comes back with when invited without settings: the last ones he had."""
     rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def from_text(cls, triggers: str = "", reject_next: str = "", rules: str = "") -> Chaos:
-        """Chaos from the ``--smtp-chaos*`` settings' text forms."""
-        return cls(parse_triggers(triggers), parse_reject_next(reject_next), parse_rules(rules))
+    def from_text(
+        cls,
+        triggers: str = "",
+        reject_next: str = "",
+        rules: str = "",
+        *,
+        jim: str = "",
+        invite_jim: bool = False,
+    ) -> Chaos:
+        """Chaos from the ``--smtp-chaos*`` and ``--jim`` settings' text forms."""
+        invited = parse_jim(jim)
+        return cls(
+            parse_triggers(triggers),
+            parse_reject_next(reject_next),
+            parse_rules(rules),
+            jim=invited if invite_jim else None,
+            invited=invited,
+        )
 
     def trigger(self, stage: str) -> int | None:
         """The code to answer at ``stage`` this time, or None to carry on."""
@@ -234,3 +319,51 @@ class Chaos:
             self.triggers = dict(triggers)
             self.reject_next = reject_next or RejectNext()
             self.rules = list(rules or [])
+
+    # -- Jim --
+
+    def set_jim(self, jim: Jim | None) -> None:
+        """Turn Jim on with ``jim`` (also what he comes back with next time), or off."""
+        with self._lock:
+            self.jim = jim
+            if jim is not None:
+                self.invited = jim
+
+    def _draw(self) -> float:
+        with self._lock:
+            return self.rng.random()
+
+    def jim_refuses_connection(self) -> bool:
+        """Whether Jim closes a new connection before the greeting."""
+        jim = self.jim
+        return jim is not None and self._draw() > jim.AcceptChance
+
+    def jim_link_speed(self) -> float | None:
+        """The bytes per second Jim holds a new connection to, or None for full speed."""
+        jim = self.jim
+        if jim is None or self._draw() >= jim.LinkSpeedAffect:
+            return None
+        speed = jim.LinkSpeedMin + (jim.LinkSpeedMax - jim.LinkSpeedMin) * self._draw()
+        return max(speed, 1.0)  # a speed of 0 or less would never deliver a byte
+
+    def jim_refuses(self, stage: str) -> int | None:
+        """The code Jim refuses ``stage`` (sender, recipient, auth) with this time, if he does."""
+        jim = self.jim
+        if jim is None:
+            return None
+        chance = {
+            "sender": jim.RejectSenderChance,
+            "recipient": jim.RejectRecipientChance,
+            "auth": jim.RejectAuthChance,
+        }[stage]
+        return _JIM_CODES[stage] if self._draw() < chance else None
+
+    def jim_disconnects(self, size: int) -> bool:
+        """Whether Jim drops the connection on receiving ``size`` bytes: one draw for each
+        read of up to 1024 bytes that MailHog would make of them."""
+        jim = self.jim
+        if jim is None or jim.DisconnectChance <= 0:
+            return False
+        reads = max(1, math.ceil(size / _JIM_READ))
+        chance = min(jim.DisconnectChance, 1.0)
+        return self._draw() < 1 - (1 - chance) ** reads

@@ -30,6 +30,8 @@ __all__ = ["SinkHandler", "start_smtp"]
 
 log = logging.getLogger("mailsink.smtp")
 
+_JIM = "refused by Jim, the chaos monkey"
+
 
 class SinkHandler:
     """Accepts every recipient (within the limits and chaos rules) and keeps each message."""
@@ -79,6 +81,10 @@ class SinkHandler:
         if code is not None:
             self.stats.add("smtp_auth_failures")
             return self._refuse(server, code, "auth", count=False)
+        code = self._jim("auth")
+        if code is not None:
+            self.stats.add("smtp_auth_failures")
+            return self._refuse(server, code, "auth", _JIM, count=False)
         return MISSING  # carry on with the mechanism
 
     async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -104,6 +110,9 @@ class SinkHandler:
         code = self._fault("sender")
         if code is not None:
             return self._refuse(server, code, "sender")
+        code = self._jim("sender")
+        if code is not None:
+            return self._refuse(server, code, "sender", _JIM)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -128,6 +137,9 @@ class SinkHandler:
         code = self._fault("recipient")
         if code is not None:
             return self._refuse(server, code, "recipient")
+        code = self._jim("recipient")
+        if code is not None:
+            return self._refuse(server, code, "recipient", _JIM)
         envelope.rcpt_tos.append(address)  # a handle_RCPT of our own must do this itself
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
@@ -185,6 +197,12 @@ class SinkHandler:
             self.stats.add("smtp_chaos_faults")
         return code
 
+    def _jim(self, stage: str) -> int | None:
+        code = self.chaos.jim_refuses(stage)
+        if code is not None:
+            self.stats.add("smtp_chaos_faults")
+        return code
+
     def _refuse(
         self,
         server: SMTP,
@@ -218,7 +236,11 @@ async def start_smtp(
     quiet_aiosmtpd_log()
     if chaos is None:
         chaos = Chaos.from_text(
-            settings.smtp_chaos, settings.smtp_chaos_reject_next, settings.smtp_chaos_rules
+            settings.smtp_chaos,
+            settings.smtp_chaos_reject_next,
+            settings.smtp_chaos_rules,
+            jim=settings.jim,
+            invite_jim=settings.invite_jim,
         )
     credentials = Credentials.load(settings.smtp_auth_file) if settings.smtp_auth_file else None
     lookup = store.mailbox_password if settings.mailboxes else None

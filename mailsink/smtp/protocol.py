@@ -3,8 +3,8 @@
 Caps on concurrent connections (in all and per client address), faults injected at connect
 time, a ``421`` before an idle client is dropped or the server shuts down, Postfix's limits on
 commands that move no message forward, one log line per failed TLS handshake, DATA read as
-Postfix reads it (``smtp_data``), and counting and logging the refusals aiosmtpd makes on its
-own (size).
+Postfix reads it (``smtp_data``), counting and logging the refusals aiosmtpd makes on its
+own (size), and Jim's faults on the connection: refused, slowed, or dropped.
 """
 
 from __future__ import annotations
@@ -191,6 +191,39 @@ def _junk_command(name: str) -> Any:
     return command
 
 
+class _Link:
+    """A link of ``speed`` bytes per second, both ways (as MailHog's Jim slows one): each
+    transfer waits until the link has carried the ones before it, and then its own size."""
+
+    def __init__(self, speed: float, loop: asyncio.AbstractEventLoop) -> None:
+        self.speed = speed
+        self._loop = loop
+        self._free_at = 0.0
+
+    async def carry(self, size: int) -> None:
+        now = self._loop.time()
+        self._free_at = max(now, self._free_at) + size / self.speed
+        await asyncio.sleep(self._free_at - now)
+
+
+class _SlowReader(asyncio.StreamReader):
+    """A reader whose data reaches the session at the speed of ``link``."""
+
+    def __init__(self, link: _Link, *, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._link = link
+
+    async def readuntil(self, separator: Any = b"\n") -> bytes:  # readline's too
+        data = await super().readuntil(separator)
+        await self._link.carry(len(data))
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        data = await super().read(n)
+        await self._link.carry(len(data))
+        return data
+
+
 class SinkSMTP(SMTP):
     """One SMTP connection. Every argument but ``gate``, ``chaos``, ``stats`` and ``data``
     is aiosmtpd's; ``data`` (how DATA is read) is shared by a server's connections."""
@@ -217,9 +250,13 @@ class SinkSMTP(SMTP):
         # What aiosmtpd's constructor does, for the arguments the server passes, but without
         # looking up the handler's and the protocol's methods with inspect on each connection
         # (a tenth of a session's CPU): the names are found once per handler class.
+        speed = chaos.jim_link_speed()
+        self._link = _Link(speed, loop) if speed is not None else None
         asyncio.StreamReaderProtocol.__init__(
             self,
-            asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            _SlowReader(self._link, loop=loop, limit=self.line_length_limit)
+            if self._link is not None
+            else asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
             client_connected_cb=self._cb_client_connected,
             loop=loop,
         )
@@ -271,6 +308,11 @@ class SinkSMTP(SMTP):
             super().connection_made(transport)
             return
         client = _client_of(transport.get_extra_info("peername"))
+        if self._chaos.jim_refuses_connection():
+            self._stats.add("smtp_chaos_faults")
+            log.info("Jim refused the connection of %s", client)
+            transport.close()  # before the greeting, as MailHog's Jim does
+            return
         refusal = self._refusal(client)
         if refusal is not None:
             assert isinstance(transport, asyncio.WriteTransport)
@@ -307,6 +349,17 @@ class SinkSMTP(SMTP):
             self._stats.add("smtp_chaos_faults")
             return reply(code, "connect")
         return None
+
+    def data_received(self, data: bytes) -> None:
+        if self._chaos.jim_disconnects(len(data)):
+            # Dropped before the data is served (MailHog serves the commands of that read
+            # first): a message whose end came in it is neither stored nor acknowledged.
+            self._stats.add("smtp_chaos_faults")
+            log.info("Jim dropped the connection of %s", peer_of(self))
+            if self.transport is not None:
+                self.transport.close()
+            return
+        super().data_received(data)
 
     def connection_lost(self, error: Exception | None) -> None:
         if not self._admitted:
@@ -471,6 +524,8 @@ class SinkSMTP(SMTP):
             log.info(
                 "refused a message from %s: %s", peer_of(self), line.decode("utf-8", "replace")
             )
+        if self._link is not None:
+            await self._link.carry(len(line) + 2)
         await super().push(status)
         if line.startswith(_PROTOCOL_ERRORS) and not line.startswith(_REFUSED_HERE):
             await self._error()

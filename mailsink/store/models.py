@@ -154,7 +154,7 @@ class Figures:
 
     total: int
     unread: int
-    message_bytes: int  # the messages as received
+    message_bytes: int  # the messages' sizes as Mailpit's API gives them (headers it adds in)
     database_bytes: int  # the database's pages, free ones included
     disk_bytes: int  # the database file and its write-ahead log
     tags: dict[str, int]  # messages per tag

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..parsing.mailpit_view import MailpitEnvelope, mailpit_bytes
 from ..parsing.parser import Address, ParsedMessage, html_to_text, parse
 from .compression import RawCompressor, pack_raw
 from .models import ADDRESS_FIELDS, Envelope, addr_json, compact_json, new_id, sender_json
@@ -19,7 +20,7 @@ from .schema import WORDS_WINDOW, fts_values, pack_words
 from .search import fold, fold_for_index
 from .tags import distinct_tags
 
-__all__ = ["Prepared", "Tagger", "prepare", "search_body"]
+__all__ = ["Prepared", "Tagger", "mailpit_envelope", "prepare", "search_body"]
 
 _WORD = re.compile(r"\w+")
 
@@ -50,13 +51,19 @@ def prepare(
     compressor: RawCompressor | None = None,
 ) -> Prepared:
     """Parse ``raw`` and compute every row to store for it (the raw bytes compressed by the
-    writer's ``compressor``, or with zstd alone)."""
-    parsed = parse(raw)
+    writer's ``compressor``, or with zstd alone).
+
+    The raw bytes are kept as sent; the summary (Message-ID, Bcc, size) and the search rows
+    are those of Mailpit's view of them (``mailpit_view``), as Mailpit's API shows them.
+    """
+    uid = new_id()
+    view = mailpit_bytes(raw, mailpit_envelope(uid, env, received))
+    parsed = parse(view)
     sender = parsed.sender
     message: dict[str, object] = {
         "created": received,
         "mailbox": env.mailbox,
-        "size": len(raw),
+        "size": len(view),
         "mail_from": env.mail_from,
         "rcpt_to": compact_json(list(env.rcpt_to)),
         "helo": env.helo,
@@ -72,8 +79,8 @@ def prepare(
         "reply_to_list": addr_json(parsed.reply_to),
         "date": parsed.date.timestamp() if parsed.date else None,
         "snippet": parsed.snippet,
-        "attachments": len(parsed.attachments),
-        "inline": len(parsed.inline),
+        "attachments": parsed.attachment_count,
+        "inline": parsed.inline_count,
         "subject_folded": fold(parsed.subject),
     }
     fields: list[tuple[str, list[Address]]] = [
@@ -95,7 +102,7 @@ def prepare(
     fts = fts_values(tuple(fold_for_index(text) for text in texts))
     keep, compression = pack_raw(raw, compressor)
     return Prepared(
-        uid=new_id(),
+        uid=uid,
         message=message,
         raw=keep,
         compression=compression,
@@ -106,6 +113,11 @@ def prepare(
         # Packed against the bytes as received, which are at hand here (and not after).
         words=pack_words(fts, raw[:WORDS_WINDOW]),
     )
+
+
+def mailpit_envelope(uid: str, env: Envelope, received: float) -> MailpitEnvelope:
+    """What Mailpit's view of a stored message is derived from, besides its raw bytes."""
+    return MailpitEnvelope(uid, env.mail_from, tuple(env.rcpt_to), env.helo, env.peer, received)
 
 
 def _address_rows(

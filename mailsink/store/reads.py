@@ -141,7 +141,20 @@ def raw(db: sqlite3.Connection, uid: str, mailbox: str | None) -> bytes | None:
 def tags(db: sqlite3.Connection, mailbox: str | None) -> list[str]:
     """Every tag in use (in ``mailbox``), sorted."""
     if _filter_for(db, mailbox) is None:
-        return [r[0] for r in db.execute("SELECT DISTINCT tag FROM tags ORDER BY tag")]
+        # A tag has one spelling for its folded form, which is indexed: step from one folded
+        # value to the next through the index, rather than read every row of the table and
+        # sort them (``tag`` has no index), which every list and search request paid.
+        return sorted(
+            tag
+            for (tag,) in db.execute(
+                "WITH RECURSIVE f(folded) AS ("
+                " SELECT min(folded) FROM tags UNION ALL"
+                " SELECT (SELECT min(folded) FROM tags WHERE folded > f.folded) FROM f"
+                " WHERE f.folded IS NOT NULL) "
+                "SELECT (SELECT tag FROM tags WHERE folded = f.folded LIMIT 1) FROM f"
+                " WHERE f.folded IS NOT NULL"
+            )
+        )
     return [
         r[0]
         for r in db.execute(

@@ -191,7 +191,8 @@ def _get_op(proto: _Protocol, id: str) -> _Op:
 
 
 def _raw_op(id: str) -> _Op:
-    return _check((yield _Call("GET", _message_path(id, "/raw")))).content
+    # The bytes as the application sent them, not Mailpit's view with its added headers.
+    return _check((yield _Call("GET", _message_path(id, "/raw?as-sent=1")))).content
 
 
 def _delete_op(ids: Sequence[str] | None) -> _Op:

@@ -7,21 +7,23 @@ from the ASGI ``root_path``, so that the UI works under any path a reverse proxy
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..api import events as events_api
-from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, found, is_reading, raw_of, sink_of
+from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, is_reading, raw_of, sink_of
 from ..api.mailbox_paths import may_read, server_root
 from ..parsing.lines import line_warnings
+from ..parsing.mailpit_view import go_headers
 from ..parsing.parser import parse
-from ..shapes.mailpit import envelope_json, page_json, rfc3339
+from ..shapes.mailpit import envelope_json, mailpit_raw, page_json, rfc3339
 from ..sink import Sink
 from ..store import DEFAULT_MAILBOX, StoredMessage
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
@@ -177,8 +179,24 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "html_source": _cut(parsed.html),
         "has_remote": bool(parsed.html) and sanitise(parsed.html).remote,
         "headers": parsed.headers,
+        # A part can be both an attachment and inline (application/octet-stream, inline).
+        "parts": list({p.part_id: p for p in parsed.attachments + parsed.inline}.values()),
+        "added_headers": _added_headers(message, raw),
+        "raw_size": len(raw),
         "warnings": line_warnings(raw),
     }
+
+
+def _added_headers(message: StoredMessage, raw: bytes) -> list[tuple[str, str]]:
+    """The header fields Mailpit's view has and the bytes as sent do not, as Go reads them."""
+    sent = Counter(go_headers(raw)[0])
+    added = []
+    for field in go_headers(mailpit_raw(message, raw))[0]:
+        if sent[field]:
+            sent[field] -= 1
+        else:
+            added.append(field)
+    return added
 
 
 def _cut(text: str) -> dict[str, Any]:
@@ -197,6 +215,10 @@ def inbox(request: Request, q: str = "", start: Start = 0) -> HTMLResponse:
     return _render(request, "inbox.html", initial=initial, query=q, start=start)
 
 
+# What Mailpit answers, in plain text, when /view/{ID}.html or .txt names no message.
+_NO_MESSAGE = "Message not found"
+
+
 @router.get(
     "/view/{ID}.html",
     tags=["testing"],
@@ -211,10 +233,12 @@ def view_html(
 ) -> Response:
     """The HTML part, in a sandbox: script never runs, remote content loads only on request."""
     sink = sink_of(request)
-    message = found(sink, ID)
+    message = sink.store.get(ID)
+    if message is None:
+        return PlainTextResponse(_NO_MESSAGE, 404)
     parsed = parse(raw_of(sink, message), keep_parts=embed)
     if not parsed.html:
-        raise HTTPException(404, f"message {message.id!r} has no HTML part")
+        return PlainTextResponse("This message does not contain a HTML part", 404)
     parts = parsed.inline + parsed.attachments
     if embed:
         # Sanitised, with its images inside it: the frame asks this server for nothing.
@@ -246,7 +270,10 @@ def view_html(
 def view_text(request: Request, ID: MessageID) -> Response:
     """The text part, as text (empty when the message has none)."""
     sink = sink_of(request)
-    parsed = parse(raw_of(sink, found(sink, ID)))
+    message = sink.store.get(ID)
+    if message is None:
+        return PlainTextResponse(_NO_MESSAGE, 404)
+    parsed = parse(raw_of(sink, message))
     return PlainTextResponse(parsed.text, headers=dict(CONTENT_HEADERS))
 
 

@@ -8,12 +8,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from ..api.deps import CONTENT_HEADERS, MessageID, PartIDPath, sink_of
+from ..api.mailpit_paths import MailpitRoute
 from ..parsing.parser import part_content
 from .thumbnails import thumbnail
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["messages"])
+router = APIRouter(prefix="/api/v1", tags=["messages"], route_class=MailpitRoute)
 
 
 @router.get(
@@ -32,10 +33,10 @@ def get_thumbnail(
     message = sink.store.get(ID)
     raw = sink.store.raw(message.id) if message else None
     if message is None or raw is None:
-        raise HTTPException(400, f"message {ID!r} not found")
+        raise HTTPException(400, "message not found")
     hit = part_content(raw, PartID)
     if hit is None:
-        raise HTTPException(400, f"message {message.id!r} has no part {PartID!r}")
+        raise HTTPException(400, "attachment not found")
     part, data = hit
     name = part.filename or part.content_id or f"part-{PartID}"
     # Always a JPEG of our own making; the headers keep it inert all the same.

@@ -30,11 +30,13 @@ export class ApiError extends Error {
 async function check(response) {
   if (response.ok) return response;
   let message = `${response.status} ${response.statusText}`;
+  // Mailpit's paths say what is wrong in plain text, mailsink's own in {"Error": ...}.
+  const text = (await response.text().catch(() => "")).trim();
   try {
-    const body = await response.json();
+    const body = JSON.parse(text);
     if (body && body.Error) message = body.Error;
   } catch {
-    /* not JSON */
+    if (text && !text.startsWith("<")) message = text.slice(0, 300);
   }
   throw new ApiError(response.status, message);
 }

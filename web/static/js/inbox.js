@@ -57,9 +57,10 @@ export class Inbox {
     this.loading = controller;
     const limit = this.pageSize;
     try {
+      // extras: each summary's Envelope, shown when a message has no From or To header.
       const page = query
-        ? await getJSON("api/v1/search", { query, start, limit }, controller.signal)
-        : await getJSON("api/v1/messages", { start, limit }, controller.signal);
+        ? await getJSON("api/v1/search", { query, start, limit, extras: 1 }, controller.signal)
+        : await getJSON("api/v1/messages", { start, limit, extras: 1 }, controller.signal);
       if (this.loading !== controller) return;
       if (!page.messages.length && start > 0 && page.messages_count > 0) {
         // Past the end (the last page's messages were deleted, say): show the last page.
@@ -114,7 +115,7 @@ export class Inbox {
     li.classList.toggle("is-unread", !s.Read);
     const link = li.querySelector(".row-link");
     link.href = url(`view/${encodeURIComponent(s.ID)}`, { q: this.query, start: this.start }).href;
-    const from = s.From ? s.From.Name || s.From.Address : (s.Envelope && s.Envelope.MailFrom) || "";
+    const from = (s.From && (s.From.Name || s.From.Address)) || (s.Envelope && s.Envelope.MailFrom) || "";
     field("from").textContent = from || "(no sender)";
     let to = names(s.To);
     if (!to.length && s.Envelope) to = s.Envelope.RcptTo || [];

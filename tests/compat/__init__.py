@@ -1,0 +1,1 @@
+"""Third-party clients of Mailpit's and MailHog's APIs, driven unchanged against mailsink."""
