@@ -28,6 +28,7 @@ from .api import (
 )
 from .api import mailpit as v1
 from .api import wait as wait_api
+from .api import websocket as live
 from .api.base_path import BasePath
 from .api.basic_auth import BasicAuth, load_grants, load_htpasswd
 from .api.clean_paths import CleanPaths
@@ -73,6 +74,7 @@ def create_app(sink: Sink) -> FastAPI:
     app.include_router(info.router)
     app.include_router(checks.router)
     app.include_router(mailhog.router)
+    app.include_router(live.router)
     app.add_middleware(forms.JSONBodies)
     app.include_router(web.router)
     # -- Running in a stack: metrics, mbox export, login, base path --

@@ -259,3 +259,15 @@ def test_a_cycle_is_caught(tmp_path: Path) -> None:
     modules = _planted(tmp_path, "mailsink.store.search", "def late():\n    from . import sqlite")
     cycle = import_cycle(modules)
     assert "mailsink.store.search" in cycle and "mailsink.store.sqlite" in cycle
+
+
+def test_no_test_module_imports_another() -> None:
+    # What several test modules share lives in tests/helpers.py (and fixtures in conftest).
+    tests = Path(__file__).parent
+    offenders = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level and node.module:
+                if node.module.split(".")[-1].startswith("test_"):
+                    offenders.append(f"{path.relative_to(tests)}: from {node.module}")
+    assert offenders == []

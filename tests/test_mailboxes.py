@@ -18,6 +18,7 @@ import httpx
 import mailhog
 import pytest
 from mailpit.client.api import API
+from websockets.sync.client import connect
 
 from mailsink import Client, Server, Settings
 from mailsink.store import SQLiteStore
@@ -506,3 +507,19 @@ def test_a_bad_mailbox_name_in_the_login_file_stops_the_start(
     users.write_text("alice:alice-secret:team-a,not a name\n")
     with pytest.raises(RuntimeError, match="user 'alice': invalid mailbox name 'not a name'"):
         make_server(mailboxes=True, ui_auth_file=str(users))
+
+
+def test_the_websocket_events_tell_their_own_mailbox_only(boxes: Server) -> None:
+    url = boxes.url.replace("http://", "ws://", 1) + "/m/team-a/api/events"
+    with connect(url, open_timeout=30) as events:
+        first = json.loads(events.recv(timeout=30))
+        assert first["Type"] == "stats" and first["Data"]["Total"] == 0
+        deliver(boxes, message("for b"), user="team-b")
+        deliver(boxes, message("for the default"))
+        deliver(boxes, message("for a"), user="team-a")
+        seen = []
+        while not any(kind == "new" for kind, _ in seen):
+            event = json.loads(events.recv(timeout=30))
+            seen.append((event["Type"], event["Data"]))
+    assert [data["Subject"] for kind, data in seen if kind == "new"] == ["for a"]
+    assert all(data["Total"] in (0, 1) for kind, data in seen if kind == "stats")

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..smtp.passwords import Credentials, CredentialsError
 from ..store import DEFAULT_MAILBOX, mailbox_name
 from .mailbox_paths import GRANTS, mailbox_of
-from .responses import send_error, send_response
+from .responses import refusal_sender, send_error, send_response
 
 __all__ = ["OPEN_PATHS", "BasicAuth", "load_grants", "load_htpasswd"]
 
@@ -130,11 +130,13 @@ class BasicAuth:
             scope[GRANTS] = grants
             await self._limited(scope, receive, send, grants)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
         realm = f'Basic realm="{self.realm}", charset="UTF-8"'.encode()
-        await send_error(send, 401, "log in to use mailsink", ((b"www-authenticate", realm),))
+        await send_error(
+            refusal_sender(scope, send),
+            401,
+            "log in to use mailsink",
+            ((b"www-authenticate", realm),),
+        )
 
     async def _limited(
         self, scope: Scope, receive: Receive, send: Send, grants: frozenset[str]
@@ -152,10 +154,8 @@ class BasicAuth:
         ):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        await send_error(send, 403, f"you may not use mailbox {mailbox or DEFAULT_MAILBOX!r}")
+        error = f"you may not use mailbox {mailbox or DEFAULT_MAILBOX!r}"
+        await send_error(refusal_sender(scope, send), 403, error)
 
     async def _user(self, scope: Scope) -> str | None:
         """The user a request logs in as, or None."""

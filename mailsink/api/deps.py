@@ -41,8 +41,8 @@ PartIDPath = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Pa
 
 
 def sink_of(request: HTTPConnection) -> Sink:
-    """The sink a request is for: with mailboxes on, a view of the mailbox its path names
-    (``/m/NAME/...``), or of the default mailbox at the root paths."""
+    """The sink a request or a WebSocket is for: with mailboxes on, a view of the mailbox its
+    path names (``/m/NAME/...``), or of the default mailbox at the root paths."""
     sink: Sink = request.app.state.sink
     mailbox = mailbox_of(request.scope)
     if mailbox is None:

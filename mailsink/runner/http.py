@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["serve_http"]
 
+_WS_MAX_MESSAGE = 64 * 1024
+
+
 log = logging.getLogger("mailsink")
 
 
@@ -132,7 +135,11 @@ async def serve_http(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=3,
-        ws="none",
+        # Mailpit's live events (/api/events). The sans-I/O protocol waits for a client's
+        # socket to drain before writing more, so a client that does not read holds up only
+        # its own events. Clients send nothing that is read, so their messages stay small.
+        ws="websockets-sansio",
+        ws_max_size=_WS_MAX_MESSAGE,
     )
     bound = sock.getsockname()[:2]
     http_address = (str(bound[0]), int(bound[1]))
