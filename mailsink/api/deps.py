@@ -11,7 +11,8 @@ from fastapi import HTTPException, Path, Query, Request
 from starlette.requests import HTTPConnection
 
 from ..sink import Sink
-from ..store import StoredMessage
+from ..store import DEFAULT_MAILBOX, StoredMessage
+from .mailbox_paths import mailbox_of
 
 __all__ = [
     "CONTENT_HEADERS",
@@ -40,9 +41,15 @@ PartIDPath = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Pa
 
 
 def sink_of(request: HTTPConnection) -> Sink:
-    """The sink the app serves (to a request or a WebSocket)."""
+    """The sink a request or a WebSocket is for: with mailboxes on, a view of the mailbox its
+    path names (``/m/NAME/...``), or of the default mailbox at the root paths."""
     sink: Sink = request.app.state.sink
-    return sink
+    mailbox = mailbox_of(request.scope)
+    if mailbox is None:
+        if not sink.settings.mailboxes:
+            return sink
+        mailbox = DEFAULT_MAILBOX
+    return sink.scoped(mailbox)
 
 
 def is_reading(request: Request) -> bool:

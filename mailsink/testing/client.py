@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection as AsyncEvents
     from websockets.sync.client import ClientConnection as Events
 
-__all__ = ["AsyncClient", "Client", "MailsinkError"]
+__all__ = ["AsyncClient", "Client", "MailsinkError", "NewMailbox"]
 
 _PAGE = 1000
 # Added to a long poll's own timeout, so that the server answers before the client gives up.
@@ -314,6 +314,42 @@ def _wait_op(proto: _Protocol, mark: tuple[str, int], timeout: float) -> _Op:
     return None
 
 
+@dataclass(frozen=True)
+class NewMailbox:
+    """A mailbox just created on the server: where to read it and how to send mail to it."""
+
+    name: str
+    url: str  # its base URL: give it to a Client, or to a Mailpit or MailHog client
+    smtp_host: str
+    smtp_port: int
+    username: str  # the SMTP AUTH login that delivers to it
+    password: str
+    expires: float | None  # Unix time it will be deleted at, or None
+
+
+def _create_mailbox_op(ttl: float | None) -> _Op:
+    body = {"TTL": ttl} if ttl is not None else {}
+    made = _check((yield _Call("POST", "/api/mailboxes", json=body))).json()
+    return NewMailbox(
+        made["Name"],
+        made["URL"],
+        made["SMTPHost"],
+        made["SMTPPort"],
+        made["SMTPUser"],
+        made["SMTPPassword"],
+        made["Expires"],
+    )
+
+
+def _delete_mailbox_op(name: str) -> _Op:
+    path = f"/api/mailboxes/{quote(name, safe='')}"
+    return int(_check((yield _Call("DELETE", path))).json()["Deleted"])
+
+
+def _mailboxes_op() -> _Op:
+    return _check((yield _Call("GET", "/api/mailboxes"))).json()["Mailboxes"]
+
+
 def _events_wait_op(proto: _Protocol, mark: tuple[str, int], timeout: float) -> _Op:
     """Wait on Mailpit's events until the messages may differ from the snapshot ``mark``."""
     deadline = time.monotonic() + timeout
@@ -462,6 +498,22 @@ class Client(Inbox):
         else:
             self.delete()
         self._proto.cache.clear()
+
+    def create_mailbox(self, ttl: float | None = None) -> NewMailbox:
+        """Create a mailbox (on a server run with ``--mailboxes``), deleted with its mail
+        after ``ttl`` seconds if given; ``Client(box.url)`` reads it."""
+        box: NewMailbox = self._run(_create_mailbox_op(ttl))
+        return box
+
+    def delete_mailbox(self, name: str) -> int:
+        """Delete a mailbox and its messages; how many messages went."""
+        deleted: int = self._run(_delete_mailbox_op(name))
+        return deleted
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        """Every mailbox: ``Name``, ``URL``, ``Total``, ``Unread``, ``Created``, ``Expires``."""
+        found: list[dict[str, Any]] = self._run(_mailboxes_op())
+        return found
 
     def _snapshot(self, query: str | None) -> tuple[list[Mail], Any]:
         found: tuple[list[Mail], Any] = self._run(_snapshot_op(self._proto, query))
@@ -650,6 +702,21 @@ class AsyncClient:
             if remaining <= 0:
                 return
             await self._wait_change(mark, remaining)
+
+    async def create_mailbox(self, ttl: float | None = None) -> NewMailbox:
+        """Create a mailbox, deleted with its mail after ``ttl`` seconds if given."""
+        box: NewMailbox = await self._run(_create_mailbox_op(ttl))
+        return box
+
+    async def delete_mailbox(self, name: str) -> int:
+        """Delete a mailbox and its messages; how many messages went."""
+        deleted: int = await self._run(_delete_mailbox_op(name))
+        return deleted
+
+    async def mailboxes(self) -> list[dict[str, Any]]:
+        """Every mailbox, with its counts."""
+        found: list[dict[str, Any]] = await self._run(_mailboxes_op())
+        return found
 
     async def _snapshot(self, query: str | None) -> tuple[list[Mail], tuple[str, int]]:
         found: tuple[list[Mail], tuple[str, int]] = await self._run(
