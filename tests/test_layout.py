@@ -267,7 +267,10 @@ def test_no_test_module_imports_another() -> None:
     offenders = []
     for path in sorted(tests.rglob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level and node.module:
-                if node.module.split(".")[-1].startswith("test_"):
-                    offenders.append(f"{path.relative_to(tests)}: from {node.module}")
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level
+                and (node.module or "").split(".")[-1].startswith("test_")
+            ):
+                offenders.append(f"{path.relative_to(tests)}: from {node.module}")
     assert offenders == []
