@@ -67,7 +67,8 @@ def server(shared_server: Server) -> Iterator[Server]:
         shared_server.clear()
     yield shared_server
     assert shared_server.sink is not None, "a test stopped the shared server"
-    shared_server.sink.chaos.replace({})  # faults a test turned on through /api/v1/chaos
+    # Faults a test turned on through /api/v1/chaos or MailHog's /api/v2/jim.
+    shared_server.sink.chaos.reset()
 
 
 @pytest.fixture
