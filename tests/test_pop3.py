@@ -364,6 +364,26 @@ def test_commands_sent_ahead_of_the_tls_handshake_are_dropped(
         raw.close()
 
 
+def test_a_failed_tls_handshake_ends_only_that_session(
+    make_server: MakeServer, certs: TLSFiles, auth_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_server(
+        smtp_tls_cert=str(certs.cert),
+        smtp_tls_key=str(certs.key),
+        pop3="127.0.0.1:0",
+        pop3_auth_file=str(auth_file),
+    )
+    raw = Raw(server.pop3_address)
+    try:
+        assert raw.send(b"STLS\r\n").startswith(b"+OK")
+        raw.sock.sendall(b"USER in the clear, not a TLS hello\r\n")
+        assert raw.line() == b""  # hung up on
+    finally:
+        raw.close()
+    assert _greeting(server).startswith(b"+OK")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_implicit_tls(make_server: MakeServer, certs: TLSFiles, auth_file: Path) -> None:
     server = make_server(
         smtp_tls_cert=str(certs.cert),
