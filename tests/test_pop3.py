@@ -159,6 +159,15 @@ def _split(lines: list[bytes]) -> tuple[list[bytes], bytes, list[bytes]]:
     return lines[:at], b"", lines[at + 1 :]
 
 
+def test_an_empty_maildrop_has_empty_listings(server: Server) -> None:
+    client = login(server)
+    try:
+        assert client.stat() == (0, 0)
+        assert client.list()[1] == [] and client.uidl()[1] == []
+    finally:
+        client.quit()
+
+
 def test_the_maildrop_is_what_there_was_at_login(server: Server) -> None:
     send(server, message("before"))
     client = login(server)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -133,11 +133,11 @@ class Session:
             assert isinstance(line, bytes)
             await self.command(line.decode("utf-8", "replace"))
 
-    async def reply(self, *lines: str) -> None:
-        """Send one response line, or a multi-line response (its lines dot-stuffed)."""
-        text = lines[0] + "\r\n"
-        if len(lines) > 1:
-            text += "".join(("." + s if s.startswith(".") else s) + "\r\n" for s in lines[1:])
+    async def reply(self, line: str, rows: Sequence[str] | None = None) -> None:
+        """Send a response line; with ``rows``, a multi-line response (dot-stuffed, ended)."""
+        text = line + "\r\n"
+        if rows is not None:
+            text += "".join(("." + r if r.startswith(".") else r) + "\r\n" for r in rows)
             text += ".\r\n"
         await self.link.write(text.encode())
 
@@ -163,7 +163,7 @@ class Session:
         lines = ["TOP", "USER", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         if self.store is None and self.policy.tls is not None and not self.link.tls:
             lines.append("STLS")
-        await self.reply("+OK capability list follows", *lines, "IMPLEMENTATION mailsink")
+        await self.reply("+OK capability list follows", [*lines, "IMPLEMENTATION mailsink"])
 
     async def _stls(self, argument: str) -> None:
         if self.policy.tls is None:
@@ -261,7 +261,7 @@ class Session:
                 await self.reply(f"+OK {number} {value(self.messages[number - 1])}")
             return
         rows = [f"{n} {value(m)}" for n, m in enumerate(self.messages, 1) if n not in self.deleted]
-        await self.reply(f"+OK {what} follows", *rows)
+        await self.reply(f"+OK {what} follows", rows)
 
     async def _retr(self, argument: str) -> None:
         number = await self._message(argument)
