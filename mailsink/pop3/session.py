@@ -191,7 +191,7 @@ class Session:
             return
         limiter = self.policy.limiter
         if limiter.locked(self.link.peer):
-            await self.reply("-ERR [SYS/TEMP] too many failed logins from your address; wait")
+            await self.reply("-ERR [SYS/TEMP] too many failed logins from your address; try later")
             return
         if not await asyncio.to_thread(self.policy.check_password, user, argument):
             limiter.failed(self.link.peer)
