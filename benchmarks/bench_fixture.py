@@ -4,10 +4,13 @@
 
 1. First start of the in-process server: a fresh interpreter imports mailsink and starts an
    SMTP-only ``Server`` (what the fixture does on first use), in two steps.
-2. Per-test overhead of the ``mailsink`` fixture (setup + teardown, the session's server
+2. A dedicated server (``@pytest.mark.mailsink``, the suite's ``make_server``), imports done:
+   start, one message sent and waited for (so that the ingest process is up), stop; SMTP only
+   and with HTTP.
+3. Per-test overhead of the ``mailsink`` fixture (setup + teardown, the session's server
    already up), from a real pytest session: tests that ask for the fixture against tests
    that do not, and tests that each leave a message behind for the next setup to clear.
-3. ``wait_for`` latency: from the moment the store commits a message (taken on the store's
+4. ``wait_for`` latency: from the moment the store commits a message (taken on the store's
    writer thread, right after COMMIT) to ``wait_for`` returning it, in-process and through
    the HTTP client's server-side wait.
 """
@@ -15,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import smtplib
 import statistics
 import subprocess
@@ -44,6 +48,8 @@ server.stop()
 print((t1 - t0) * 1000, (t2 - t1) * 1000)
 """
 
+MESSAGE = b"From: a@x.test\r\nTo: b@x.test\r\nSubject: ping\r\n\r\nping\r\n"
+
 
 def ms(values: list[float]) -> str:
     values = sorted(values)
@@ -52,18 +58,47 @@ def ms(values: list[float]) -> str:
 
 
 def first_start(runs: int = 7) -> None:
+    # With bytecode cached, as after an install: with PYTHONDONTWRITEBYTECODE set, every run
+    # would compile mailsink's modules again (about a quarter of the import). The first run,
+    # which may write the cache, is not counted.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     imports, starts = [], []
-    for _ in range(runs):
+    for _ in range(runs + 1):
         out = subprocess.run(
-            [sys.executable, "-c", START_SCRIPT], capture_output=True, text=True, check=True
+            [sys.executable, "-c", START_SCRIPT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         ).stdout.split()
         imports.append(float(out[0]))
         starts.append(float(out[1]))
+    del imports[0], starts[0]
     totals = [a + b for a, b in zip(imports, starts, strict=True)]
     print("first start of the in-process server (fresh interpreter)")
     print(f"  import mailsink            {ms(imports)}")
     print(f"  Server(...).start()        {ms(starts)}")
     print(f"  both                       {ms(totals)}")
+
+
+def dedicated(runs: int) -> None:
+    print("a dedicated server, started and stopped in-process (imports done)")
+    for http in ("", "127.0.0.1:0"):
+        starts, stops = [], []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            server = Server(Settings(smtp="127.0.0.1:0", http=http)).start()
+            t1 = time.perf_counter()
+            with smtplib.SMTP(server.host, server.port) as smtp:
+                smtp.sendmail("a@x.test", ["b@x.test"], MESSAGE)
+            server.wait_for(timeout=30)
+            t2 = time.perf_counter()
+            server.stop()
+            starts.append((t1 - t0) * 1000)
+            stops.append((time.perf_counter() - t2) * 1000)
+        name = "with HTTP" if http else "SMTP only"
+        print(f"  start, {name:9}          {ms(starts)}")
+        print(f"  stop, {name:9}           {ms(stops)}")
 
 
 class _PhaseTimer:
@@ -174,16 +209,15 @@ def _latencies(
 
 
 def wait_latency(waits: int) -> None:
-    raw = b"From: a@x.test\r\nTo: b@x.test\r\nSubject: ping\r\n\r\nping\r\n"
     print("wait_for latency: message committed -> wait_for returns")
     with Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")) as server:
         smtp = smtplib.SMTP(server.host, server.port)
 
         def by_smtp(i: int) -> None:
-            smtp.sendmail("a@x.test", ["b@x.test"], raw)
+            smtp.sendmail("a@x.test", ["b@x.test"], MESSAGE)
 
         def by_store(i: int) -> None:
-            server.store.add(raw)
+            server.store.add(MESSAGE)
 
         print(f"  in-process, sent by SMTP   {ms(_latencies(server, server, waits, by_smtp))}")
         print(f"  in-process, stored direct  {ms(_latencies(server, server, waits, by_store))}")
@@ -196,8 +230,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tests", type=int, default=2000, help="tests per kind in the session")
     parser.add_argument("--waits", type=int, default=200, help="wait_for calls per kind")
+    parser.add_argument("--servers", type=int, default=20, help="dedicated servers per kind")
     args = parser.parse_args()
     first_start()
+    print()
+    dedicated(args.servers)
     print()
     fixture_overhead(args.tests)
     print()

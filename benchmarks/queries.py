@@ -1,11 +1,13 @@
 """Query speed through the HTTP API on a big SQLite file (make it with generate.py).
 
-    python benchmarks/queries.py /tmp/bench.db [--runs 30]
+    python benchmarks/queries.py /tmp/bench.db [--runs 30] [--mailbox NAME]
 
 Starts mailsink on the file (in its own process, retention off so nothing is pruned), then
 times each request from this process over HTTP keep-alive: wall time from request to the
 parsed JSON, so it includes SQL, JSON rendering and HTTP. Prints the median and 90th
 percentile of ``--runs`` runs after three warm-up runs, and how many messages matched.
+With ``--mailbox NAME`` mailsink runs with ``--mailboxes`` and every request goes to that
+mailbox's paths, ``/m/NAME/api/v1/...`` (a file made by ``generate.py --mailboxes``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from mailsink.store.models import ADDRESS_FIELDS
 TARGETS = {"list": 20.0, "full text": 100.0, "to:": 20.0}
 
 
-def start(db: Path) -> tuple[subprocess.Popen[str], str]:
+def start(db: Path, mailboxes: bool = False) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -42,6 +44,7 @@ def start(db: Path) -> tuple[subprocess.Popen[str], str]:
             "--max-messages",
             "0",
             "--quiet",
+            *(["--mailboxes"] if mailboxes else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -54,14 +57,15 @@ def start(db: Path) -> tuple[subprocess.Popen[str], str]:
     sys.exit("mailsink did not start")
 
 
-def samples(db: Path) -> dict[str, str]:
+def samples(db: Path, mailbox: str | None) -> dict[str, str]:
     """Real values from the database (once mailsink has brought its schema up to date), so
-    that filters find something."""
+    that filters find something (in ``mailbox``, if given)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         to = conn.execute(
-            "SELECT address FROM addresses WHERE fields & ? != 0 "
-            "ORDER BY message DESC LIMIT 1 OFFSET 500",
-            (ADDRESS_FIELDS["to"],),
+            "SELECT a.address FROM addresses a JOIN messages m ON m.id = a.message "
+            "WHERE a.fields & ? != 0 AND (? IS NULL OR m.mailbox = ?) "
+            "ORDER BY a.message DESC LIMIT 1 OFFSET ?",
+            (ADDRESS_FIELDS["to"], mailbox, mailbox, 5 if mailbox else 500),
         ).fetchone()[0]
     return {"to": to, "domain": to.split("@")[1].split(".")[0]}
 
@@ -70,10 +74,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("db", type=Path)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--mailbox", help="query this mailbox's paths, /m/NAME/")
     args = parser.parse_args()
-    proc, url = start(args.db)
+    proc, url = start(args.db, mailboxes=bool(args.mailbox))
+    if args.mailbox:
+        url += f"/m/{args.mailbox}"
     try:
-        run(args, url, samples(args.db))
+        run(args, url, samples(args.db, args.mailbox))
     finally:
         proc.terminate()
         proc.wait(30)
@@ -83,7 +90,7 @@ def main() -> None:
 def run(args: argparse.Namespace, url: str, values: dict[str, str]) -> None:
     cases = [
         ("list", "first page", "/api/v1/messages", {}),
-        ("list", "page 1000 (start=50000)", "/api/v1/messages", {"start": "50000"}),
+        ("list", "middle page (start=total/2)", "/api/v1/messages", {"start": "middle"}),
         ("full text", "word: invoice", "/api/v1/search", {"query": "invoice"}),
         ("full text", "rare word: jalapeño", "/api/v1/search", {"query": "jalapeño"}),
         ("full text", "prefix: ship", "/api/v1/search", {"query": "ship"}),
@@ -156,6 +163,8 @@ def run(args: argparse.Namespace, url: str, values: dict[str, str]) -> None:
         )
         print(f"{'request':<48} {'median':>9} {'p90':>9} {'matched':>9}  target")
         for group, label, path, params in cases:
+            if params.get("start") == "middle":
+                params = {**params, "start": str(total // 2)}
             times = []
             for i in range(args.runs + 3):
                 started = time.perf_counter()

@@ -13,13 +13,27 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .api import chaos, checks, forms, info, mailhog, mbox, metrics, release, search, send
+from .api import (
+    chaos,
+    checks,
+    forms,
+    info,
+    mailboxes,
+    mailhog,
+    mbox,
+    metrics,
+    release,
+    search,
+    send,
+)
 from .api import mailpit as v1
 from .api import wait as wait_api
+from .api import websocket as live
 from .api.base_path import BasePath
-from .api.basic_auth import BasicAuth, load_htpasswd
+from .api.basic_auth import BasicAuth, load_grants, load_htpasswd
 from .api.clean_paths import CleanPaths
 from .api.hosts import KnownHosts, parse_allowed_hosts
+from .api.mailbox_paths import MailboxPaths
 from .api.mailpit_paths import PLAIN_ERRORS, MailpitRoute, describe_validation
 from .api.origins import CrossSiteGuard, parse_origins
 from .sink import Sink
@@ -60,14 +74,22 @@ def create_app(sink: Sink) -> FastAPI:
     app.include_router(info.router)
     app.include_router(checks.router)
     app.include_router(mailhog.router)
+    app.include_router(live.router)
     app.add_middleware(forms.JSONBodies)
     app.include_router(web.router)
     # -- Running in a stack: metrics, mbox export, login, base path --
     app.state.metrics_registry = metrics.registry_for(sink)
     app.include_router(metrics.router)
     app.include_router(mbox.router)
+    app.include_router(mailboxes.router)
     if sink.settings.ui_auth_file:
-        app.add_middleware(BasicAuth, credentials=load_htpasswd(sink.settings.ui_auth_file))
+        app.add_middleware(
+            BasicAuth,
+            credentials=load_htpasswd(sink.settings.ui_auth_file),
+            grants=load_grants(sink.settings.ui_auth_file),
+        )
+    # Outside the login, which needs to know the mailbox a request is for.
+    app.add_middleware(MailboxPaths, enabled=sink.settings.mailboxes)
     # Outside the login: other sites' requests are refused, and preflights (which carry no
     # password) answered, before it; a host name we do not answer to, before anything.
     app.add_middleware(CrossSiteGuard, trusted=parse_origins(sink.settings.api_cors))

@@ -22,6 +22,23 @@ from .store import STORE_ERRORS
 __all__ = ["build_parser", "main"]
 
 
+# Settings whose flag may be given several times: the values join, comma-separated, as the
+# environment variable writes them.
+_REPEATABLE = {"mailbox_rule"}
+
+
+class _Append(argparse.Action):
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        before = getattr(namespace, self.dest, "")
+        setattr(namespace, self.dest, f"{before},{values}" if before else str(values))
+
+
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per setting; unset flags stay out of the namespace (the environment decides)."""
     defaults = Settings()
@@ -36,6 +53,15 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        elif f.name in _REPEATABLE:
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=_Append,
+                default=argparse.SUPPRESS,
+                metavar=f.name.upper(),
                 help=help_text,
             )
         else:

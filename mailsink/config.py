@@ -157,6 +157,17 @@ class Settings:
     max_age: str = _setting(
         "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
     )
+    # -- Mailboxes --
+    mailboxes: bool = _setting(
+        False,
+        "keep mail in separate mailboxes, each served under /m/NAME/: a message goes to the "
+        "mailbox named by its SMTP AUTH user, or by --mailbox-rule, else to 'default'",
+    )
+    mailbox_rule: str = _setting(
+        "",
+        "NAME=PATTERN sends messages with a recipient matching the glob to mailbox NAME, e.g. "
+        "'billing=*@billing.test'; repeatable (comma-separated in the variable), first match wins",
+    )
     ingest_processes: int = _setting(
         1, "parse and insert messages in this many processes of their own (0: none)"
     )
@@ -218,6 +229,7 @@ class Settings:
         _check_smtp_settings(self)
         _check_pop3_settings(self)
         _check_search_settings(self)
+        _check_mailbox_settings(self)
         _check_relay(self)
         _check_stack_settings(self)
 
@@ -335,6 +347,17 @@ def _check_pop3_settings(settings: Settings) -> None:
         Credentials.load(settings.pop3_auth_file)
     except CredentialsError as exc:
         raise ConfigError(f"pop3-auth-file: {exc}") from None
+
+
+def _check_mailbox_settings(settings: Settings) -> None:
+    from .smtp.mailboxes import parse_mailbox_rules
+
+    try:
+        parse_mailbox_rules(settings.mailbox_rule)
+    except ValueError as exc:
+        raise ConfigError(f"mailbox-rule: {exc}") from None
+    if settings.mailbox_rule and not settings.mailboxes:
+        raise ConfigError("mailbox-rule needs --mailboxes")
 
 
 def _check_relay(settings: Settings) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings, parse_age
 from .smtp.chaos import Chaos
@@ -37,6 +37,8 @@ class Sink:
         self, settings: Settings | None = None, smtp_socket: socket.socket | None = None
     ) -> None:
         self.settings = settings or Settings()
+        # The mailbox this object serves (a view made by ``scoped``), or None for the sink.
+        self.mailbox: str | None = None
         self._smtp_socket = smtp_socket
         self.hub = Hub()
         self.stats = Stats()
@@ -58,6 +60,7 @@ class Sink:
             self.hub,
             max_messages=self.settings.max_messages,
             max_age=parse_age(self.settings.max_age),
+            expire_mailboxes=self.settings.mailboxes,
         )
         self._smtp: asyncio.Server | None = None
         self._pop3: Pop3Server | None = None
@@ -167,6 +170,11 @@ class Sink:
             raise RuntimeError("the POP3 listener is not running")
         return self._pop3.address
 
+    def scoped(self, mailbox: str) -> Sink:
+        """The sink as one mailbox sees it: its store and event hub hold that mailbox's
+        messages and events alone; everything else is the sink's own."""
+        return _MailboxSink(self, mailbox)
+
     @property
     def smtp_address(self) -> tuple[str, int]:
         """The host and port the SMTP listener is bound to."""
@@ -174,3 +182,27 @@ class Sink:
             raise RuntimeError("the SMTP listener is not running")
         host, port = self._smtp.sockets[0].getsockname()[:2]
         return str(host), int(port)
+
+
+class _MailboxSink(Sink):
+    """A view of a running sink for one mailbox (see :meth:`Sink.scoped`)."""
+
+    def __init__(self, sink: Sink, mailbox: str) -> None:  # no Sink.__init__: a view
+        self._sink = sink
+        self.mailbox = mailbox
+        self.store = sink.store.scoped(mailbox)
+        self.hub = sink.hub.scoped(mailbox)
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything the view does not hold itself is the sink's: settings, stats, chaos,
+        # the stopping event, whether it has started.
+        return getattr(self._sink, name)
+
+    async def start(self) -> None:
+        await self._sink.start()
+
+    async def stop(self) -> None:
+        await self._sink.stop()
+
+    def scoped(self, mailbox: str) -> Sink:
+        return self._sink.scoped(mailbox)

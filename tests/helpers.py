@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import httpx
 
 from mailsink import Server
@@ -147,3 +148,45 @@ def open_inbox(page: Any, server: Server, path: str = "/") -> None:
     page.goto(server.url + path)
     # New mail is only live once the event stream is up.
     expect(page.locator("#live")).to_have_attribute("data-state", "live")
+
+
+# -- Logins and messages that several modules build --------------------------------------
+
+PASSWORD = "correct horse"
+
+
+def htpasswd(tmp_path: Path, *lines: str) -> str:
+    path = tmp_path / "users.htpasswd"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def bcrypt_line(user: str, password: str) -> str:
+    # What 'htpasswd -B' writes: a $2y$ bcrypt hash (cost 4 keeps the test quick).
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return f"{user}:{hashed.replace('$2b$', '$2y$', 1)}"
+
+
+def with_attachments(*files: tuple[str, bytes, str]) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "files"
+    msg["Message-ID"] = "<files@example.test>"
+    msg.set_content("see attached")
+    for name, data, kind in files:
+        maintype, subtype = kind.split("/")
+        msg.add_attachment(data, maintype, subtype, filename=name)
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def client_message(number: int, *, attachment: bytes | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Sender <sender@example.test>"
+    msg["To"] = "Receiver <rcpt@example.test>"
+    msg["Delivered-To"] = "rcpt@example.test"  # the Mailpit client expects this header
+    msg["Subject"] = f"client message {number}"
+    msg["Message-ID"] = f"<client-{number}@example.test>"
+    msg["Date"] = "Mon, 01 Jan 2024 10:00:00 +0000"
+    msg.set_content(f"body {number}")
+    if attachment is not None:
+        msg.add_attachment(attachment, "text", "plain", filename="notes.txt")
+    return msg.as_bytes(policy=policy.SMTP)

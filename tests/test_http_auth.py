@@ -17,21 +17,7 @@ import pytest
 from mailsink import Server
 from mailsink.api.basic_auth import load_htpasswd
 
-from .helpers import Send
-
-PASSWORD = "correct horse"
-
-
-def htpasswd(tmp_path: Path, *lines: str) -> str:
-    path = tmp_path / "users.htpasswd"
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
-
-
-def bcrypt_line(user: str, password: str) -> str:
-    # What 'htpasswd -B' writes: a $2y$ bcrypt hash (cost 4 keeps the test quick).
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
-    return f"{user}:{hashed.replace('$2b$', '$2y$', 1)}"
+from .helpers import PASSWORD, Send, bcrypt_line, htpasswd
 
 
 @pytest.fixture

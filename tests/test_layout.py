@@ -177,7 +177,7 @@ def test_request_helpers_are_shared_from_deps_not_from_the_mailpit_routes() -> N
 
 def test_top_level_holds_only_the_entry_modules_and_the_parts() -> None:
     top = {p.stem for p in PACKAGE.glob("*.py")}
-    assert top == {"__init__", "__main__", "app", "cli", "config", "runner", "sink"}
+    assert top == {"__init__", "__main__", "app", "cli", "config", "sink"}
 
 
 # SQL as it is written here, anywhere in a string: upper-case statements and clauses (prose
@@ -260,3 +260,18 @@ def test_a_cycle_is_caught(tmp_path: Path) -> None:
     modules = _planted(tmp_path, "mailsink.store.search", "def late():\n    from . import sqlite")
     cycle = import_cycle(modules)
     assert "mailsink.store.search" in cycle and "mailsink.store.sqlite" in cycle
+
+
+def test_no_test_module_imports_another() -> None:
+    # What several test modules share lives in tests/helpers.py (and fixtures in conftest).
+    tests = Path(__file__).parent
+    offenders = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level
+                and (node.module or "").split(".")[-1].startswith("test_")
+            ):
+                offenders.append(f"{path.relative_to(tests)}: from {node.module}")
+    assert offenders == []

@@ -108,3 +108,30 @@ def test_servers_keep_distinct_temporary_files_deleted_when_they_stop() -> None:
         for server in servers:
             server.stop()
     assert not [p for f in files for p in (f, f + "-wal", f + "-shm") if Path(p).exists()]
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Read until the server closes ``sock`` (end of stream or reset); False on timeout."""
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_stopping_closes_idle_http_connections() -> None:
+    server = Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")).start()
+    assert server.http_address is not None
+    try:
+        used = socket.create_connection(server.http_address, timeout=30)
+        silent = socket.create_connection(server.http_address, timeout=30)
+        used.sendall(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert used.recv(65536).startswith(b"HTTP/1.1 200 ")  # and kept alive, idle
+    finally:
+        stop_within(server)
+    with used, silent:
+        assert closed_by_server(used)
+        assert closed_by_server(silent)

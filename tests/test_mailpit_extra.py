@@ -22,7 +22,7 @@ from mailsink import Server
 from mailsink.app import create_app
 from mailsink.sink import Sink
 
-from .helpers import Send, refused_in_text
+from .helpers import Send, refused_in_text, with_attachments
 from .swagger import MAILPIT, check_mailpit, check_mailpit_ref
 
 
@@ -30,17 +30,6 @@ def image_bytes(size: tuple[int, int], color: tuple[int, ...], fmt: str = "PNG")
     out = io.BytesIO()
     Image.new("RGBA" if len(color) == 4 else "RGB", size, color).save(out, fmt)
     return out.getvalue()
-
-
-def with_attachments(*files: tuple[str, bytes, str]) -> bytes:
-    msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = "a@example.test", "b@example.test", "files"
-    msg["Message-ID"] = "<files@example.test>"
-    msg.set_content("see attached")
-    for name, data, kind in files:
-        maintype, subtype = kind.split("/")
-        msg.add_attachment(data, maintype, subtype, filename=name)
-    return msg.as_bytes(policy=policy.SMTP)
 
 
 # -- every path ----------------------------------------------------------------------------

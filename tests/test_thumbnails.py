@@ -19,8 +19,7 @@ from PIL import Image, ImageOps
 
 from mailsink.ui.thumbnails import AT_ONCE, HEIGHT, MAX_PIXELS, WIDTH, thumbnail
 
-from .helpers import Send
-from .test_mailpit_extra import with_attachments
+from .helpers import Send, with_attachments
 
 
 def png(size: tuple[int, int], color: tuple[int, int, int] = (200, 30, 30)) -> bytes:

@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Query, Request
+from starlette.requests import HTTPConnection
 
 from ..sink import Sink
-from ..store import StoredMessage
+from ..store import DEFAULT_MAILBOX, StoredMessage
+from .mailbox_paths import mailbox_of
 
 __all__ = [
     "CONTENT_HEADERS",
@@ -38,10 +40,16 @@ MessageID = Annotated[str, Path(description="Message ID, or `latest` for the new
 PartIDPath = Annotated[str, Path(pattern=r"^[0-9]+(\.[0-9]+)*$", description="Part ID, e.g. 2.1")]
 
 
-def sink_of(request: Request) -> Sink:
-    """The sink the app serves."""
+def sink_of(request: HTTPConnection) -> Sink:
+    """The sink a request or a WebSocket is for: with mailboxes on, a view of the mailbox its
+    path names (``/m/NAME/...``), or of the default mailbox at the root paths."""
     sink: Sink = request.app.state.sink
-    return sink
+    mailbox = mailbox_of(request.scope)
+    if mailbox is None:
+        if not sink.settings.mailboxes:
+            return sink
+        mailbox = DEFAULT_MAILBOX
+    return sink.scoped(mailbox)
 
 
 def is_reading(request: Request) -> bool:

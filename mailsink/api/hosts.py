@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .responses import send_response
+from .responses import refusal_sender, send_response
 
 __all__ = ["AllowedHosts", "KnownHosts", "parse_allowed_hosts"]
 
@@ -77,9 +77,6 @@ class KnownHosts:
         if host is None or self._known(scope, host):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
         shown = host.encode("ascii", "backslashreplace").decode()[:200]
         body = (
             f"421 Misdirected Request: mailsink does not answer to the host name {shown!r}.\n"
@@ -89,7 +86,7 @@ class KnownHosts:
             f"{_hostname(host) or shown} (or MAILSINK_HTTP_ALLOWED_HOSTS).\n"
         ).encode()
         await send_response(
-            send,
+            refusal_sender(scope, send),
             421,
             body,
             b"text/plain; charset=utf-8",

@@ -6,7 +6,9 @@ GET), so mailsink refuses, with 403, a request from another origin that would do
 
 - any method but GET, HEAD and OPTIONS (send, release, delete, mark, tag, chaos...);
 - a GET that makes mailsink fetch URLs (``.../link-check``), however it is made;
-- a GET made by a script (``Sec-Fetch-Dest: empty``): fetching a message marks it read.
+- a GET made by a script (``Sec-Fetch-Dest: empty``): fetching a message marks it read;
+- a WebSocket handshake (``GET /api/events``): no same-origin policy stands between a page
+  and what its WebSocket receives, so the live events would tell it about every message.
 
 Links to mailsink from other sites, and the images of a message's own HTML shown in its
 sandboxed (opaque, so "cross-site") preview, still work: their answers are not readable
@@ -23,10 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .responses import send_error
+from .responses import refusal_sender, send_error
 
 __all__ = ["CrossSiteGuard", "TrustedOrigins", "is_from_browser", "parse_origins"]
 
@@ -81,12 +82,22 @@ class CrossSiteGuard:
         self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        headers = _headers(scope)
         origin = headers.get("origin")
         trusted = origin is not None and self.trusted.trusts(origin)
+        if scope["type"] == "websocket":
+            if not trusted and _is_foreign(headers):
+                why = (
+                    f"refused: {_who(origin)} may not read mailsink's live events "
+                    "(allow its origin with --api-cors)"
+                )
+                await send_error(refusal_sender(scope, send), 403, why)
+                return
+            await self.app(scope, receive, send)
+            return
         if scope["method"] == "OPTIONS" and origin and "access-control-request-method" in headers:
             await self._preflight(send, origin, headers, trusted)
             return
@@ -106,7 +117,9 @@ class CrossSiteGuard:
 
         await self.app(scope, receive, send_with_cors)
 
-    async def _preflight(self, send: Send, origin: str, headers: Headers, trusted: bool) -> None:
+    async def _preflight(
+        self, send: Send, origin: str, headers: dict[str, str], trusted: bool
+    ) -> None:
         if not trusted:
             await send_error(send, 403, f"origin {origin[:200]!r} may not call this API")
             return
@@ -124,21 +137,13 @@ class CrossSiteGuard:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _refusal(scope: Scope, headers: Headers) -> str | None:
+def _refusal(scope: Scope, headers: dict[str, str]) -> str | None:
     """Why a request from another origin is refused, or None when it is not refused."""
-    origin = headers.get("origin")
-    site = headers.get("sec-fetch-site")
-    if site is not None:
-        foreign = site in ("cross-site", "same-site")
-    elif origin is not None:  # a browser without Fetch Metadata: compare with Host
-        foreign = _origin_host(origin) != (headers.get("host") or "").lower()
-    else:
-        return None  # not a web page
-    if not foreign:
+    if not _is_foreign(headers):
         return None
     method = scope["method"]
     path: str = scope.get("path", "")
-    who = f"a page on {origin[:200]}" if origin and origin != "null" else "another site's page"
+    who = _who(headers.get("origin"))
     if method not in _SAFE:
         return (
             f"{method} refused: {who} may not change anything here. Use the API from scripts, "
@@ -146,10 +151,39 @@ def _refusal(scope: Scope, headers: Headers) -> str | None:
         )
     if path.rstrip("/").endswith("/link-check"):
         return f"link-check refused: {who} may not make mailsink fetch URLs (see --api-cors)"
-    script = headers.get("sec-fetch-dest", "empty") == "empty" if site else True
+    script = (
+        headers.get("sec-fetch-dest", "empty") == "empty" if "sec-fetch-site" in headers else True
+    )
     if script:
         return f"refused: {who} may not call this API (allow its origin with --api-cors)"
     return None
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers by name, the first of each, as starlette's ``Headers`` reads
+    them. Not ``Headers`` itself: the settings check imports this module for
+    ``parse_origins``, and starlette's module would then be imported for every ``Settings``,
+    an SMTP-only server's too."""
+    found: dict[str, str] = {}
+    for key, value in scope.get("headers", ()):
+        found.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+def _is_foreign(headers: dict[str, str]) -> bool:
+    """Whether a browser says the request comes from a page of another origin (False when
+    no browser sent it)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("cross-site", "same-site")
+    origin = headers.get("origin")
+    if origin is not None:  # a browser without Fetch Metadata: compare with Host
+        return _origin_host(origin) != (headers.get("host") or "").lower()
+    return False  # not a web page
+
+
+def _who(origin: str | None) -> str:
+    return f"a page on {origin[:200]}" if origin and origin != "null" else "another site's page"
 
 
 def _cors_headers(origin: str) -> list[tuple[bytes, bytes]]:

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session
@@ -41,9 +42,17 @@ class Authenticator:
     answers with ``535 5.7.8``.
     """
 
-    def __init__(self, credentials: Credentials | None = None, stats: Stats | None = None) -> None:
+    def __init__(
+        self,
+        credentials: Credentials | None = None,
+        stats: Stats | None = None,
+        mailbox_password: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.credentials = credentials
         self.stats = stats
+        # The SMTP password of a mailbox created through the API, by name: its login is
+        # accepted beside the file's.
+        self.mailbox_password = mailbox_password
         self._seen: OrderedDict[bytes, bool] = OrderedDict()
         self._key = os.urandom(16)
 
@@ -86,16 +95,26 @@ class Authenticator:
         self._seen[key] = ok
         if len(self._seen) > _CACHE_SIZE:
             self._seen.popitem(last=False)
-        return ok
+        return ok or self._mailbox_login(user, secret)
+
+    def _mailbox_login(self, user: str, password: str) -> bool:
+        """Whether the pair is a mailbox's login (never remembered: it may be deleted)."""
+        if self.mailbox_password is None:
+            return False
+        known = self.mailbox_password(user.lower())
+        return known is not None and hmac.compare_digest(known.encode(), password.encode())
 
     def cram_secret(self, user: bytes) -> bytes | None:
         """The shared secret CRAM-MD5 needs for ``user``: None when it is unknown or hashed."""
         if self.credentials is None:
             return None
         try:
-            secret = self.credentials.password(user.decode("utf-8"))
+            name = user.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        secret = self.credentials.password(name)
+        if secret is None and self.mailbox_password is not None:
+            secret = self.mailbox_password(name.lower())
         return secret.encode("utf-8") if secret is not None else None
 
 

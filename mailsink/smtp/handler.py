@@ -21,6 +21,7 @@ from ..store import Envelope, Store
 from .auth import Authenticator, cram_md5, username_of
 from .chaos import Chaos, reply
 from .data import DataLimits
+from .mailboxes import MailboxRouter
 from .passwords import Credentials
 from .protocol import SessionGate, SinkSMTP, close_after_reply, peer_of, quiet_aiosmtpd_log
 from .stats import Stats
@@ -53,6 +54,7 @@ class SinkHandler:
         self.authenticator = authenticator or Authenticator()
         self.gate = gate or SessionGate(0)
         self.offers_auth = bool(self.settings.smtp_auth or self.settings.smtp_auth_file)
+        self.router = MailboxRouter(self.settings.mailboxes, self.settings.mailbox_rule)
 
     async def handle_EHLO(
         self,
@@ -102,6 +104,10 @@ class SinkHandler:
         # the clear is allowed; MAIL comes before RCPT and DATA, so this guards them as well.
         if self.settings.smtp_auth_required and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        try:  # a user name that names no mailbox is refused before any mail is sent
+            self.router.mailbox(username_of(session), ())
+        except ValueError as exc:
+            return f"553 5.1.3 {exc}"
         code = self._fault("sender")
         if code is not None:
             return self._refuse(server, code, "sender")
@@ -160,6 +166,7 @@ class SinkHandler:
             # STARTTLS sets session.ssl; with implicit TLS only the transport knows.
             tls=session.ssl is not None
             or (transport is not None and transport.get_extra_info("ssl_object") is not None),
+            mailbox=self.router.mailbox(username, envelope.rcpt_tos),
         )
         try:
             # 250 only once the message is committed: the future resolves after COMMIT.
@@ -239,7 +246,8 @@ async def start_smtp(
             invite_jim=settings.invite_jim,
         )
     credentials = Credentials.load(settings.smtp_auth_file) if settings.smtp_auth_file else None
-    authenticator = Authenticator(credentials, stats)
+    lookup = store.mailbox_password if settings.mailboxes else None
+    authenticator = Authenticator(credentials, stats, lookup)
     gate = gate or SessionGate(
         settings.smtp_max_connections, settings.smtp_max_connections_per_client
     )

@@ -44,6 +44,10 @@ class Credentials:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def items(self) -> list[tuple[str, str]]:
+        """Each user with the secret as the file gives it."""
+        return list(self._entries.items())
+
     def password(self, user: str) -> str | None:
         """The plain-text secret of ``user`` (CRAM-MD5 needs one), or None if hashed or unknown."""
         secret = self._entries.get(user)

@@ -15,17 +15,31 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..parsing.parser import ParsedMessage
     from .interface import Store
-    from .models import Envelope, Event, Figures, Page, StoredMessage, new_id
+    from .models import (
+        DEFAULT_MAILBOX,
+        MAILBOX_NAME_RULE,
+        Envelope,
+        Event,
+        Figures,
+        MailboxFigures,
+        Page,
+        StoredMessage,
+        mailbox_name,
+        new_id,
+    )
     from .schema import DatabaseRefused
     from .search import Search, SearchError
     from .sqlite import SQLiteStore
 
 __all__ = [
+    "DEFAULT_MAILBOX",
+    "MAILBOX_NAME_RULE",
     "STORE_ERRORS",
     "DatabaseRefused",
     "Envelope",
     "Event",
     "Figures",
+    "MailboxFigures",
     "Page",
     "SQLiteStore",
     "Search",
@@ -33,6 +47,7 @@ __all__ = [
     "Store",
     "StoredMessage",
     "create_store",
+    "mailbox_name",
     "new_id",
 ]
 
@@ -44,6 +59,10 @@ _LAZY = {
     "Event": ".models",
     "Figures": ".models",
     "Page": ".models",
+    "DEFAULT_MAILBOX": ".models",
+    "MAILBOX_NAME_RULE": ".models",
+    "MailboxFigures": ".models",
+    "mailbox_name": ".models",
     "Search": ".search",
     "StoredMessage": ".models",
     "new_id": ".models",

@@ -16,8 +16,9 @@ _QUEUE_LIMIT = 10_000
 class Subscription:
     """A queue of events for one consumer; ``overflowed`` is set if it fell too far behind."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, mailbox: str | None = None) -> None:
         self._hub = hub
+        self.mailbox = mailbox  # the mailbox whose events it gets, or None for every one
         self.queue: asyncio.Queue[Event] = asyncio.Queue(_QUEUE_LIMIT)
         self.overflowed = False
 
@@ -60,6 +61,8 @@ class Hub:
     def publish(self, event: Event) -> None:
         """Hand ``event`` to every subscriber and listener."""
         for sub in list(self._subscriptions):
+            if not _concerns(event, sub.mailbox):
+                continue
             try:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
@@ -70,7 +73,10 @@ class Hub:
 
     def subscribe(self) -> Subscription:
         """A new subscription; close it when done (it is a context manager)."""
-        sub = Subscription(self)
+        return self._subscribe(None)
+
+    def _subscribe(self, mailbox: str | None) -> Subscription:
+        sub = Subscription(self, mailbox)
         self._subscriptions.add(sub)
         return sub
 
@@ -78,3 +84,52 @@ class Hub:
         """Call ``listener`` on the loop for each event; returns a function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def scoped(self, mailbox: str) -> Hub:
+        """This hub as one mailbox sees it: its subscriptions and listeners get that
+        mailbox's events alone (and those that touch every mailbox)."""
+        return _MailboxHub(self, mailbox)
+
+    def whole(self) -> Hub:
+        """The hub of every mailbox (itself, for a hub that is not a mailbox's view)."""
+        return self
+
+
+class _MailboxHub(Hub):
+    """A view of a hub for one mailbox; publishing goes to the hub itself."""
+
+    def __init__(self, hub: Hub, mailbox: str) -> None:  # no Hub.__init__: nothing of its own
+        self._hub = hub
+        self._mailbox = mailbox
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._hub.bind(loop)
+
+    def publish_threadsafe(self, event: Event) -> None:
+        self._hub.publish_threadsafe(event)
+
+    def publish(self, event: Event) -> None:
+        self._hub.publish(event)
+
+    def subscribe(self) -> Subscription:
+        return self._hub._subscribe(self._mailbox)
+
+    def add_listener(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        mailbox = self._mailbox
+
+        def concerned(event: Event) -> None:
+            if _concerns(event, mailbox):
+                listener(event)
+
+        return self._hub.add_listener(concerned)
+
+    def scoped(self, mailbox: str) -> Hub:
+        return self._hub.scoped(mailbox)
+
+    def whole(self) -> Hub:
+        return self._hub
+
+
+def _concerns(event: Event, mailbox: str | None) -> bool:
+    """Whether one watching ``mailbox`` (None: all of them) is to hear of ``event``."""
+    return mailbox is None or event.mailbox is None or event.mailbox == mailbox

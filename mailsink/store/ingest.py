@@ -59,12 +59,13 @@ class IngestProcess:
     loop's own readiness callbacks; everything here runs on the loop's thread.
     """
 
-    def __init__(self, path: str, *, tagger: Any, on_stored: Callable[[str], None]) -> None:
+    def __init__(self, path: str, *, tagger: Any, on_stored: Callable[[str, str], None]) -> None:
         self.path = path
         self.tagger = tagger
         self.on_stored = on_stored
         self._seq = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[str]] = {}
+        self._mailboxes: dict[int, str] = {}  # the mailbox of each message waiting
         self._proc: subprocess.Popen[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._out = bytearray()  # frames not yet written
@@ -116,10 +117,12 @@ class IngestProcess:
                 envelope.peer,
                 envelope.username,
                 envelope.tls,
+                envelope.mailbox,
             ]
         ).encode()
         frame = _REQUEST.pack(seq, received, len(head), len(raw)) + head + raw
         future = self._waiting[seq] = self._loop.create_future()
+        self._mailboxes[seq] = envelope.mailbox
         self._send(frame)
         return future
 
@@ -217,11 +220,12 @@ class IngestProcess:
             text = buffer[at + _REPLY.size : end].decode("utf-8", "replace")
             at = end
             future = self._waiting.pop(seq, None)
+            mailbox = self._mailboxes.pop(seq, "")
             if future is None or future.done():
                 continue
             if ok:
                 future.set_result(text)
-                self.on_stored(text)
+                self.on_stored(text, mailbox)
             else:
                 future.set_exception(RuntimeError(text))
         del buffer[:at]
@@ -240,6 +244,7 @@ class IngestProcess:
                     proc.stdin.close()
         waiting = list(self._waiting.values())
         self._waiting.clear()
+        self._mailboxes.clear()
         if waiting:
             log.error("the ingest process stopped with %d message(s) unanswered", len(waiting))
         for future in waiting:
@@ -272,10 +277,10 @@ def _frames(buffer: bytearray) -> list[tuple[int, float, Envelope, bytes]]:
         if len(buffer) < end:
             break
         start = at + _REQUEST.size
-        mail_from, rcpt_to, helo, peer, username, tls = json.loads(
+        mail_from, rcpt_to, helo, peer, username, tls, mailbox = json.loads(
             bytes(buffer[start : start + head_len])
         )
-        envelope = Envelope(mail_from, tuple(rcpt_to), helo, peer, username, tls)
+        envelope = Envelope(mail_from, tuple(rcpt_to), helo, peer, username, tls, mailbox)
         found.append((seq, received, envelope, bytes(buffer[start + head_len : end])))
         at = end
     del buffer[:at]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol
 
-from .models import Envelope, Event, Figures, Page, StoredMessage
+from .models import Envelope, Event, Figures, MailboxFigures, Page, StoredMessage
 
 if TYPE_CHECKING:
     from .search import Search
@@ -30,6 +30,8 @@ class Store(Protocol):
     """
 
     on_event: Callable[[Event], None] | None
+    # The mailbox this store object sees (a view made by ``scoped``), or None for all.
+    mailbox: str | None
     # True for a store that is deleted when it closes (mailsink's default).
     temporary: bool
 
@@ -116,3 +118,21 @@ class Store(Protocol):
     def prune(self, keep: int = 0, before: float | None = None, batch: int = 200) -> Future[int]:
         """Delete up to ``batch`` of the oldest beyond the newest ``keep``, or older than
         the Unix time ``before``."""
+
+    # -- mailboxes
+    def scoped(self, mailbox: str) -> Store:
+        """A view of one mailbox: its reads, writes and events alone."""
+
+    def mailboxes(self) -> list[MailboxFigures]:
+        """Every mailbox with its counts."""
+
+    def create_mailbox(
+        self, name: str, password: str | None, expires: float | None = None
+    ) -> Future[bool]:
+        """Record a mailbox with an SMTP password and expiry; False if it exists."""
+
+    def delete_mailbox(self, name: str) -> Future[int]:
+        """Delete a mailbox and its messages; gives how many messages went."""
+
+    def mailbox_password(self, name: str) -> str | None:
+        """The SMTP password of a mailbox created through the API, or None."""

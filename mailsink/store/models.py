@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -14,18 +15,22 @@ from ..parsing.parser import Address
 
 __all__ = [
     "ADDRESS_FIELDS",
+    "DEFAULT_MAILBOX",
     "ENVELOPE_FIELDS",
+    "MAILBOX_NAME_RULE",
     "SUMMARY_COLUMNS",
     "SUMMARY_FIELDS",
     "Envelope",
     "Event",
     "Figures",
+    "MailboxFigures",
     "Page",
     "StoredMessage",
     "addr_json",
     "chunks",
     "compact_json",
     "drain",
+    "mailbox_name",
     "new_id",
     "prefixed",
     "rows_to_messages",
@@ -68,9 +73,27 @@ def new_id() -> str:
     return chars[:_ID_LENGTH].decode("ascii")
 
 
+DEFAULT_MAILBOX = "default"
+"""The mailbox of every message that nothing routes elsewhere; the root paths serve it."""
+
+_MAILBOX_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MAILBOX_NAME_RULE = (
+    "a mailbox name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter "
+    "or a digit (upper case is taken as lower case)"
+)
+
+
+def mailbox_name(text: str) -> str:
+    """``text`` as a mailbox name (in lower case); ValueError saying the rule if it is none."""
+    name = text.lower()
+    if not name.isascii() or not _MAILBOX_NAME.fullmatch(name):
+        raise ValueError(f"invalid mailbox name {text!r}: {MAILBOX_NAME_RULE}")
+    return name
+
+
 @dataclass(frozen=True)
 class Envelope:
-    """What the SMTP session knew about a message besides its bytes."""
+    """What the SMTP session knew about a message besides its bytes, and its mailbox."""
 
     mail_from: str = ""
     rcpt_to: Sequence[str] = ()
@@ -78,6 +101,7 @@ class Envelope:
     peer: str = ""
     username: str | None = None
     tls: bool = False
+    mailbox: str = DEFAULT_MAILBOX
 
 
 @dataclass(frozen=True)
@@ -85,13 +109,15 @@ class Event:
     """Something changed in the store: ``new``, ``deleted``, ``read`` or ``tags``.
 
     ``ids`` is empty for ``deleted`` when everything was deleted; ``count`` says how many
-    messages a ``deleted`` event took away.
+    messages a ``deleted`` event took away. ``mailbox`` is the mailbox it happened in, or
+    None when it touched every mailbox.
     """
 
     kind: str
     ids: tuple[str, ...] = ()
     read: bool | None = None
     count: int = 0
+    mailbox: str | None = DEFAULT_MAILBOX
 
 
 @dataclass
@@ -132,6 +158,19 @@ class Figures:
     database_bytes: int  # the database's pages, free ones included
     disk_bytes: int  # the database file and its write-ahead log
     tags: dict[str, int]  # messages per tag
+
+
+@dataclass
+class MailboxFigures:
+    """One mailbox: its name, counts, and the SMTP login and expiry it was created with."""
+
+    name: str
+    total: int
+    unread: int
+    created: float | None = None  # None: made by the mail routed to it
+    username: str | None = None
+    password: str | None = None
+    expires: float | None = None  # Unix time, or None to keep it until deleted
 
 
 @dataclass

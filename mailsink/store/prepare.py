@@ -62,6 +62,7 @@ def prepare(
     sender = parsed.sender
     message: dict[str, object] = {
         "created": received,
+        "mailbox": env.mailbox,
         "size": len(view),
         "mail_from": env.mail_from,
         "rcpt_to": compact_json(list(env.rcpt_to)),

@@ -1,4 +1,5 @@
-"""Retention: keep at most N messages and/or none older than an age, pruned in the background.
+"""Retention: keep at most N messages per mailbox and/or none older than an age, and no
+mailbox past its time to live, pruned in the background.
 
 Pruning never stalls SMTP: it runs on the event loop as a task that hands the store's
 writer one small batch of deletions at a time and waits for each to commit, so the
@@ -22,6 +23,8 @@ log = logging.getLogger("mailsink.retention")
 
 # How long to let new messages gather before pruning for them: one pass for many arrivals.
 _SETTLE = 0.2
+# How often to look for mailboxes whose time to live has run out, in seconds.
+_MAILBOX_CHECK = 5.0
 
 
 class Pruner:
@@ -34,12 +37,15 @@ class Pruner:
         *,
         max_messages: int = 0,
         max_age: float | None = None,
+        expire_mailboxes: bool = False,
         batch: int = 100,
     ) -> None:
         self.store = store
         self.hub = hub
         self.max_messages = max_messages
         self.max_age = max_age
+        # Mailboxes created with a time to live are deleted once it has run out.
+        self.expire_mailboxes = expire_mailboxes
         self.batch = batch
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -48,7 +54,7 @@ class Pruner:
     @property
     def enabled(self) -> bool:
         """Whether there is any limit to keep."""
-        return bool(self.max_messages) or self.max_age is not None
+        return bool(self.max_messages) or self.max_age is not None or self.expire_mailboxes
 
     def start(self) -> None:
         """Start pruning in the background on the running loop (if there is a limit)."""
@@ -87,9 +93,10 @@ class Pruner:
 
     def _interval(self) -> float | None:
         """How often to look for messages that have aged out, if they can."""
-        if self.max_age is None:
-            return None
-        return min(max(self.max_age / 20, 1.0), 60.0)
+        every = None if self.max_age is None else min(max(self.max_age / 20, 1.0), 60.0)
+        if self.expire_mailboxes:
+            every = min(every or _MAILBOX_CHECK, _MAILBOX_CHECK)
+        return every
 
     async def _run(self) -> None:
         assert self._wake is not None

@@ -27,6 +27,7 @@ __all__ = [
     "WORDS_WINDOW",
     "DatabaseRefused",
     "fts_values",
+    "mailbox_token",
     "migrate",
     "pack_words",
     "register_functions",
@@ -188,6 +189,13 @@ def fts_values(values: Sequence[str]) -> tuple[str, ...]:
     """The values to index, as ``pack_words`` keeps them: a NUL becomes a space (the index
     sees neither as part of a word), so that NUL can separate the values."""
     return tuple((v or "").replace("\x00", " ") for v in values)
+
+
+def mailbox_token(mailbox: str) -> str:
+    """The full-text index's one word for a mailbox: its name in hex behind a private-use
+    character, which the tokenizer keeps in the word and no search term contains, so that
+    no search finds it by accident and a name's dashes do not split it."""
+    return "\ue000" + mailbox.encode("utf-8").hex()
 
 
 def pack_words(values: Sequence[str], prefix: bytes) -> bytes:

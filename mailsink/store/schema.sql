@@ -3,6 +3,7 @@
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY,             -- arrival order
     uid TEXT NOT NULL UNIQUE,           -- the public ID
+    mailbox TEXT NOT NULL DEFAULT 'default',
     created REAL NOT NULL,              -- when received, Unix seconds
     size INTEGER NOT NULL,
     read INTEGER NOT NULL DEFAULT 0,
@@ -26,9 +27,22 @@ CREATE TABLE messages (
     subject_folded TEXT NOT NULL DEFAULT '' -- mailsink_fold(subject), for subject: searches
 );
 CREATE INDEX messages_unread ON messages(id) WHERE read = 0;
+-- A mailbox's messages in arrival order, and its unread ones: every listing and count of
+-- one mailbox reads its own stretch of these, however many other mailboxes there are.
+CREATE INDEX messages_mailbox ON messages(mailbox, id);
+CREATE INDEX messages_mailbox_unread ON messages(mailbox, id) WHERE read = 0;
 CREATE INDEX messages_message_id ON messages(message_id);
 -- before:/after: searches and pruning by age
 CREATE INDEX messages_created ON messages(created);
+
+-- Mailboxes created through the API, with their SMTP login; a mailbox that mail was routed
+-- to exists by its messages alone.
+CREATE TABLE mailboxes (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL,              -- Unix seconds
+    password TEXT,                      -- its SMTP AUTH password (user name: the name)
+    expires REAL                        -- Unix seconds, or NULL to keep it until deleted
+) WITHOUT ROWID;
 
 -- Kept apart so that list queries never page through message bodies.
 CREATE TABLE raw (
@@ -50,14 +64,16 @@ CREATE TABLE dictionaries (
 -- The full-text index, two contentless tables of the same values (rowid = messages.id):
 -- ``fts`` keeps each word's positions, for phrases and the words the tokenizer splits;
 -- ``fts_words`` only which message has a word, with a three-letter prefix index, for the
--- common single-word search. Both are given text already folded (fold_for_index).
+-- common single-word search. Both are given text already folded (fold_for_index), and the
+-- message's mailbox as one token no search can type (mailbox_token): a search in one
+-- mailbox asks the index for that token too, and reads only that mailbox's matches.
 CREATE VIRTUAL TABLE fts USING fts5(
-    subject, addresses, body, filenames,
+    subject, addresses, body, filenames, mailbox,
     content = '', columnsize = 0,
     tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE VIRTUAL TABLE fts_words USING fts5(
-    subject, addresses, body, filenames,
+    subject, addresses, body, filenames, mailbox,
     content = '', columnsize = 0, detail = none, prefix = '3',
     tokenize = 'unicode61 remove_diacritics 2'
 );

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
 import logging
 import os
-import queue
 import sqlite3
 import tempfile
 import threading
@@ -18,29 +19,17 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..parsing.parser import ParsedMessage
-from .compression import RawCompressor, newest_dictionary, save_trained
+from . import reads
+from .compression import RawCompressor, newest_dictionary
 from .heap import HeapTrimmer
 from .ingest import IngestProcess, IngestStopped
-from .models import (
-    SUMMARY_COLUMNS,
-    Envelope,
-    Event,
-    Figures,
-    Page,
-    StoredMessage,
-    chunks,
-    drain,
-    prefixed,
-    rows_to_messages,
-)
+from .models import Envelope, Event, Figures, MailboxFigures, Page, StoredMessage, chunks
 from .prepare import Prepared, prepare
 from .schema import migrate, schema_version, unreadable
-from .search import CompiledSearch, Search, condition, fold
+from .search import Search, condition, fold
 from .tables import (
     connect,
     delete_all_messages,
@@ -50,24 +39,13 @@ from .tables import (
     insert_tags,
 )
 from .tags import distinct_tags
+from .writer import Writer
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 
 log = logging.getLogger("mailsink.store")
-
-# Writes that arrive while a batch commits join the next batch; this caps its size so that
-# one batch never holds the write lock for long.
-_MAX_BATCH = 256
-# Jobs the writer runs between giving its freed memory back (see heap.py).
-_TRIM_EVERY = 250
-
-
-@dataclass
-class _Job:
-    fn: Callable[[sqlite3.Connection], Any]
-    future: Future[Any]
 
 
 class SQLiteStore:
@@ -95,16 +73,13 @@ class SQLiteStore:
         self.on_event = on_event
         self.tagger = tagger
         self._uri = file_uri(path)
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer: threading.Thread | None = None
-        self._writer_db: sqlite3.Connection | None = None
-        self._closed = False
-        self._pending: list[Event] = []  # events of the batch being written; writer thread only
-        self.heap = HeapTrimmer(_TRIM_EVERY)  # used by the writer thread only
         self._compressor = RawCompressor()  # the raw bytes' zstd; writer thread only
+        self._writer = Writer(self._compressor, self._notify)
+        # The mailbox this object sees (see ``scoped``), or None for every mailbox.
+        self.mailbox: str | None = None
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -129,9 +104,7 @@ class SQLiteStore:
         except BaseException:
             db.close()
             raise
-        self._writer_db = db
-        self._writer = threading.Thread(target=self._write_loop, name="mailsink-store", daemon=True)
-        self._writer.start()
+        self._writer.start(db)
         return self
 
     def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
@@ -151,22 +124,15 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Finish every write already asked for, then close the database."""
-        if self._closed:
+        if self._writer.closed:
             return
-        self._closed = True
         for ingest in self._ingest:
             ingest.stop_now()
-        if self._writer is not None:
-            self._jobs.put(None)
-            self._writer.join()
+        self._writer.close(optimize=not self.temporary)
         with self._readers_lock:
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
-        if self._writer_db is not None:
-            if not self.temporary:
-                self._writer_db.execute("PRAGMA optimize")
-            self._writer_db.close()
         self._remove()
 
     def __enter__(self) -> SQLiteStore:
@@ -179,26 +145,28 @@ class SQLiteStore:
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         """Run ``fn`` on the writer connection inside a transaction; resolved after commit."""
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        future: Future[T] = Future()
-        self._jobs.put(_Job(fn, future))
-        return future
+        return self._writer.submit(fn)
+
+    @property
+    def heap(self) -> HeapTrimmer:
+        """What the writer thread gave back to the operating system."""
+        return self._writer.heap
 
     def add(
         self, raw: bytes, envelope: Envelope | None = None, received: float | None = None
     ) -> Future[str]:
         """Keep a message, received now or at the Unix time ``received`` (an imported one);
         the future gives its ID once it is committed."""
-        envelope = envelope or Envelope()
+        envelope = self._into_mailbox(envelope or Envelope())
         when = time.time() if received is None else received
         return self.submit(lambda db: self._insert(db, raw, envelope, when))
 
     async def keep(self, raw: bytes, envelope: Envelope) -> str:
         """Keep a message and give its ID once it is committed (on the event loop)."""
+        envelope = self._into_mailbox(envelope)
         alive = [ingest for ingest in self._ingest if ingest.alive]
         if alive:
-            if self._closed:
+            if self._writer.closed:
                 raise RuntimeError("the store is closed")
             ingest = min(alive, key=lambda i: i.waiting)  # the one with the least to do
             try:
@@ -211,6 +179,12 @@ class SQLiteStore:
                 # as it would be when a client retries after a 451.
         return await asyncio.wrap_future(self.add(raw, envelope))
 
+    def _into_mailbox(self, envelope: Envelope) -> Envelope:
+        """The envelope of a message added through a mailbox's view: that mailbox's."""
+        if self.mailbox is None or envelope.mailbox == self.mailbox:
+            return envelope
+        return dataclasses.replace(envelope, mailbox=self.mailbox)
+
     @property
     def location(self) -> str:
         """The database file."""
@@ -221,9 +195,86 @@ class SQLiteStore:
         """The IDs of the ingest processes running; none when messages are stored here."""
         return [i.pid for i in self._ingest if i.alive and i.pid is not None]
 
-    def _stored_elsewhere(self, uid: str) -> None:
+    def _stored_elsewhere(self, uid: str, mailbox: str) -> None:
+        self._notify(Event("new", (uid,), mailbox=mailbox))
+
+    def _notify(self, event: Event) -> None:
         if self.on_event is not None:
-            self.on_event(Event("new", (uid,)))
+            self.on_event(event)
+
+    # -- mailboxes -----------------------------------------------------------------------
+
+    def scoped(self, mailbox: str) -> SQLiteStore:
+        """This store as one mailbox sees it: every read, write and event is of its
+        messages alone. The view shares the database, the writer and the connections."""
+        view = copy.copy(self)
+        view.mailbox = mailbox
+        return view
+
+    def mailboxes(self) -> list[MailboxFigures]:
+        """Every mailbox with its counts, by name."""
+        return self.read(reads.mailboxes)
+
+    def create_mailbox(
+        self, name: str, password: str | None, expires: float | None = None
+    ) -> Future[bool]:
+        """Record a mailbox with its SMTP password and expiry; False if it exists already."""
+
+        def run(db: sqlite3.Connection) -> bool:
+            exists = db.execute("SELECT 1 FROM messages WHERE mailbox = ? LIMIT 1", (name,))
+            if exists.fetchone() is not None:
+                return False
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO mailboxes (name, created, password, expires) "
+                "VALUES (?, ?, ?, ?)",
+                (name, time.time(), password, expires),
+            )
+            return cursor.rowcount == 1
+
+        return self.submit(run)
+
+    def delete_mailbox(self, name: str) -> Future[int]:
+        """Delete a mailbox and its messages; gives how many messages went."""
+
+        def run(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
+            return self._delete_in(db, name)
+
+        return self.submit(run)
+
+    def mailbox_password(self, name: str) -> str | None:
+        """The SMTP password of a mailbox created through the API, or None."""
+        row = self.read(
+            lambda db: db.execute(
+                "SELECT password FROM mailboxes WHERE name = ?", (name,)
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    def _delete_in(self, db: sqlite3.Connection, mailbox: str) -> int:
+        """Delete every message of one mailbox; an empty ``deleted`` event says so."""
+        rowids = [r[0] for r in db.execute("SELECT id FROM messages WHERE mailbox = ?", (mailbox,))]
+        for chunk in chunks(rowids):
+            delete_messages(db, chunk)
+        if rowids:
+            self.after_commit(db, Event("deleted", count=len(rowids), mailbox=mailbox))
+        return len(rowids)
+
+    def _in_scope(self, alias: str = "") -> tuple[str, tuple[str, ...]]:
+        """`` AND mailbox = ?`` and its parameter for a view, nothing for the whole store."""
+        if self.mailbox is None:
+            return "", ()
+        return f" AND {alias + '.' if alias else ''}mailbox = ?", (self.mailbox,)
+
+    def _tell(self, db: sqlite3.Connection, kind: str, rows: Iterable[Any], **kw: Any) -> None:
+        """One event per mailbox for ``(uid, mailbox)`` rows, once the batch commits."""
+        by_mailbox: dict[str, list[str]] = {}
+        for uid, mailbox in rows:
+            by_mailbox.setdefault(mailbox, []).append(uid)
+        for mailbox, uids in by_mailbox.items():
+            self.after_commit(db, Event(kind, tuple(uids), mailbox=mailbox, **kw))
+
+    # -- changing ------------------------------------------------------------------------
 
     def delete(self, ids: Sequence[str] | None = None) -> Future[int]:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
@@ -236,9 +287,16 @@ class SQLiteStore:
 
     def delete_where(self, where: str, params: Sequence[Any] = ()) -> Future[int]:
         """Delete the messages a SQL condition on ``messages`` (aliased ``m``) selects."""
+        scope, scope_params = self._in_scope("m")
 
         def run(db: sqlite3.Connection) -> int:
-            ids = [r[0] for r in db.execute(f"SELECT m.uid FROM messages m WHERE {where}", params)]
+            ids = [
+                r[0]
+                for r in db.execute(
+                    f"SELECT m.uid FROM messages m WHERE ({where}){scope}",
+                    (*params, *scope_params),
+                )
+            ]
             return self._delete(db, ids) if ids else 0
 
         return self.submit(run)
@@ -278,14 +336,12 @@ class SQLiteStore:
     def _set_read(
         self, db: sqlite3.Connection, where: str, params: Sequence[Any], read: bool
     ) -> int:
-        changed = tuple(
-            r[0]
-            for r in db.execute(
-                f"UPDATE messages SET read = ? WHERE {where} RETURNING uid", (read, *params)
-            )
-        )
-        if changed:
-            self.after_commit(db, Event("read", changed, read))
+        scope, scope_params = self._in_scope()
+        changed = db.execute(
+            f"UPDATE messages SET read = ? WHERE {where}{scope} RETURNING uid, mailbox",
+            (read, *params, *scope_params),
+        ).fetchall()
+        self._tell(db, "read", changed, read=read)
         return len(changed)
 
     # -- tags ----------------------------------------------------------------------------
@@ -302,73 +358,91 @@ class SQLiteStore:
             rowids = self._rowids(db, ids)
             db.executemany("DELETE FROM tags WHERE message = ?", [(r,) for r in rowids])
             insert_tags(db, list(rowids), wanted)
-            if rowids:
-                self.after_commit(db, Event("tags", tuple(rowids.values())))
+            self._tell(db, "tags", rowids.values())
             return len(rowids)
 
         return self.submit(run)
 
     def rename_tag(self, old: str, new: str) -> Future[int]:
-        """Rename a tag (in any case) on every message; into a tag the store has in any
-        case, they merge. Only changing its case respells it."""
+        """Rename a tag (in any case) on every message that has it; into a tag the store has
+        in any case, they merge. Only changing its case respells it."""
+        scope, scope_params = self._in_scope("m")
 
         def run(db: sqlite3.Connection) -> int:
             rows = db.execute(
-                "SELECT t.message, m.uid, t.tag FROM tags t JOIN messages m ON m.id = t.message "
-                "WHERE t.folded = ?",
-                (fold(old),),
+                "SELECT t.message, m.uid, t.tag, m.mailbox FROM tags t "
+                f"JOIN messages m ON m.id = t.message WHERE t.folded = ?{scope}",
+                (fold(old), *scope_params),
             ).fetchall()
             if not rows or all(r[2] == new for r in rows):
                 return 0
+            rowids = [(r[0],) for r in rows]
             if fold(new) == fold(old):
-                db.execute("UPDATE tags SET tag = ? WHERE folded = ?", (new, fold(new)))
+                db.executemany(
+                    "UPDATE tags SET tag = ? WHERE message = ? AND folded = ?",
+                    [(new, r[0], fold(new)) for r in rows],
+                )
             else:
                 insert_tags(db, [r[0] for r in rows], [new])
-                db.execute("DELETE FROM tags WHERE folded = ?", (fold(old),))
-            self.after_commit(db, Event("tags", tuple(r[1] for r in rows)))
+                db.executemany(
+                    "DELETE FROM tags WHERE message = ? AND folded = ?",
+                    [(*r, fold(old)) for r in rowids],
+                )
+            self._tell(db, "tags", [(r[1], r[3]) for r in rows])
             return len(rows)
 
         return self.submit(run)
 
     def delete_tag(self, tag: str) -> Future[int]:
         """Take a tag (in any case) off every message that has it (the messages stay)."""
+        scope, scope_params = self._in_scope("m")
 
         def run(db: sqlite3.Connection) -> int:
-            uids = tuple(
-                r[0]
-                for r in db.execute(
-                    "SELECT m.uid FROM tags t JOIN messages m ON m.id = t.message "
-                    "WHERE t.folded = ?",
-                    (fold(tag),),
-                )
+            rows = db.execute(
+                "SELECT t.message, m.uid, m.mailbox FROM tags t "
+                f"JOIN messages m ON m.id = t.message WHERE t.folded = ?{scope}",
+                (fold(tag), *scope_params),
+            ).fetchall()
+            db.executemany(
+                "DELETE FROM tags WHERE message = ? AND folded = ?",
+                [(r[0], fold(tag)) for r in rows],
             )
-            db.execute("DELETE FROM tags WHERE folded = ?", (fold(tag),))
-            if uids:
-                self.after_commit(db, Event("tags", uids))
-            return len(uids)
+            self._tell(db, "tags", [(r[1], r[2]) for r in rows])
+            return len(rows)
 
         return self.submit(run)
 
-    @staticmethod
-    def _rowids(db: sqlite3.Connection, ids: Sequence[str]) -> dict[int, str]:
-        found: dict[int, str] = {}
+    def _rowids(self, db: sqlite3.Connection, ids: Sequence[str]) -> dict[int, tuple[str, str]]:
+        scope, scope_params = self._in_scope()
+        found: dict[int, tuple[str, str]] = {}
         for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
-            found.update(
-                db.execute(f"SELECT id, uid FROM messages WHERE uid IN ({marks})", tuple(chunk))
-            )
+            for rowid, uid, mailbox in db.execute(
+                f"SELECT id, uid, mailbox FROM messages WHERE uid IN ({marks}){scope}",
+                (*chunk, *scope_params),
+            ):
+                found[rowid] = (uid, mailbox)
         return found
 
     # -- retention -----------------------------------------------------------------------
 
     def prune(self, keep: int = 0, before: float | None = None, batch: int = 200) -> Future[int]:
-        """Delete up to ``batch`` of the oldest messages beyond the newest ``keep`` (0: no
-        limit), or received before the Unix time ``before``; gives how many went.
+        """Delete up to ``batch`` of the oldest messages of each mailbox beyond its newest
+        ``keep`` (0: no limit), or received before the Unix time ``before``, and the
+        mailboxes whose time has run out; gives how many messages went.
 
         Small batches keep each write short, so that SMTP's inserts never wait long.
         """
 
         def run(db: sqlite3.Connection) -> int:
+            removed = 0
+            expired = [
+                r[0]
+                for r in db.execute("SELECT name FROM mailboxes WHERE expires < ?", (time.time(),))
+            ]
+            for name in expired:
+                db.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
+                removed += self._delete_in(db, name)
             uids: list[str] = []
             if before is not None:
                 uids = [
@@ -379,16 +453,21 @@ class SQLiteStore:
                     )
                 ]
             if keep and not uids:
-                (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
-                if total <= keep:
-                    return 0
-                uids = [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT uid FROM messages ORDER BY id LIMIT ?", (min(total - keep, batch),)
-                    )
-                ]
-            return self._delete(db, uids) if uids else 0
+                # Each mailbox keeps its own newest: one busy mailbox cannot push out
+                # another's mail.
+                over = db.execute(
+                    "SELECT mailbox, count(*) FROM messages GROUP BY mailbox HAVING count(*) > ?",
+                    (keep,),
+                ).fetchall()
+                for mailbox, total in over:
+                    uids += [
+                        r[0]
+                        for r in db.execute(
+                            "SELECT uid FROM messages WHERE mailbox = ? ORDER BY id LIMIT ?",
+                            (mailbox, min(total - keep, batch)),
+                        )
+                    ]
+            return removed + (self._delete(db, uids) if uids else 0)
 
         return self.submit(run)
 
@@ -397,91 +476,46 @@ class SQLiteStore:
 
     def _write(self, db: sqlite3.Connection, p: Prepared) -> str:
         uid = insert_message(db, p)
-        self.after_commit(db, Event("new", (uid,)))
+        self.after_commit(db, Event("new", (uid,), mailbox=str(p.message["mailbox"])))
         return uid
 
     def _delete(self, db: sqlite3.Connection, ids: Sequence[str] | None) -> int:
         if ids is None:
+            if self.mailbox is not None:
+                return self._delete_in(db, self.mailbox)
             (count,) = db.execute("SELECT count(*) FROM messages").fetchone()
             delete_all_messages(db)
-            self.after_commit(db, Event("deleted", count=int(count)))
+            self.after_commit(db, Event("deleted", count=int(count), mailbox=None))
             return int(count)
-        deleted: list[str] = []
+        scope, scope_params = self._in_scope()
+        deleted: list[tuple[str, str]] = []
         for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"SELECT id, uid FROM messages WHERE uid IN ({marks})", tuple(chunk)
+                f"SELECT id, uid, mailbox FROM messages WHERE uid IN ({marks}){scope}",
+                (*chunk, *scope_params),
             ).fetchall()
             if not rows:
                 continue
-            rowids = tuple(r[0] for r in rows)
-            delete_messages(db, rowids)
-            deleted += [r[1] for r in rows]
-        if deleted:
-            self.after_commit(db, Event("deleted", tuple(deleted), count=len(deleted)))
+            delete_messages(db, tuple(r[0] for r in rows))
+            deleted += [(r[1], r[2]) for r in rows]
+        by_mailbox: dict[str, list[str]] = {}
+        for uid, mailbox in deleted:
+            by_mailbox.setdefault(mailbox, []).append(uid)
+        for mailbox, uids in by_mailbox.items():
+            self.after_commit(db, Event("deleted", tuple(uids), count=len(uids), mailbox=mailbox))
         return len(deleted)
 
     def after_commit(self, db: sqlite3.Connection, event: Event) -> None:
         """Queue ``event`` to be told once the running batch has committed (writer jobs only)."""
-        self._pending.append(event)
-
-    def _write_loop(self) -> None:
-        db = self._writer_db
-        assert db is not None
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch, stop = drain(self._jobs, job, _MAX_BATCH)
-            save_trained(db, self._compressor)  # a dictionary trained since the last batch
-            self._run_batch(db, batch)
-            self.heap.done(len(batch))
-            if stop:
-                return
-
-    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
-        self._pending.clear()
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                if not job.future.set_running_or_notify_cancel():
-                    continue
-                events_before = len(self._pending)
-                db.execute("SAVEPOINT job")
-                try:
-                    result = job.fn(db)
-                except Exception as exc:
-                    db.execute("ROLLBACK TO job")
-                    del self._pending[events_before:]
-                    outcomes.append((job, None, exc))
-                else:
-                    outcomes.append((job, result, None))
-                db.execute("RELEASE job")
-            db.execute("COMMIT")
-        except BaseException as exc:
-            # The commit itself failed (disk full, I/O error): nothing in the batch is kept.
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            for job in batch:
-                if job.future.running():
-                    job.future.set_exception(exc)
-            return
-        for job, result, error in outcomes:
-            if error is None:
-                job.future.set_result(result)
-            else:
-                job.future.set_exception(error)
-        if self.on_event is not None:
-            for event in list(self._pending):
-                self.on_event(event)
+        self._writer.after_commit(event)
 
     # -- reading -------------------------------------------------------------------------
 
     def _reader(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            if self._closed:
+            if self._writer.closed:
                 raise RuntimeError("the store is closed")
             db = self._connect()
             db.execute("PRAGMA query_only = ON")
@@ -501,24 +535,11 @@ class SQLiteStore:
 
     def count(self) -> tuple[int, int]:
         """How many messages there are, and how many of them are unread."""
-        return self.read(_counts)
+        return self.read(lambda db: reads.counts(db, self.mailbox))
 
     def figures(self) -> Figures:
         """Counts and sizes, for ``/api/v1/info`` and ``/metrics``, in one snapshot."""
-
-        def run(db: sqlite3.Connection) -> Figures:
-            total, unread, size = db.execute(
-                "SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) FROM messages"
-            ).fetchone()
-            (pages,) = db.execute("PRAGMA page_count").fetchone()
-            (page_size,) = db.execute("PRAGMA page_size").fetchone()
-            tags = dict(db.execute("SELECT tag, count(*) FROM tags GROUP BY tag ORDER BY tag"))
-            database = int(pages) * int(page_size)
-            files = [Path(self.path), Path(self.path + "-wal")]
-            disk = sum(f.stat().st_size for f in files if f.exists())
-            return Figures(int(total), int(unread), int(size), database, disk, tags)
-
-        return self.read(run)
+        return self.read(lambda db: reads.figures(db, self.path, self.mailbox))
 
     def page(self, start: int = 0, limit: int = 50, search: Search | None = None) -> Page:
         """Messages newest first: all, or those ``search`` finds."""
@@ -528,77 +549,23 @@ class SQLiteStore:
         self, start: int = 0, limit: int = 50, where: str = "", params: Sequence[Any] = ()
     ) -> Page:
         """Messages newest first; ``where`` is an optional SQL condition on ``messages m``."""
-
-        def run(db: sqlite3.Connection) -> Page:
-            total, unread = _counts(db)
-            if isinstance(where, CompiledSearch) and where.fts:
-                matched, matched_unread, rows = _fts_page(db, where, start, limit)
-                return Page(
-                    rows_to_messages(db, rows), start, total, unread, matched, matched_unread
-                )
-            if where:
-                matched, matched_unread = db.execute(
-                    f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE {where}",
-                    params,
-                ).fetchone()
-            else:
-                matched, matched_unread = total, unread
-            rows = db.execute(
-                f"SELECT {prefixed('m')} FROM messages m "
-                f"{'WHERE ' + where if where else ''} ORDER BY m.id DESC LIMIT ? OFFSET ?",
-                (*params, limit, start),
-            ).fetchall()
-            return Page(rows_to_messages(db, rows), start, total, unread, matched, matched_unread)
-
-        return self.read(run)
+        return self.read(lambda db: reads.page(db, start, limit, where, params, self.mailbox))
 
     def get(self, uid: str) -> StoredMessage | None:
         """One message's summary by ID (``latest`` is the newest message), or None."""
-
-        def run(db: sqlite3.Connection) -> StoredMessage | None:
-            if uid == "latest":
-                row = db.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages ORDER BY id DESC LIMIT 1"
-                ).fetchone()
-            else:
-                row = db.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE uid = ?", (uid,)
-                ).fetchone()
-            return rows_to_messages(db, [row])[0] if row else None
-
-        return self.read(run)
+        return self.read(lambda db: reads.get(db, uid, self.mailbox))
 
     def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
         """Summaries of the given IDs that exist, newest first."""
-
-        def run(db: sqlite3.Connection) -> list[StoredMessage]:
-            rows: list[Any] = []
-            for chunk in chunks(uids):
-                marks = ",".join("?" * len(chunk))
-                rows += db.execute(
-                    f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE uid IN ({marks})", tuple(chunk)
-                ).fetchall()
-            rows.sort(key=lambda r: r[0], reverse=True)
-            return rows_to_messages(db, rows)
-
-        return self.read(run)
+        return self.read(lambda db: reads.get_many(db, uids, self.mailbox))
 
     def raw(self, uid: str) -> bytes | None:
         """The exact bytes received, or None if there is no such message."""
-        row = self.read(
-            lambda db: db.execute(
-                "SELECT mailsink_raw(r.data, r.compression) FROM raw r "
-                "JOIN messages m ON m.id = r.id WHERE m.uid = ?",
-                (uid,),
-            ).fetchone()
-        )
-        return bytes(row[0]) if row else None
+        return self.read(lambda db: reads.raw(db, uid, self.mailbox))
 
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
-        return self.read(
-            lambda db: [r[0] for r in db.execute("SELECT DISTINCT tag FROM tags ORDER BY tag")]
-        )
+        return self.read(lambda db: reads.tags(db, self.mailbox))
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self._uri)
@@ -615,41 +582,3 @@ def _remove_files(path: str) -> None:
     for name in (path, path + "-wal", path + "-shm") if path else ():
         with contextlib.suppress(FileNotFoundError):
             os.remove(name)
-
-
-def _fts_page(
-    db: sqlite3.Connection, search: CompiledSearch, start: int, limit: int
-) -> tuple[int, int, list[Any]]:
-    """A page of a search with words in it, the full-text index driving: it counts its
-    matches itself and yields them newest first, so nothing is materialised or sorted."""
-    rest = f"AND ({search.rest})" if search.rest else ""
-    params = (search.fts, *search.rest_params)
-    fts = search.fts_table  # one of the index's two tables, named by the search module
-    if rest:
-        matched, matched_unread = db.execute(
-            f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM {fts} "
-            f"JOIN messages m ON m.id = {fts}.rowid WHERE {fts} MATCH ? {rest}",
-            params,
-        ).fetchone()
-    else:
-        (matched,) = db.execute(
-            f"SELECT count(*) FROM {fts} WHERE {fts} MATCH ?", params
-        ).fetchone()
-        # The small index of unread IDs answers this without reading any message row.
-        (matched_unread,) = db.execute(
-            f"SELECT count(*) FROM {fts} JOIN messages m INDEXED BY messages_unread "
-            f"ON m.id = {fts}.rowid WHERE {fts} MATCH ? AND m.read = 0",
-            params,
-        ).fetchone()
-    rows = db.execute(
-        f"SELECT {prefixed('m')} FROM {fts} JOIN messages m ON m.id = {fts}.rowid "
-        f"WHERE {fts} MATCH ? {rest} ORDER BY {fts}.rowid DESC LIMIT ? OFFSET ?",
-        (*params, limit, start),
-    ).fetchall()
-    return int(matched), int(matched_unread), rows
-
-
-def _counts(db: sqlite3.Connection) -> tuple[int, int]:
-    (total,) = db.execute("SELECT count(*) FROM messages").fetchone()
-    (unread,) = db.execute("SELECT count(*) FROM messages WHERE read = 0").fetchone()
-    return int(total), int(unread)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .prepare import Prepared
-from .schema import WORDS_WINDOW, register_functions, unpack_words
+from .schema import WORDS_WINDOW, mailbox_token, register_functions, unpack_words
 from .search import fold
 
 __all__ = [
@@ -79,10 +79,12 @@ def insert_message(db: sqlite3.Connection, p: Prepared) -> str:
     )
     _insert_headers(db, rowid, p.headers)
     insert_tags(db, [rowid], p.tags)
+    token = mailbox_token(str(p.message["mailbox"]))
     for table in _FULL_TEXT:
         db.execute(
-            f"INSERT INTO {table} (rowid, subject, addresses, body, filenames) VALUES (?,?,?,?,?)",
-            (rowid, *p.fts),
+            f"INSERT INTO {table} (rowid, subject, addresses, body, filenames, mailbox) "
+            "VALUES (?,?,?,?,?,?)",
+            (rowid, *p.fts, token),
         )
     return p.uid
 
@@ -124,17 +126,17 @@ def delete_messages(db: sqlite3.Connection, rowids: Sequence[int]) -> None:
     marks = ",".join("?" * len(rowids))
     # A contentless index forgets a row only when told the values it indexed.
     values = [
-        (rowid, *unpack_words(words, prefix))
-        for rowid, prefix, words in db.execute(
-            f"SELECT id, mailsink_raw(data, compression, {WORDS_WINDOW}), words "
-            f"FROM raw WHERE id IN ({marks})",
+        (rowid, *unpack_words(words, prefix), mailbox_token(mailbox))
+        for rowid, prefix, words, mailbox in db.execute(
+            f"SELECT r.id, mailsink_raw(r.data, r.compression, {WORDS_WINDOW}), r.words, "
+            f"m.mailbox FROM raw r JOIN messages m ON m.id = r.id WHERE r.id IN ({marks})",
             tuple(rowids),
         )
     ]
     for table in _FULL_TEXT:
         db.executemany(
-            f"INSERT INTO {table} ({table}, rowid, subject, addresses, body, filenames) "
-            "VALUES ('delete', ?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} ({table}, rowid, subject, addresses, body, filenames, mailbox) "
+            "VALUES ('delete', ?, ?, ?, ?, ?, ?)",
             values,
         )
     # The other tables' rows go with the message (ON DELETE CASCADE).

@@ -2,6 +2,11 @@
 objects, waits that happen on the server (``GET /api/v1/wait``), and the same assertions as
 the fixture.
 
+A Mailpit server works too: the client finds out once (Mailpit has no ``/api/v1/wait``), then
+waits on Mailpit's live events (the WebSocket at ``/api/events``) and searches in Mailpit's
+language. Mailpit keeps no envelope, so there ``envelope_sender`` and
+``envelope_recipients`` are empty, and a scope is matched against To, Cc and Bcc.
+
 >>> with Client("http://localhost:8025") as mail:  # doctest: +SKIP
 ...     [welcome] = mail.wait_for(to="bob@example.test", subject__contains="Welcome")
 ...     welcome.links[0]
@@ -13,11 +18,14 @@ tests against one server do not see each other's mail.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import time
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -34,13 +42,24 @@ from .inbox import (
 )
 from .mail import Mail
 
-__all__ = ["AsyncClient", "Client", "MailsinkError"]
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection as AsyncEvents
+    from websockets.sync.client import ClientConnection as Events
+
+__all__ = ["AsyncClient", "Client", "MailsinkError", "NewMailbox"]
 
 _PAGE = 1000
 # Added to a long poll's own timeout, so that the server answers before the client gives up.
 _GRACE = 10.0
 # A single wait request asks for this much at most; longer waits ask again.
 _MAX_POLL = 300.0
+# Asked of every Mailpit path: mailsink then adds its own fields (the envelope); Mailpit
+# ignores parameters it does not know.
+_EXTRAS = {"extras": 1}
+# Mailpit's events after which the messages may differ (not ``stats`` or ``error``).
+_CHANGES = frozenset({"new", "update", "delete", "truncate", "prune"})
+# Largest event read from Mailpit's WebSocket: a summary lists every address of a message.
+_MAX_EVENT = 2**24
 
 
 class MailsinkError(RuntimeError):
@@ -58,23 +77,36 @@ class MailsinkError(RuntimeError):
         self.status_code = response.status_code
 
 
+@dataclass
+class _Server:
+    """What the client found out about the server, shared by its scoped clients."""
+
+    mailpit: bool | None = None  # None: not asked yet
+
+
 class _Protocol:
     """What to ask the server and how to read the answers; no I/O, shared by both clients."""
 
     def __init__(self, scope: str | None, cache: MailCache) -> None:
         self.scope = scope.lower() if scope else None
         self.cache = cache
+        self.server = _Server()
         # The last wait's answer: it is the listing the next snapshot needs, one request saved.
         self._answer: tuple[str, dict[str, Any]] | None = None
 
     def server_query(self, query: str | None) -> str:
-        terms = [f'rcpt:"{self.scope}"'] if self.scope else []
+        # Mailpit has no envelope: "addressed" finds the scope in From, To, Cc, Bcc or
+        # Reply-To, and in_scope keeps the recipients.
+        field = "addressed" if self.server.mailpit else "rcpt"
+        terms = [f'{field}:"{self.scope}"'] if self.scope else []
         if query:
             terms.append(query)
         return " ".join(terms)
 
-    def list_request(self, query: str, start: int) -> tuple[str, dict[str, Any]]:
-        params: dict[str, Any] = {"start": start, "limit": _PAGE}
+    def list_request(
+        self, query: str, start: int, limit: int = _PAGE
+    ) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {"start": start, "limit": limit, **_EXTRAS}
         if query:
             return "/api/v1/search", {**params, "query": query}
         return "/api/v1/messages", params
@@ -91,7 +123,13 @@ class _Protocol:
 
     def wait_params(self, mark: tuple[str, int], timeout: float) -> dict[str, Any]:
         query, known = mark
-        return {"query": query, "count": known + 1, "timeout": round(timeout, 3), "limit": _PAGE}
+        return {
+            "query": query,
+            "count": known + 1,
+            "timeout": round(timeout, 3),
+            "limit": _PAGE,
+            **_EXTRAS,
+        }
 
     def waited(self, mark: tuple[str, int], response: httpx.Response) -> None:
         """Read a wait's response: keep a 200's listing for the next snapshot."""
@@ -152,13 +190,18 @@ def _check(response: httpx.Response) -> httpx.Response:
     return response
 
 
+def _matched(page: dict[str, Any]) -> int:
+    """How many messages a listing says match."""
+    return int(page.get("messages_count", page.get("total", 0)))
+
+
 def _collect(pages: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Summaries newest first, without repeats, and the server's count of matches."""
     seen: dict[str, dict[str, Any]] = {}
     matched = 0
     for number, page in enumerate(pages):
         if number == 0:
-            matched = int(page.get("messages_count", page.get("total", 0)))
+            matched = _matched(page)
         for summary in page.get("messages") or []:
             seen.setdefault(summary["ID"], summary)
     return list(seen.values()), matched
@@ -175,14 +218,39 @@ class _Call:
     timeout: float | None = None  # None: the client's own
 
 
+@dataclass
+class _Listen:
+    """Open Mailpit's event WebSocket; it stays open until the operation ends."""
+
+
+@dataclass
+class _Next:
+    """The next event from the open WebSocket, as ``{"Type", "Data"}``; None when ``timeout``
+    seconds pass first or the server closes it."""
+
+    timeout: float
+
+
 # An operation: yields the requests it needs, is sent each response, returns its result.
 # ``Client`` runs them with blocking calls and ``AsyncClient`` awaits them, so that what to
 # ask and how to read the answer is written once.
-_Op = Generator[_Call, httpx.Response, Any]
+_Step = _Call | _Listen | _Next
+_Op = Generator[_Step, Any, Any]
+
+
+def _detect_op(proto: _Protocol) -> _Op:
+    """Find out once whether the server is Mailpit: it has no ``/api/v1/wait``."""
+    if proto.server.mailpit is None:
+        params = {"timeout": 0, "limit": 1, **_EXTRAS}
+        response = yield _Call("GET", "/api/v1/wait", params)
+        if response.status_code not in (200, 404, 408):
+            raise MailsinkError(response)
+        proto.server.mailpit = response.status_code == 404
+    return proto.server.mailpit
 
 
 def _get_op(proto: _Protocol, id: str) -> _Op:
-    summary = _check((yield _Call("GET", _message_path(id)))).json()
+    summary = _check((yield _Call("GET", _message_path(id), _EXTRAS))).json()
     mail = proto.cached(summary)
     if mail is None:
         raw = yield from _raw_op(summary["ID"])
@@ -205,6 +273,8 @@ def _delete_op(ids: Sequence[str] | None) -> _Op:
 
 def _snapshot_op(proto: _Protocol, query: str | None) -> _Op:
     """The messages matching ``query`` in this scope, oldest first, and the wait's mark."""
+    if proto.scope:  # the scope is searched for in the server's own language
+        yield from _detect_op(proto)
     server_query = proto.server_query(query)
     answer = proto.answer(server_query)
     pages = [answer] if answer is not None else []
@@ -236,10 +306,89 @@ def _snapshot_op(proto: _Protocol, query: str | None) -> _Op:
 
 
 def _wait_op(proto: _Protocol, mark: tuple[str, int], timeout: float) -> _Op:
+    if (yield from _detect_op(proto)):
+        return (yield from _events_wait_op(proto, mark, timeout))
     timeout = min(timeout, _MAX_POLL)
     call = _Call("GET", "/api/v1/wait", proto.wait_params(mark, timeout), timeout=timeout + _GRACE)
     proto.waited(mark, (yield call))
     return None
+
+
+@dataclass(frozen=True)
+class NewMailbox:
+    """A mailbox just created on the server: where to read it and how to send mail to it."""
+
+    name: str
+    url: str  # its base URL: give it to a Client, or to a Mailpit or MailHog client
+    smtp_host: str
+    smtp_port: int
+    username: str  # the SMTP AUTH login that delivers to it
+    password: str
+    expires: float | None  # Unix time it will be deleted at, or None
+
+
+def _create_mailbox_op(ttl: float | None) -> _Op:
+    body = {"TTL": ttl} if ttl is not None else {}
+    made = _check((yield _Call("POST", "/api/mailboxes", json=body))).json()
+    return NewMailbox(
+        made["Name"],
+        made["URL"],
+        made["SMTPHost"],
+        made["SMTPPort"],
+        made["SMTPUser"],
+        made["SMTPPassword"],
+        made["Expires"],
+    )
+
+
+def _delete_mailbox_op(name: str) -> _Op:
+    path = f"/api/mailboxes/{quote(name, safe='')}"
+    return int(_check((yield _Call("DELETE", path))).json()["Deleted"])
+
+
+def _mailboxes_op() -> _Op:
+    return _check((yield _Call("GET", "/api/mailboxes"))).json()["Mailboxes"]
+
+
+def _events_wait_op(proto: _Protocol, mark: tuple[str, int], timeout: float) -> _Op:
+    """Wait on Mailpit's events until the messages may differ from the snapshot ``mark``."""
+    deadline = time.monotonic() + timeout
+    yield _Listen()
+    # Mailpit sends the counts to each client it has taken on: from then on, no change is
+    # missed. One that came between the snapshot and now shows in a fresh count.
+    event = yield _Next(timeout)
+    if event is None or event.get("Type") in _CHANGES:
+        return None
+    query, known = mark
+    path, params = proto.list_request(query, 0, limit=1)
+    if _matched(_check((yield _Call("GET", path, params=params))).json()) != known:
+        return None
+    while (remaining := deadline - time.monotonic()) > 0:
+        event = yield _Next(remaining)
+        if event is None or event.get("Type") in _CHANGES:
+            return None
+    return None
+
+
+def _events_address(http: httpx.Client | httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    """The URL of Mailpit's event WebSocket, and the headers that log in to it."""
+    request = http.build_request("GET", "/api/events")
+    auth = http.auth
+    if auth is None and request.url.username:
+        auth = httpx.BasicAuth(request.url.username, request.url.password)
+    if auth is not None:  # the first request of an auth flow carries what it can
+        request = next(auth.sync_auth_flow(request))
+    headers = {k: v for k, v in request.headers.items() if k in ("authorization", "cookie")}
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return str(request.url.copy_with(scheme=scheme, username=None, password=None)), headers
+
+
+def _event(text: str | bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
 
 
 def _request(http: httpx.Client | httpx.AsyncClient, call: _Call) -> httpx.Request:
@@ -281,6 +430,7 @@ class Client(Inbox):
         """A client that sees only mail to recipients containing ``scope``; shares connections."""
         other = Client(self.url, scope=scope, http=self._http)
         other._proto.cache = self._proto.cache
+        other._proto.server = self._proto.server
         return other
 
     def close(self) -> None:
@@ -295,12 +445,37 @@ class Client(Inbox):
         self.close()
 
     def _run(self, op: _Op) -> Any:
+        with contextlib.ExitStack() as stack:
+            events: Events | None = None
+            try:
+                step = next(op)
+                while True:
+                    reply: Any = None
+                    if isinstance(step, _Call):
+                        reply = self._http.send(_request(self._http, step))
+                    elif isinstance(step, _Listen):
+                        events = stack.enter_context(self._open_events())
+                    elif events is not None:
+                        reply = self._next_event(events, step.timeout)
+                    step = op.send(reply)
+            except StopIteration as done:
+                return done.value
+
+    def _open_events(self) -> Events:
+        from websockets.sync.client import connect
+
+        url, headers = _events_address(self._http)
+        timeout = self._http.timeout.connect
+        return connect(url, additional_headers=headers, open_timeout=timeout, max_size=_MAX_EVENT)
+
+    @staticmethod
+    def _next_event(events: Events, timeout: float) -> dict[str, Any] | None:
+        from websockets.exceptions import ConnectionClosed
+
         try:
-            call = next(op)
-            while True:
-                call = op.send(self._http.send(_request(self._http, call)))
-        except StopIteration as done:
-            return done.value
+            return _event(events.recv(timeout=max(timeout, 0)))
+        except (TimeoutError, ConnectionClosed):
+            return None
 
     def get(self, id: str = "latest") -> Mail:
         """One message by ID (``latest``: the newest); marks it read, as the API does."""
@@ -323,6 +498,22 @@ class Client(Inbox):
         else:
             self.delete()
         self._proto.cache.clear()
+
+    def create_mailbox(self, ttl: float | None = None) -> NewMailbox:
+        """Create a mailbox (on a server run with ``--mailboxes``), deleted with its mail
+        after ``ttl`` seconds if given; ``Client(box.url)`` reads it."""
+        box: NewMailbox = self._run(_create_mailbox_op(ttl))
+        return box
+
+    def delete_mailbox(self, name: str) -> int:
+        """Delete a mailbox and its messages; how many messages went."""
+        deleted: int = self._run(_delete_mailbox_op(name))
+        return deleted
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        """Every mailbox: ``Name``, ``URL``, ``Total``, ``Unread``, ``Created``, ``Expires``."""
+        found: list[dict[str, Any]] = self._run(_mailboxes_op())
+        return found
 
     def _snapshot(self, query: str | None) -> tuple[list[Mail], Any]:
         found: tuple[list[Mail], Any] = self._run(_snapshot_op(self._proto, query))
@@ -363,6 +554,7 @@ class AsyncClient:
         """A client that sees only mail to recipients containing ``scope``; shares connections."""
         other = AsyncClient(self.url, scope=scope, http=self._http)
         other._proto.cache = self._proto.cache
+        other._proto.server = self._proto.server
         return other
 
     async def aclose(self) -> None:
@@ -377,12 +569,37 @@ class AsyncClient:
         await self.aclose()
 
     async def _run(self, op: _Op) -> Any:
+        async with contextlib.AsyncExitStack() as stack:
+            events: AsyncEvents | None = None
+            try:
+                step = next(op)
+                while True:
+                    reply: Any = None
+                    if isinstance(step, _Call):
+                        reply = await self._http.send(_request(self._http, step))
+                    elif isinstance(step, _Listen):
+                        events = await stack.enter_async_context(self._open_events())
+                    elif events is not None:
+                        reply = await self._next_event(events, step.timeout)
+                    step = op.send(reply)
+            except StopIteration as done:
+                return done.value
+
+    def _open_events(self) -> Any:
+        from websockets.asyncio.client import connect
+
+        url, headers = _events_address(self._http)
+        timeout = self._http.timeout.connect
+        return connect(url, additional_headers=headers, open_timeout=timeout, max_size=_MAX_EVENT)
+
+    @staticmethod
+    async def _next_event(events: AsyncEvents, timeout: float) -> dict[str, Any] | None:
+        from websockets.exceptions import ConnectionClosed
+
         try:
-            call = next(op)
-            while True:
-                call = op.send(await self._http.send(_request(self._http, call)))
-        except StopIteration as done:
-            return done.value
+            return _event(await asyncio.wait_for(events.recv(), max(timeout, 0)))
+        except (asyncio.TimeoutError, ConnectionClosed):
+            return None
 
     async def get(self, id: str = "latest") -> Mail:
         """One message by ID (``latest``: the newest); marks it read, as the API does."""
@@ -485,6 +702,21 @@ class AsyncClient:
             if remaining <= 0:
                 return
             await self._wait_change(mark, remaining)
+
+    async def create_mailbox(self, ttl: float | None = None) -> NewMailbox:
+        """Create a mailbox, deleted with its mail after ``ttl`` seconds if given."""
+        box: NewMailbox = await self._run(_create_mailbox_op(ttl))
+        return box
+
+    async def delete_mailbox(self, name: str) -> int:
+        """Delete a mailbox and its messages; how many messages went."""
+        deleted: int = await self._run(_delete_mailbox_op(name))
+        return deleted
+
+    async def mailboxes(self) -> list[dict[str, Any]]:
+        """Every mailbox, with its counts."""
+        found: list[dict[str, Any]] = await self._run(_mailboxes_op())
+        return found
 
     async def _snapshot(self, query: str | None) -> tuple[list[Mail], tuple[str, int]]:
         found: tuple[list[Mail], tuple[str, int]] = await self._run(

@@ -19,12 +19,14 @@ from .inbox import Inbox
 from .mail import Mail
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import Client, NewMailbox
     from .server import Server
 
 __all__ = ["MailsinkFixture", "Session", "handle_for"]
 
 _DOMAIN = "example.test"
+# A session's fresh mailbox is deleted when it ends; this is for one that never ends well.
+_MAILBOX_TTL = 86400.0
 
 
 class MailsinkFixture(Inbox):
@@ -42,9 +44,14 @@ class MailsinkFixture(Inbox):
         token: str,
         url: str | None = None,
         server: Server | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self._inbox = inbox
         self.host, self.port = smtp
+        # The SMTP AUTH login that delivers to this test's mailbox (a fresh mailbox in remote
+        # mode), or None when any sender will do.
+        self.username: str | None = login[0] if login else None
+        self.password: str | None = login[1] if login else None
         self.token = token
         """This test's unique mark; every ``address()`` contains it."""
         self.url = url
@@ -76,8 +83,8 @@ class MailsinkFixture(Inbox):
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "EMAIL_HOST": self.host,
             "EMAIL_PORT": self.port,
-            "EMAIL_HOST_USER": "",
-            "EMAIL_HOST_PASSWORD": "",
+            "EMAIL_HOST_USER": self.username or "",
+            "EMAIL_HOST_PASSWORD": self.password or "",
             "EMAIL_USE_TLS": False,
             "EMAIL_USE_SSL": False,
         }
@@ -91,8 +98,8 @@ class MailsinkFixture(Inbox):
         return {
             "MAIL_SERVER": self.host,
             "MAIL_PORT": self.port,
-            "MAIL_USERNAME": None,
-            "MAIL_PASSWORD": None,
+            "MAIL_USERNAME": self.username,
+            "MAIL_PASSWORD": self.password,
             "MAIL_USE_TLS": False,
             "MAIL_USE_SSL": False,
             "MAIL_SUPPRESS_SEND": False,
@@ -124,12 +131,20 @@ class Session:
         self.url = remote_url(config)
         self.smtp: tuple[str, int] | None = None
         self.client: Client | None = None
+        self.mailbox: NewMailbox | None = None
         self._server: Server | None = None
+        self._admin: Client | None = None
         if self.url:
             from .client import Client
 
             self.client = Client(self.url)
             self.smtp = _remote_smtp(config, self.url)
+            if _fresh_mailbox(config):
+                # A mailbox of this session's own (each xdist worker runs a session): its
+                # tests see only its mail, and it goes when the session ends, or a day later.
+                self._admin = self.client
+                self.mailbox = self._admin.create_mailbox(ttl=_MAILBOX_TTL)
+                self.client = Client(self.mailbox.url)
 
     def server(self) -> Server:
         if self._server is None:
@@ -143,6 +158,9 @@ class Session:
             self._server.stop()
         if self.client is not None:
             self.client.close()
+        if self._admin is not None and self.mailbox is not None:
+            self._admin.delete_mailbox(self.mailbox.name)
+            self._admin.close()
 
 
 def handle_for(node: pytest.Item, session: Session) -> tuple[MailsinkFixture, Server | None]:
@@ -157,6 +175,14 @@ def handle_for(node: pytest.Item, session: Session) -> tuple[MailsinkFixture, Se
         own = _dedicated(session.settings, overrides)
         handle = MailsinkFixture(own, own.smtp_address, token=token, server=own, url=_url(own))
         return handle, own
+    if session.client is not None and session.smtp is not None and session.mailbox is not None:
+        # The session's own mailbox: emptied for each test, as the in-process server is.
+        session.client.clear()
+        login = (session.mailbox.username, session.mailbox.password)
+        handle = MailsinkFixture(
+            session.client, session.smtp, token=token, url=session.mailbox.url, login=login
+        )
+        return handle, None
     if session.client is not None and session.smtp is not None:
         scoped = session.client.scoped(token)
         return MailsinkFixture(scoped, session.smtp, token=token, url=session.url), None
@@ -212,6 +238,14 @@ def _dedicated(base: Settings, overrides: dict[str, Any]) -> Server:
 def remote_url(config: pytest.Config) -> str | None:
     url = config.getoption("mailsink_url", None) or os.environ.get("MAILSINK_URL")
     return str(url).rstrip("/") if url else None
+
+
+def _fresh_mailbox(config: pytest.Config) -> bool:
+    choice = config.getoption("mailsink_mailbox", None) or os.environ.get("MAILSINK_MAILBOX")
+    choice = (choice or "shared").lower()
+    if choice not in ("shared", "fresh"):
+        raise pytest.UsageError(f"--mailsink-mailbox: expected shared or fresh, got {choice!r}")
+    return choice == "fresh"
 
 
 def _remote_smtp(config: pytest.Config, url: str) -> tuple[str, int]:

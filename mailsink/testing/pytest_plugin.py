@@ -5,7 +5,9 @@ in-process (a background thread), starts once per session (per xdist worker) and
 before each test. ``@pytest.mark.mailsink(**settings)`` gives a test its own server built
 with those :class:`~mailsink.Settings` fields. With ``--mailsink-url URL`` (or
 ``MAILSINK_URL``) the fixture talks to a running mailsink instead, and each test sees only
-mail sent to the unique addresses its handle gives out (``mailsink.address()``).
+mail sent to the unique addresses its handle gives out (``mailsink.address()``), or, with
+``--mailsink-mailbox fresh``, the mail of a mailbox the session (each xdist worker) creates
+for itself and sends to with its SMTP login (``mailsink.username``, ``mailsink.password``).
 
 This module is imported at the start of every pytest run, before coverage measurement
 starts: it imports the rest of mailsink only when a test asks for the fixture.
@@ -36,7 +38,7 @@ def __getattr__(name: str) -> Any:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--mailsink-url`` and ``--mailsink-smtp-url``."""
+    """``--mailsink-url``, ``--mailsink-smtp-url`` and ``--mailsink-mailbox``."""
     group = parser.getgroup("mailsink", "mailsink (captured mail in tests)")
     group.addoption(
         "--mailsink-url",
@@ -51,6 +53,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="where that mailsink takes SMTP, smtp://HOST:PORT, for the fixture's host, port "
         "and framework settings; default: $MAILSINK_SMTP_URL, else the URL's host, port 1025",
+    )
+    group.addoption(
+        "--mailsink-mailbox",
+        metavar="MODE",
+        default=None,
+        help="with --mailsink-url: 'shared' (tests are told apart by their addresses) or "
+        "'fresh' (a new mailbox for the session, or for each xdist worker, sent to with its "
+        "SMTP login and deleted at the end; the server needs --mailboxes); "
+        "default: $MAILSINK_MAILBOX, else shared",
     )
 
 

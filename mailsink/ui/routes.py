@@ -19,12 +19,13 @@ from starlette.staticfiles import StaticFiles
 from .. import __version__
 from ..api import events as events_api
 from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, is_reading, raw_of, sink_of
+from ..api.mailbox_paths import may_read, server_root
 from ..parsing.lines import line_warnings
 from ..parsing.mailpit_view import go_headers
 from ..parsing.parser import parse
 from ..shapes.mailpit import envelope_json, mailpit_raw, page_json, rfc3339
 from ..sink import Sink
-from ..store import StoredMessage
+from ..store import DEFAULT_MAILBOX, StoredMessage
 from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
 
 __all__ = ["PAGE_SIZE", "router", "web_dir"]
@@ -136,10 +137,30 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
         "start": 0,
         "message": None,
         "missing": None,
+        "mailboxes": _mailboxes(request, sink),
     }
     values.update(context)
     html = _ui(request).env.get_template(template).render(values)
     return HTMLResponse(html, status_code=status, headers=_UI_HEADERS)
+
+
+def _mailboxes(request: Request, sink: Sink) -> dict[str, Any] | None:
+    """What the mailbox switcher shows: the mailboxes the user may read, with unread counts."""
+    if not sink.settings.mailboxes:
+        return None
+    scope = request.scope
+    unread = {box.name: box.unread for box in sink.store.mailboxes()}
+    # The default mailbox and this one are there even when they hold nothing.
+    names = sorted({DEFAULT_MAILBOX, sink.mailbox or DEFAULT_MAILBOX, *unread})
+    return {
+        "current": sink.mailbox,
+        "root": server_root(scope).rstrip("/") + "/",
+        "boxes": [
+            {"name": name, "unread": unread.get(name, 0)}
+            for name in names
+            if may_read(scope, name) or name == sink.mailbox
+        ],
+    }
 
 
 def _message_context(request: Request, sink: Sink, message: StoredMessage) -> dict[str, Any]:

@@ -21,8 +21,8 @@ import pytest
 from mailsink import Server
 
 from ..helpers import Send, crlf, wait_until
+from ..helpers import client_message as message
 from .conftest import run_checks
-from .test_mailpit_clients import message
 
 # An 8x8 PNG, the attachment of the multipart message.
 DOT_PNG = base64.b64decode(

@@ -10,9 +10,6 @@ What the clients are checked against is what Mailpit itself answers.
 
 from __future__ import annotations
 
-from email import policy
-from email.message import EmailMessage
-
 import httpx
 import pytest
 from mailpit.client.api import API
@@ -21,6 +18,7 @@ from mailpit.testing.unittest import EMailTestCase
 from mailsink import Server
 
 from ..helpers import Send, crlf
+from ..helpers import client_message as message
 from .conftest import run_checks
 
 # The checks of mailpit-api.mjs, in the order it runs them.
@@ -78,20 +76,6 @@ def test_mailpit_api_release_reaches_the_relay(
 
 
 # -- mailpit-api-client (PyPI) ---------------------------------------------------------------
-
-
-def message(number: int, *, attachment: bytes | None = None) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "Sender <sender@example.test>"
-    msg["To"] = "Receiver <rcpt@example.test>"
-    msg["Delivered-To"] = "rcpt@example.test"  # the Mailpit client expects this header
-    msg["Subject"] = f"client message {number}"
-    msg["Message-ID"] = f"<client-{number}@example.test>"
-    msg["Date"] = "Mon, 01 Jan 2024 10:00:00 +0000"
-    msg.set_content(f"body {number}")
-    if attachment is not None:
-        msg.add_attachment(attachment, "text", "plain", filename="notes.txt")
-    return msg.as_bytes(policy=policy.SMTP)
 
 
 def test_mailpit_client_reads_messages_headers_and_parts(send: Send, server: Server) -> None:
