@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import socket
 import ssl
@@ -16,7 +17,7 @@ from .smtp.passwords import Credentials
 from .smtp.protocol import SessionGate
 from .smtp.stats import Stats
 from .smtp.tls import server_context
-from .store import Event, Store, create_store
+from .store import Event, Store, create_store, mailbox_name
 from .store.events import Hub
 from .store.retention import Pruner
 from .store.tags import make_tagger
@@ -148,9 +149,18 @@ class Sink:
 
         settings = self.settings
         credentials = Credentials.load(settings.pop3_auth_file)
+        lookup = self.store.mailbox_password if settings.mailboxes else None
+
+        def check(user: str, password: str) -> bool:
+            """The file's users and, with mailboxes, the logins of those made by the API."""
+            if credentials.check(user, password):
+                return True
+            known = lookup(user.lower()) if lookup is not None else None
+            return known is not None and hmac.compare_digest(known.encode(), password.encode())
+
         server = Pop3Server(
             self._maildrop,
-            credentials.check,
+            check,
             tls=tls,
             implicit_tls=settings.pop3_tls_implicit,
             timeout=settings.pop3_timeout,
@@ -160,8 +170,9 @@ class Sink:
         return server
 
     def _maildrop(self, user: str) -> Store:
-        """The store a POP3 user reads: every message (one store, no mailboxes yet)."""
-        return self.store
+        """The store a POP3 user reads: with mailboxes, the one its name names (ValueError
+        if it names none); else every message."""
+        return self.store.scoped(mailbox_name(user)) if self.settings.mailboxes else self.store
 
     @property
     def pop3_address(self) -> tuple[str, int]:

@@ -479,6 +479,43 @@ def test_shutdown_ends_open_sessions(make_server: MakeServer, auth_file: Path) -
         raw.close()
 
 
+def test_with_mailboxes_a_user_reads_the_mailbox_named_by_its_user_name(
+    make_server: MakeServer, tmp_path: Path
+) -> None:
+    users = tmp_path / "users.txt"
+    users.write_text("team-a:a-secret\nno@mailbox:secret\n")
+    server = make_server(
+        mailboxes=True,
+        smtp_auth=True,
+        smtp_auth_allow_insecure=True,
+        pop3="127.0.0.1:0",
+        pop3_auth_file=str(users),
+    )
+    with httpx.Client(base_url=server.url) as api:
+        box = api.post("/api/mailboxes", json={}).json()
+    for user, password in (("team-a", "x"), (box["SMTPUser"], box["SMTPPassword"]), (None, "")):
+        with smtplib.SMTP(*server.smtp_address, timeout=30) as smtp:
+            if user is not None:
+                smtp.login(user, password)
+            smtp.sendmail("app@example.test", ["you@example.test"], message(f"to {user}"))
+    client = login(server, "team-a", "a-secret")
+    try:
+        assert client.stat()[0] == 1 and b"Subject: to team-a" in client.retr(1)[1]
+        client.dele(1)
+    finally:
+        client.quit()
+    # A mailbox made through the API is read with its own login, as it is sent to.
+    client = login(server, box["SMTPUser"], box["SMTPPassword"])
+    try:
+        assert client.stat()[0] == 1
+        assert f"Subject: to {box['SMTPUser']}".encode() in client.retr(1)[1]
+    finally:
+        client.quit()
+    with pytest.raises(poplib.error_proto, match="invalid mailbox name"):
+        login(server, "no@mailbox", "secret")
+    assert server.store.count()[0] == 2  # QUIT deleted team-a's message alone
+
+
 def test_pop3_is_never_served_without_a_credentials_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pop3 needs --pop3-auth-file"):
         Settings(pop3="127.0.0.1:0")

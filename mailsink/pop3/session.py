@@ -89,7 +89,7 @@ class Policy:
     """What every session of one listener shares."""
 
     maildrop: Callable[[str], Store]
-    """The store a logged-in user reads (and deletes from), by user name."""
+    """The store a logged-in user reads (and deletes from), by user name (ValueError: none)."""
     check_password: Callable[[str, str], bool]
     """Whether a user name and password are right (may be slow: run off the loop)."""
     tls: ssl.SSLContext | None
@@ -204,7 +204,11 @@ class Session:
             else:
                 await self.reply("-ERR [AUTH] invalid user name or password")
             return
-        store = self.policy.maildrop(user)
+        try:
+            store = self.policy.maildrop(user)
+        except ValueError as exc:  # a user name that names no mailbox
+            await self.reply(f"-ERR [AUTH] {exc}")
+            return
         page = await asyncio.to_thread(store.page, 0, LISTED)
         self.store, self.messages = store, page.messages
         count, size = self._totals()
