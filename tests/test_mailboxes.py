@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import mailhog
 import pytest
 from mailpit.client.api import API
 from websockets.sync.client import connect
@@ -483,21 +482,6 @@ def test_mailboxes_under_a_base_path(make_server: Any) -> None:
             b for b in api.get("/mail/api/mailboxes").json()["Mailboxes"] if b["Name"] == "team-a"
         ]
         assert box["URL"] == f"{server.url}/mail/m/team-a"
-
-
-def test_the_mailhog_client_works_on_a_mailbox(boxes: Server) -> None:
-    fill(boxes)
-    host, port = boxes.http_address or ("", 0)
-    # This client builds its URLs as http://{host}:{port}/api/...: it takes no base URL, so
-    # the mailbox's path rides in after the port.
-    client = mailhog.Mailhog(host, f"{port}/m/team-a")
-    listing_a = client.messages()
-    assert [m.get_subject() for m in listing_a.items] == ["shared subject team-a"]
-    found = client.search("same body")
-    assert [m.get_subject() for m in found.items] == ["shared subject team-a"]
-    client.delete_all()
-    assert client.messages().total == 0
-    assert listing(boxes, "/m/team-b")["total"] == 1 and listing(boxes, "")["total"] == 1
 
 
 def test_a_bad_mailbox_name_in_the_login_file_stops_the_start(
