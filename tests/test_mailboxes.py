@@ -301,10 +301,16 @@ def test_a_user_limited_to_some_mailboxes_sees_those_alone(make_server: Any, tmp
         assert names == ["team-a"]
         assert alice.post("/api/mailboxes").status_code == 403
         assert alice.delete("/api/mailboxes/team-b").status_code == 403
+        # Chaos and Jim act on the SMTP server every mailbox shares: read, not changed.
+        assert alice.get("/m/team-a/api/v1/chaos").status_code == 200
+        chaos = alice.put("/m/team-a/api/v1/chaos", json={"Sender": {"Probability": 100}})
+        assert chaos.status_code == 403 and "every mailbox" in chaos.text
+        assert alice.post("/m/team-a/api/v2/jim").status_code == 403
     with httpx.Client(base_url=server.url, auth=("admin", "admin-secret"), timeout=30) as admin:
         assert admin.get("/m/team-b/api/v1/messages").json()["total"] == 1
         names = [b["Name"] for b in admin.get("/api/mailboxes").json()["Mailboxes"]]
         assert names == ["default", "team-a", "team-b"]
+        assert admin.post("/m/team-a/api/v2/jim").status_code == 201
     with httpx.Client(base_url=server.url, timeout=30) as nobody:
         assert nobody.get("/m/team-a/api/v1/messages").status_code == 401
 
