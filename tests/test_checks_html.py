@@ -137,3 +137,9 @@ def test_hostile_html_costs_memory_in_proportion_to_its_size(hostile: str) -> No
         tracemalloc.stop()
     assert result["Total"]["Tests"] > 100
     assert peak < 200 * len(hostile) + 20_000_000, (peak, len(hostile))
+
+
+def test_a_long_style_block_is_read_whole() -> None:
+    css = "".join(f".c{i} {{ color: red }}\n" for i in range(2_000)) + ".last { opacity: 0.5 }"
+    result = check_html(f"<style>{css}</style><p class=last>x</p>")
+    assert {w["Slug"]: w["Score"]["Found"] for w in result["Warnings"]}["css-opacity"] == 1

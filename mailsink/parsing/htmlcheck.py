@@ -519,13 +519,29 @@ def _script_warning(found: int) -> dict[str, Any]:
     }
 
 
+def _style_blocks(html: str) -> str:
+    """The text of every ``<style>`` block, however long (the element parser gives up on a
+    construct longer than a few kilobytes); one pass over the HTML."""
+    lower = html.lower()
+    blocks = []
+    at = lower.find("<style")
+    while at >= 0:
+        start = lower.find(">", at)
+        end = lower.find("</style", start) if start >= 0 else -1
+        if end < 0:
+            break
+        blocks.append(html[start + 1 : end])
+        at = lower.find("<style", end)
+    return "".join(blocks)
+
+
 def _found_features(document: _Document, html: str) -> tuple[Counter[str], int]:
     """How often each feature occurs, and how many tests Mailpit would say it ran."""
     found = Counter[str]()
     tests = _BASE_TESTS
     if _BODY_END.search(html):
         found["html-body"] = 1
-    css = "".join(document.css)
+    css = _style_blocks(html)
     rules = _read_rules(css)
     attributes_seen: set[str] = set()
     for element in document.elements:
