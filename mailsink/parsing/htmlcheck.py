@@ -335,36 +335,45 @@ class _Element:
 
 @dataclass
 class _Document(HTMLParser):
-    """The elements of an HTML document in order, and the text of its ``<style>`` blocks."""
+    """The elements of an HTML document in order, with the ``<tbody>`` an HTML5 parser adds
+    to a table whose rows are not in a section."""
 
     elements: list[_Element] = field(default_factory=list)
-    css: list[str] = field(default_factory=list)
-    _in_style: bool = False
     _body_started: bool = False
+    _head_text: bool = False  # in a <title>, <style> or <script> before the body
+    _tables: list[bool] = field(default_factory=list)  # per open table: is a section open?
 
     def __post_init__(self) -> None:
         super().__init__(convert_charrefs=True)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in ("html", "head", "body") and tag not in _HEAD_TAGS:
+        if tag not in ("html", "head", "body", "script") and tag not in _HEAD_TAGS:
             self._body_started = True
+        if tag == "table":
+            self._tables.append(False)
+        elif tag in ("thead", "tbody", "tfoot") and self._tables:
+            self._tables[-1] = True
+        elif tag == "tr" and self._tables and not self._tables[-1]:
+            self._tables[-1] = True
+            self.elements.append(_Element("tbody", {}, self._body_started))
         self.elements.append(
             _Element(tag, {k: v or "" for k, v in reversed(attrs)}, self._body_started)
         )
         if tag == "body":
             self._body_started = True
-        self._in_style = tag == "style"
+        self._head_text = tag in ("title", "style", "script") and not self._body_started
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "style":
-            self._in_style = False
-        elif tag == "head":
+        self._head_text = False
+        if tag == "head":
             self._body_started = True
+        elif tag == "table" and self._tables:
+            self._tables.pop()
+        elif tag in ("thead", "tbody", "tfoot") and self._tables:
+            self._tables[-1] = False
 
     def handle_data(self, data: str) -> None:
-        if self._in_style:
-            self.css.append(data)
-        elif data.strip():
+        if not self._head_text and data.strip():
             self._body_started = True
 
 
