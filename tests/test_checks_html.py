@@ -6,7 +6,10 @@ import tracemalloc
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from mailsink.parsing import htmlcheck
 from mailsink.parsing.htmlcheck import FEATURES, check_html
 
 from .helpers import Send
@@ -145,3 +148,47 @@ def test_a_long_style_block_is_read_whole() -> None:
     css = "".join(f".c{i} {{ color: red }}\n" for i in range(2_000)) + ".last { opacity: 0.5 }"
     result = check_html(f"<style>{css}</style><p class=last>x</p>")
     assert {w["Slug"]: w["Score"]["Found"] for w in result["Warnings"]}["css-opacity"] == 1
+
+
+WORDS = [
+    "display",
+    "flex",
+    "grid",
+    "none",
+    "important",
+    "rgb",
+    "rgba",
+    "calc",
+    "initial",
+    "ch",
+    "rem",
+    "vh",
+    "vmax",
+    "vmin",
+    "vw",
+    "border",
+    "inline",
+    "margin",
+    "block",
+    "start",
+    "end",
+    "padding",
+    "roll",
+    "snap",
+    "width",
+    "Width",
+    "font",
+    "background",
+    "color",
+    "x",
+    "_",
+]
+STYLE_TEXT = st.lists(st.sampled_from([*" ;:-!()0123456789\t\n", *WORDS]), max_size=40).map("".join)
+
+
+@given(STYLE_TEXT)
+def test_the_fast_style_reading_finds_what_mailpits_expressions_find(style: str) -> None:
+    expected = {k for k, test in htmlcheck._DECLARATION_TESTS.items() if test.search(style)}
+    assert htmlcheck.declared_features(style) == expected
+    counts = {k: n for k, t in htmlcheck._UNIT_TESTS.items() if (n := len(t.findall(style)))}
+    assert htmlcheck.unit_counts(style) == counts
