@@ -185,6 +185,10 @@ class Settings:
     relay_allowed_recipients: str = _setting(
         "", "regular expression every released message's recipient must match (empty: any)"
     )
+    # -- Message checks --
+    spamassassin: str = _setting(
+        "", "SpamAssassin spamd server that scores messages for sa-check, HOST:PORT ('': off)"
+    )
     # -- Running in a stack --
     ui_auth_file: str = _setting(
         "",
@@ -224,6 +228,8 @@ class Settings:
         parse_hostport(self.smtp, name="smtp")
         if self.http:
             parse_hostport(self.http, name="http")
+        if self.spamassassin:
+            parse_hostport(self.spamassassin, name="spamassassin")
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
         _check_smtp_settings(self)

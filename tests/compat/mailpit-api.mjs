@@ -174,6 +174,20 @@ check("link check", async () => {
   );
 });
 
+check("html check", async () => {
+  const result = await mailpit.htmlCheck(id);
+  assert.deepEqual(keys(result), ["Platforms", "Total", "Warnings"]);
+  assert.ok(result.Total.Nodes > 0 && result.Total.Tests > 0);
+  assert.ok(result.Platforms.android.includes("Gmail"));
+  for (const warning of result.Warnings) {
+    assert.deepEqual(keys(warning), ["Category", "Description", "Keywords", "NotesByNumber", "Results", "Score", "Slug", "Tags", "Title", "URL"]);
+  }
+});
+
+check("spam check says SpamAssassin is off", async () => {
+  await assert.rejects(mailpit.spamAssassinCheck(id), /no SpamAssassin service defined/);
+});
+
 check("search", async () => {
   const found = await mailpit.searchMessages({ query: 'subject:"Welcome aboard"' });
   assert.equal(found.messages_count, 1);

@@ -38,6 +38,8 @@ MAILPIT_API_CHECKS = [
     "attachments",
     "source and rendering",
     "link check",
+    "html check",
+    "spam check says SpamAssassin is off",
     "search",
     "read status",
     "tags",
