@@ -302,6 +302,16 @@ def view_message(
     return _render(request, "inbox.html", initial=initial, query=q, start=start, **context)
 
 
+@router.get("/api/docs", include_in_schema=False)
+def api_docs(request: Request) -> HTMLResponse:
+    """The API reference: the package's own Swagger UI on the OpenAPI document."""
+    base = _base(request)
+    html = _ui(request).env.get_template("api_docs.html").render(
+        base=base, spec=f"{base}api/v1/openapi.json"
+    )
+    return HTMLResponse(html, headers=_UI_HEADERS)
+
+
 @router.get("/static/{path:path}", include_in_schema=False)
 async def static(request: Request, path: str) -> Response:
     """The UI's CSS, script and images; revalidated on each load so an upgrade shows at once."""
