@@ -23,6 +23,7 @@ export class Inbox {
     this.openID = null;
     this.missed = 0; // new messages that arrived while a later page or a search was shown
     this.loading = null;
+    this.failed = false; // the last search was refused (its error shows instead of the list)
     this.els = {
       title: document.getElementById("list-title"),
       counts: document.getElementById("counts"),
@@ -75,6 +76,14 @@ export class Inbox {
       if (error.name === "AbortError") return;
       this.query = query;
       this.start = start;
+      if (query) {
+        // What was listed does not answer this query: show its error alone, not "Nothing matches".
+        this.failed = true;
+        this.rows.clear();
+        this.list.replaceChildren();
+        this.matched = 0;
+        this.update();
+      }
       this.showError(
         error.status === 404 && query ? "Search is not available on this server." : error.message,
       );
@@ -91,6 +100,7 @@ export class Inbox {
     this.unread = page.unread;
     this.matched = page.messages_count;
     this.missed = 0;
+    this.failed = false;
     this.rows.clear();
     const items = page.messages.map((summary) => this.build(summary));
     this.list.replaceChildren(...items);
@@ -156,7 +166,9 @@ export class Inbox {
     const shown = this.rows.size;
     els.title.textContent = searching ? "Search results" : "Inbox";
     this.bulkLabels(searching);
-    if (searching) {
+    if (searching && this.failed) {
+      els.counts.textContent = "Search not understood";
+    } else if (searching) {
       els.counts.textContent = `${plural(this.matched, "match", "matches")} of ${count(this.total)}`;
     } else if (this.total) {
       els.counts.replaceChildren();
@@ -176,7 +188,7 @@ export class Inbox {
     els.older.disabled = end >= this.matched;
     const nothing = shown === 0;
     els.empty.hidden = !(nothing && !searching && this.total === 0);
-    els.emptySearch.hidden = !(nothing && searching);
+    els.emptySearch.hidden = !(nothing && searching && !this.failed);
     els.emptyQuery.textContent = this.query;
     els.app.classList.toggle("is-empty", nothing && !searching && this.total === 0 && !this.openID);
     els.pill.hidden = this.missed === 0;
