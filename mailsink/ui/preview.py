@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import base64
 import re
-from html import escape
-from html.parser import HTMLParser
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from html import escape
+from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urlsplit
 
 import nh3
