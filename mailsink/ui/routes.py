@@ -184,6 +184,8 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "added_headers": _added_headers(message, raw),
         "raw_size": len(raw),
         "warnings": line_warnings(raw),
+        # Release is offered only where it can work: with a relay server configured.
+        "relay": sink.settings.relay,
     }
 
 

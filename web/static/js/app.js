@@ -6,6 +6,7 @@ import { Inbox } from "./inbox.js";
 import { installShortcuts } from "./keys.js";
 import { Live } from "./live.js";
 import { MessagePane } from "./message.js";
+import "./tools.js";
 
 const body = document.body;
 const app = document.getElementById("app");
