@@ -37,7 +37,15 @@ export class Inbox {
       pill: document.getElementById("new-pill"),
       pillText: document.getElementById("new-pill-text"),
       app: document.getElementById("app"),
+      pinned: document.getElementById("pinned-open"),
+      pinnedSubject: document.getElementById("pinned-subject"),
     };
+    this.openSummary = null; // the open message's summary, kept while its row is elsewhere
+    this.els.pinned.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      this.onOpen(this.openID, { focusPane: true });
+    });
     this.list.addEventListener("click", (event) => {
       const link = event.target.closest(".row-link");
       if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
@@ -325,6 +333,9 @@ export class Inbox {
 
   markOpen(id) {
     this.openID = id;
+    if (!id) this.openSummary = null;
+    else if (this.rows.has(id)) this.openSummary = this.rows.get(id).summary;
+    else if (this.openSummary?.ID !== id) this.openSummary = null;
     for (const [rowID, row] of this.rows) {
       const open = rowID === id;
       row.li.classList.toggle("is-open", open);
@@ -332,6 +343,20 @@ export class Inbox {
       if (open) link.setAttribute("aria-current", "true");
       else link.removeAttribute("aria-current");
     }
+    this.showPinned();
+  }
+
+  /** The open message, pinned above the list when the page shown does not hold it. */
+  showPinned() {
+    const { pinned, pinnedSubject } = this.els;
+    const id = this.openID;
+    const elsewhere = Boolean(id) && !this.rows.has(id);
+    pinned.hidden = !elsewhere;
+    if (!elsewhere) return;
+    const article = document.querySelector(`article.message[data-id="${CSS.escape(id)}"]`);
+    const subject = this.openSummary?.Subject ?? article?.dataset.subject;
+    pinnedSubject.textContent = subject || "(no subject)";
+    pinned.href = url(`view/${encodeURIComponent(id)}`, { q: this.query, start: this.start }).href;
   }
 
   focusCursor() {
