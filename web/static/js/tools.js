@@ -106,11 +106,10 @@ async function linkCheck() {
     const result = await getJSON(`api/v1/message/${encodeURIComponent(id)}/link-check`);
     if (openID() !== id) return;
     const links = result.Links || [];
-    summary.textContent = !links.length
-      ? "This message has no links."
-      : result.Errors
-        ? `${result.Errors} of ${links.length} links failed.`
-        : `All ${links.length} links work.`;
+    if (!links.length) summary.textContent = "This message has no links.";
+    else if (links.length === 1) summary.textContent = result.Errors ? "The link failed." : "The link works.";
+    else if (result.Errors) summary.textContent = `${result.Errors} of ${links.length} links failed.`;
+    else summary.textContent = `All ${links.length} links work.`;
     for (const link of links) {
       const tr = document.createElement("tr");
       const failed = !(link.StatusCode >= 200 && link.StatusCode < 400);
