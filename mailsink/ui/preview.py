@@ -93,6 +93,10 @@ _IMAGE_TYPE = re.compile(r"image/[a-z0-9.+-]+")
 _PART_ID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 # bgcolor="#f3f4f6" and text="navy" become CSS: only a colour's name or hex digits pass.
 _COLOUR = re.compile(r"#?[0-9A-Za-z]{1,20}")
+_BODY_TAG = re.compile(r"<body\b", re.IGNORECASE)
+# The most of a document, from its <body, read for the tag's attributes: the parser is
+# quadratic on a tag that never closes, and a real <body> tag is far shorter.
+_BODY_TAG_CHARS = 4 * 1024
 _BODY_ATTRIBUTES = {"style", "class", "id", "dir", "lang", "align"}
 _CID = re.compile(r"""cid:([^\s"'()<>]+)""", re.IGNORECASE)
 _REMOTE_CSS = re.compile(r"""url\(\s*['"]?\s*(?:https?:)?//|@import""", re.IGNORECASE)
@@ -252,9 +256,13 @@ class _Found(Exception):
 
 
 def _body_attributes(html: str) -> dict[str, str]:
+    # Only the tag goes to the (pure Python) parser, not a 10 MB document: it stops there.
+    tag = _BODY_TAG.search(html)
+    if tag is None:
+        return {}
     reader = _BodyTag()
     try:
-        reader.feed(html)
+        reader.feed(html[tag.start() : tag.start() + _BODY_TAG_CHARS])
         reader.close()
     except _Found:
         pass
