@@ -190,3 +190,11 @@ def client_message(number: int, *, attachment: bytes | None = None) -> bytes:
     if attachment is not None:
         msg.add_attachment(attachment, "text", "plain", filename="notes.txt")
     return msg.as_bytes(policy=policy.SMTP)
+
+
+# GTUBE: the test string every SpamAssassin scores as spam, with a rule of its own.
+GTUBE = (
+    b"Subject: gtube\r\nFrom: a@example.test\r\nTo: b@example.test\r\n"
+    b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <g@example.test>\r\n\r\n"
+    b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
+)

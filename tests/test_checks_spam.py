@@ -11,16 +11,10 @@ import pytest
 
 from mailsink import Server
 
-from .helpers import Send
+from .helpers import GTUBE, Send
 from .swagger import check_mailpit
 
 PLAIN = b"Subject: hello\r\nFrom: a@example.test\r\nTo: b@example.test\r\n\r\nhello\r\n"
-# GTUBE: the test string every SpamAssassin scores as spam, with a rule of its own.
-GTUBE = (
-    b"Subject: gtube\r\nFrom: a@example.test\r\nTo: b@example.test\r\n"
-    b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <g@example.test>\r\n\r\n"
-    b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
-)
 
 
 def free_port() -> int:

@@ -10,8 +10,7 @@ import pytest
 
 from mailsink import Server
 
-from .helpers import Send, expect
-from .test_checks_spam import GTUBE
+from .helpers import GTUBE, Send, expect
 
 pytestmark = pytest.mark.browser
 
