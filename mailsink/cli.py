@@ -68,7 +68,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=_Append,
                 default=argparse.SUPPRESS,
-                metavar=f.name.upper(),
+                metavar=Settings.metavar(f.name),
                 help=help_text,
             )
         else:
@@ -76,7 +76,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 flag,
                 dest=f.name,
                 default=argparse.SUPPRESS,
-                metavar=f.name.upper(),
+                metavar=Settings.metavar(f.name),
                 type=type(default),
                 help=help_text,
             )
