@@ -210,6 +210,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     def ready(sink: Sink, http: tuple[str, int] | None) -> None:
         host, port = sink.smtp_address
         print(f"mailsink: SMTP listening on {_hostport(host, port)}", flush=True)
+        if settings.pop3:
+            print(f"mailsink: POP3 listening on {_hostport(*sink.pop3_address)}", flush=True)
         if http is not None:
             path = _base(settings) and _base(settings) + "/"
             print(f"mailsink: HTTP listening on http://{_hostport(*http)}{path}", flush=True)

@@ -151,6 +151,26 @@ class Settings:
         "e.g. 'disconnect=0.2,linkspeed-affect=1' (others: MailHog's defaults)",
         "SETTINGS",
     )
+    # -- POP3 --
+    pop3: str = _setting(
+        "",
+        "POP3 listen address, HOST:PORT, e.g. 127.0.0.1:1110 ('': off; needs --pop3-auth-file)",
+        "HOST:PORT",
+    )
+    pop3_auth_file: str = _setting(
+        "", "user:password lines (bcrypt allowed) of the users who may read mail over POP3", "FILE"
+    )
+    pop3_tls_implicit: bool = _setting(
+        False, "speak TLS from the first byte on the POP3 port (POP3S), with the SMTP certificate"
+    )
+    pop3_timeout: int = _setting(
+        600,
+        "seconds a POP3 client may stay silent before it is logged out (RFC 1939: 600)",
+        "SECONDS",
+    )
+    pop3_max_connections: int = _setting(
+        50, "POP3 connections served at once; more are answered -ERR and closed (0: no limit)"
+    )
     # -- Search, tags, retention --
     plus_address_tags: bool = _setting(
         True, "tag a message sent to user+TAG@example.com with TAG (To, Cc, Bcc and envelope)"
@@ -202,6 +222,12 @@ class Settings:
         "regular expression every released message's recipient must match (empty: any)",
         "REGEX",
     )
+    # -- Message checks --
+    spamassassin: str = _setting(
+        "",
+        "SpamAssassin spamd server that scores messages for sa-check, HOST:PORT ('': off)",
+        "HOST:PORT",
+    )
     # -- Running in a stack --
     ui_auth_file: str = _setting(
         "",
@@ -250,9 +276,12 @@ class Settings:
         parse_hostport(self.smtp, name="smtp")
         if self.http:
             parse_hostport(self.http, name="http")
+        if self.spamassassin:
+            parse_hostport(self.spamassassin, name="spamassassin")
         if self.max_message_size < 0:
             raise ConfigError("max-message-size must not be negative")
         _check_smtp_settings(self)
+        _check_pop3_settings(self)
         _check_search_settings(self)
         _check_mailbox_settings(self)
         _check_relay(self)
@@ -262,6 +291,11 @@ class Settings:
     def smtp_address(self) -> tuple[str, int]:
         """The SMTP listener's host and port."""
         return parse_hostport(self.smtp, name="smtp")
+
+    @property
+    def pop3_address(self) -> tuple[str, int] | None:
+        """The POP3 listener's host and port, or None when POP3 is off."""
+        return parse_hostport(self.pop3, name="pop3") if self.pop3 else None
 
     @property
     def http_address(self) -> tuple[str, int] | None:
@@ -349,6 +383,30 @@ def _check_smtp_settings(settings: Settings) -> None:
         parse_jim(settings.jim)
     except ChaosError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _check_pop3_settings(settings: Settings) -> None:
+    """Refuse a POP3 listener that would be open to anyone, or TLS without a certificate."""
+    if settings.pop3_timeout <= 0:
+        raise ConfigError("pop3-timeout must be a positive number of seconds")
+    if settings.pop3_max_connections < 0:
+        raise ConfigError("pop3-max-connections must not be negative")
+    if settings.pop3_tls_implicit and not (settings.smtp_tls_cert or settings.smtp_tls_self_signed):
+        raise ConfigError(
+            "--pop3-tls-implicit needs a certificate: --smtp-tls-cert or --smtp-tls-self-signed"
+        )
+    if not settings.pop3:
+        return
+    parse_hostport(settings.pop3, name="pop3")
+    # POP3 hands out the captured mail and deletes it: never without a login.
+    if not settings.pop3_auth_file:
+        raise ConfigError("pop3 needs --pop3-auth-file: POP3 is served only to known users")
+    from .smtp.passwords import Credentials, CredentialsError
+
+    try:
+        Credentials.load(settings.pop3_auth_file)
+    except CredentialsError as exc:
+        raise ConfigError(f"pop3-auth-file: {exc}") from None
 
 
 def _check_mailbox_settings(settings: Settings) -> None:

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import socket
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings, parse_age
 from .smtp.chaos import Chaos
 from .smtp.handler import start_smtp
+from .smtp.passwords import Credentials
 from .smtp.protocol import SessionGate
 from .smtp.stats import Stats
-from .store import Event, Store, create_store
+from .smtp.tls import server_context
+from .store import Event, Store, create_store, mailbox_name
 from .store.events import Hub
 from .store.retention import Pruner
 from .store.tags import make_tagger
 
 if TYPE_CHECKING:
     from .outbound.webhook import WebhookSender
+    from .pop3.server import Pop3Server
 
 __all__ = ["Sink"]
 
@@ -59,6 +64,7 @@ class Sink:
             expire_mailboxes=self.settings.mailboxes,
         )
         self._smtp: asyncio.Server | None = None
+        self._pop3: Pop3Server | None = None
         self._sessions = SessionGate(
             self.settings.smtp_max_connections, self.settings.smtp_max_connections_per_client
         )
@@ -90,10 +96,22 @@ class Sink:
             if self.settings.ingest_processes:
                 loop = asyncio.get_running_loop()
                 self.store.start_ingest_processes(loop, self.settings.ingest_processes)
+            tls = server_context(self.settings)  # one certificate for SMTP and POP3
             self._smtp = await start_smtp(
-                self.settings, self.store, self.stats, self._smtp_socket, self.chaos, self._sessions
+                self.settings,
+                self.store,
+                self.stats,
+                self._smtp_socket,
+                self.chaos,
+                self._sessions,
+                tls=tls,
             )
+            if self.settings.pop3_address is not None:
+                self._pop3 = await self._start_pop3(self.settings.pop3_address, tls)
         except BaseException:
+            if self._smtp is not None:
+                self._smtp.close()
+                self._smtp = None
             self.store.close()
             if self._smtp_socket is not None:  # bound for us, and nobody else will close it
                 self._smtp_socket.close()
@@ -109,6 +127,9 @@ class Sink:
         if not self.started:
             return
         self.started = False
+        if self._pop3 is not None:
+            await self._pop3.close()
+            self._pop3 = None
         if self._smtp is not None:
             self._smtp.close()
             # Closing the listener leaves its connections open: clients would hang on until
@@ -122,6 +143,43 @@ class Sink:
             await self.webhook.stop()
         # close() drains the writer's queue: nothing already handed to the store is lost.
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+
+    async def _start_pop3(self, address: tuple[str, int], tls: ssl.SSLContext | None) -> Pop3Server:
+        from .pop3.server import Pop3Server  # imported only when POP3 is on
+
+        settings = self.settings
+        credentials = Credentials.load(settings.pop3_auth_file)
+        lookup = self.store.mailbox_password if settings.mailboxes else None
+
+        def check(user: str, password: str) -> bool:
+            """The file's users and, with mailboxes, the logins of those made by the API."""
+            if credentials.check(user, password):
+                return True
+            known = lookup(user.lower()) if lookup is not None else None
+            return known is not None and hmac.compare_digest(known.encode(), password.encode())
+
+        server = Pop3Server(
+            self._maildrop,
+            check,
+            tls=tls,
+            implicit_tls=settings.pop3_tls_implicit,
+            timeout=settings.pop3_timeout,
+            max_connections=settings.pop3_max_connections,
+        )
+        await server.start(*address)
+        return server
+
+    def _maildrop(self, user: str) -> Store:
+        """The store a POP3 user reads: with mailboxes, the one its name names (ValueError
+        if it names none); else every message."""
+        return self.store.scoped(mailbox_name(user)) if self.settings.mailboxes else self.store
+
+    @property
+    def pop3_address(self) -> tuple[str, int]:
+        """The host and port the POP3 listener is bound to."""
+        if self._pop3 is None:
+            raise RuntimeError("the POP3 listener is not running")
+        return self._pop3.address
 
     def scoped(self, mailbox: str) -> Sink:
         """The sink as one mailbox sees it: its store and event hub hold that mailbox's

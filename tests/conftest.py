@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import smtplib
+import socket
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -14,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
 
-from .helpers import CHROMIUM_ARGS, Send
+from .helpers import CHROMIUM_ARGS, Send, wait_until
 
 # Property tests: no deadline (they talk over real sockets), and in CI (CI is set) the same
 # examples on every run, with no example database left behind.
@@ -67,7 +69,8 @@ def server(shared_server: Server) -> Iterator[Server]:
         shared_server.clear()
     yield shared_server
     assert shared_server.sink is not None, "a test stopped the shared server"
-    shared_server.sink.chaos.replace({})  # faults a test turned on through /api/v1/chaos
+    # Faults a test turned on through /api/v1/chaos or MailHog's /api/v2/jim.
+    shared_server.sink.chaos.reset()
 
 
 @pytest.fixture
@@ -147,3 +150,47 @@ def page(browser_context: Any) -> Iterator[Any]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     assert not errors, f"the page's script failed: {errors}"
+
+
+def _spamd_missing(reason: str) -> None:
+    # As for the browser: a CI run must not pass with the spam check untested.
+    if os.environ.get("CI"):
+        pytest.fail(f"spam check tests cannot run: {reason} (and CI is set, so this is a failure)")
+    pytest.skip(f"spam check tests need {reason}")
+
+
+@pytest.fixture(scope="session")
+def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real SpamAssassin spamd on a free loopback port (HOST:PORT), shared by the session:
+    its installed rules only, no network tests (``--local``), no per-user settings."""
+    executable = shutil.which("spamd") or "/usr/sbin/spamd"
+    if not os.path.exists(executable):
+        _spamd_missing("SpamAssassin's spamd (apt-get install spamassassin spamd)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        executable, f"--listen=127.0.0.1:{port}", "--allowed-ips=127.0.0.1", "--local",
+        "--nouser-config", "--syslog=stderr", "--min-children=1", "--max-children=2",
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        command.append("--username=nobody")  # spamd will not scan as root
+    log = tmp_path_factory.mktemp("spamd") / "spamd.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=output)
+    try:
+        wait_until(lambda: _listening(port) or process.poll() is not None, "spamd listens", 30)
+        if process.poll() is not None:
+            pytest.fail(f"spamd exited: {log.read_text(errors='replace')[-2000:]}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

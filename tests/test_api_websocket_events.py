@@ -422,3 +422,31 @@ def test_a_page_of_another_origin_cannot_read_the_events_in_a_browser(
     # Refused; the same page, when the user trusts its origin, reads them: the browser let
     # it try, so the refusal is mailsink's.
     assert results == ["refused", "read: stats"]
+
+
+# -- MailHog's /api/v2/websocket ------------------------------------------------------------
+
+
+def test_mailhogs_websocket_sends_each_new_message_whole(
+    server: Server, send: Send, api: httpx.Client
+) -> None:
+    url = server.url.replace("http://", "ws://", 1) + "/api/v2/websocket"
+    with connect(url, open_timeout=30) as feed:
+        send(message("first"))
+        send(message("second"))
+        got = [json.loads(feed.recv(timeout=30)) for _ in range(2)]
+        # Nothing but new messages: a delete or a read is not told on MailHog's feed.
+        api.delete("/api/v1/messages")
+        send(message("third"))
+        third = json.loads(feed.recv(timeout=30))
+    listed = api.get("/api/v2/messages").json()["items"]
+    assert [m["Content"]["Headers"]["Subject"] for m in got] == [["first"], ["second"]]
+    assert third == listed[0] and third["Content"]["Headers"]["Subject"] == ["third"]
+    assert set(got[0]) == {"ID", "From", "To", "Content", "Created", "MIME", "Raw"}
+
+
+def test_mailhogs_websocket_is_refused_to_other_sites_pages(server: Server) -> None:
+    url = server.url.replace("http://", "ws://", 1) + "/api/v2/websocket"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=30, origin="http://attacker.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403

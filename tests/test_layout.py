@@ -24,6 +24,7 @@ RANKS: dict[str, int] = {
     "store": 1,
     "shapes": 2,
     "smtp": 3,
+    "pop3": 3,
     "transfer": 3,
     "outbound": 3,
     "sink": 4,

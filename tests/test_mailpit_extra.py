@@ -326,20 +326,3 @@ def test_link_check_of_a_message_without_links(send: Send, api: httpx.Client) ->
     check_mailpit(result, "/api/v1/message/{ID}/link-check")
     assert result == {"Errors": 0, "Links": []}
     assert api.get("/api/v1/message/nope/link-check").status_code == 404
-
-
-# -- checks mailsink does not offer ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("check", "reason"), [("html-check", "caniemail"), ("sa-check", "SpamAssassin")]
-)
-def test_unoffered_checks_answer_501_with_a_reason(
-    send: Send, api: httpx.Client, check: str, reason: str
-) -> None:
-    send(b"Subject: s\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n")
-    response = api.get(f"/api/v1/message/latest/{check}")
-    assert response.status_code == 501
-    assert reason in response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    assert api.get(f"/api/v1/message/nope/{check}").status_code == 404

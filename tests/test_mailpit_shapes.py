@@ -18,7 +18,8 @@ MESSAGE = (
 )
 
 # Each JSON answer of Mailpit's document: how to ask for it (the document's path, then the
-# request). html-check and sa-check are not offered (501), so they answer no JSON.
+# request). html-check and sa-check need an HTML message and a spamd: tests/test_checks_*.py
+# check their shapes.
 JSON_ANSWERS: list[tuple[str, str, str, Any]] = [
     ("GET", "/api/v1/messages", "/api/v1/messages", None),
     ("GET", "/api/v1/search", "/api/v1/search?query=shapes", None),

@@ -92,6 +92,10 @@ def load_grants(path: str | Path) -> dict[str, frozenset[str]]:
     return grants
 
 
+# Settings of the one SMTP server that every mailbox shares.
+_SERVER_WIDE = frozenset({"/api/v1/chaos", "/api/v2/jim"})
+
+
 class BasicAuth:
     """ASGI middleware: every request but those to ``OPEN_PATHS`` needs a known user.
 
@@ -148,6 +152,13 @@ class BasicAuth:
             # The root is the default mailbox: the UI opens on one of theirs instead.
             target = f"{scope.get('root_path', '')}/m/{min(grants)}/".encode()
             await send_response(send, 307, b"", b"text/plain", ((b"location", target),))
+            return
+        if path in _SERVER_WIDE and scope.get("method", "GET") not in ("GET", "HEAD"):
+            error = (
+                "chaos and Jim act on the SMTP server, for every mailbox: only a user who may "
+                "read every mailbox may change them"
+            )
+            await send_error(refusal_sender(scope, send), 403, error)
             return
         if (mailbox or DEFAULT_MAILBOX) in grants or (
             mailbox is None and (path == _MAILBOXES or path.startswith(_MAILBOXES + "/"))

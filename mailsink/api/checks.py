@@ -1,4 +1,4 @@
-"""Message checks: link-check over HTTP on request; html-check and sa-check not offered (501)."""
+"""Message checks: links over HTTP, HTML and CSS support by email client, SpamAssassin's score."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from ..config import parse_hostport
 from ..outbound.linkcheck import check_links, extract_links
+from ..outbound.spamd import spamd_report
+from ..parsing.htmlcheck import check_html
 from ..parsing.parser import parse
 from .deps import MessageID, raw_of, sink_of
 from .mailpit_paths import MailpitRoute, mailpit_found
@@ -15,10 +18,6 @@ from .mailpit_paths import MailpitRoute, mailpit_found
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["checks"], route_class=MailpitRoute)
-
-_NOT_IMPLEMENTED: dict[int | str, dict[str, Any]] = {
-    501: {"description": "this check is not offered by mailsink"}
-}
 
 
 def _links_of(request: Request, uid: str) -> list[str]:
@@ -44,30 +43,35 @@ async def link_check(
     }
 
 
+def _html_check(request: Request, uid: str) -> dict[str, Any]:
+    sink = sink_of(request)
+    html = parse(raw_of(sink, mailpit_found(sink, uid))).html
+    if not html:
+        raise HTTPException(400, "message does not contain HTML")
+    return check_html(html)
+
+
 @router.get(
     "/message/{ID}/html-check",
-    summary="HTML client-support check: not offered (501)",
-    responses=_NOT_IMPLEMENTED,
+    summary="Which email clients support the HTML and CSS the message uses (caniemail data)",
+    responses={400: {"description": "the message has no HTML part"}},
 )
-def html_check(request: Request, ID: MessageID) -> None:
-    sink = sink_of(request)
-    mailpit_found(sink, ID)
-    raise HTTPException(
-        501,
-        "html-check is not implemented: mailsink does not ship the email-client support "
-        "database (caniemail) that this check needs",
-    )
+async def html_check(request: Request, ID: MessageID) -> dict[str, Any]:
+    return await run_in_threadpool(_html_check, request, ID)
 
 
 @router.get(
     "/message/{ID}/sa-check",
-    summary="SpamAssassin check: not offered (501)",
-    responses=_NOT_IMPLEMENTED,
+    summary="Score the message with the SpamAssassin server set by --spamassassin",
+    responses={400: {"description": "no SpamAssassin server is set"}},
 )
-def sa_check(request: Request, ID: MessageID) -> None:
+async def sa_check(request: Request, ID: MessageID) -> dict[str, Any]:
     sink = sink_of(request)
-    mailpit_found(sink, ID)
-    raise HTTPException(
-        501,
-        "sa-check is not implemented: mailsink does not talk to a SpamAssassin server",
-    )
+    server = sink.settings.spamassassin
+    raw = await run_in_threadpool(lambda: raw_of(sink, mailpit_found(sink, ID)))
+    if not server:
+        raise HTTPException(
+            400, "no SpamAssassin service defined: start mailsink with --spamassassin HOST:PORT"
+        )
+    host, port = parse_hostport(server, name="spamassassin")
+    return await spamd_report(host, port, raw)

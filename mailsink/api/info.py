@@ -79,7 +79,7 @@ def webui_configuration(sink: Sink) -> dict[str, Any]:
             # AllowedRecipients, which Mailpit's own web UI of that time reads.
             "RecipientAllowlist": allowed,
         },
-        "SpamAssassin": False,
+        "SpamAssassin": bool(sink.settings.spamassassin),
         # /api/v1/chaos always works here (Mailpit needs --enable-chaos for it).
         "ChaosEnabled": True,
         "DuplicatesIgnored": False,

@@ -1,4 +1,5 @@
-"""``GET /api/events``: the store's changes as Mailpit's WebSocket events.
+"""``GET /api/events``: the store's changes as Mailpit's WebSocket events; and
+``GET /api/v2/websocket``, MailHog's, which sends each new message whole.
 
 Mailpit's web UI, and scripts written for Mailpit, open this WebSocket and read one JSON text
 message per event, ``{"Type": ..., "Data": ...}``, with Mailpit's names and payloads:
@@ -26,13 +27,15 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
 
 from .. import __version__
+from ..shapes.mailhog import message_json as mailhog_json
 from ..shapes.mailpit import envelope_json, summary_json
+from ..sink import Sink
 from ..store import Event, Store, StoredMessage
 from .deps import sink_of
 
@@ -166,14 +169,51 @@ async def events(websocket: WebSocket) -> None:
     """Send the store's changes as Mailpit's events until the client or the server leaves."""
     sink = sink_of(websocket)
     extras = websocket.query_params.get("extras", "").lower() in ("1", "true")
+    await _serve(websocket, sink, lambda backlog: _pump(websocket, sink.store, backlog, extras))
+
+
+@router.websocket("/api/v2/websocket")
+async def mailhog_events(websocket: WebSocket) -> None:
+    """MailHog's live feed: each new message, whole, in the shape ``/api/v2/messages`` lists
+    (MailHog sends nothing else on it: no deletes, no counts)."""
+    sink = sink_of(websocket)
+    await _serve(websocket, sink, lambda backlog: _pump_mailhog(websocket, sink, backlog))
+
+
+async def _pump_mailhog(websocket: WebSocket, sink: Sink, backlog: _Backlog) -> None:
+    hostname = sink.settings.hostname
+    while True:
+        await backlog.ready.wait()
+        for event in backlog.take():
+            if event.kind != "new":
+                continue
+            # One message at a time, bytes and all, so a slow client holds one at most.
+            for uid in event.ids:
+                found = await asyncio.to_thread(_mailhog_message, sink.store, uid, hostname)
+                if found is not None:
+                    await websocket.send_text(found)
+
+
+def _mailhog_message(store: Store, uid: str, hostname: str) -> str | None:
+    message, raw = store.get(uid), store.raw(uid)
+    if message is None or raw is None:  # deleted since it arrived
+        return None
+    return json.dumps(mailhog_json(message, raw, hostname), separators=(",", ":"))
+
+
+async def _serve(
+    websocket: WebSocket, sink: Sink, pump: Callable[[_Backlog], Awaitable[None]]
+) -> None:
+    """Accept, feed the client from the sink's event hub through ``pump`` until it or the
+    server leaves, or it falls ``BACKLOG`` events behind; then close as fits."""
     await websocket.accept()
     backlog = _Backlog()
     unsubscribe = sink.hub.add_listener(backlog.put)
-    pump = asyncio.ensure_future(_pump(websocket, sink.store, backlog, extras))
+    pumping = asyncio.ensure_future(pump(backlog))
     closed = asyncio.ensure_future(_closed(websocket))
     stopping = asyncio.ensure_future(sink.stopping.wait())
     overflowed = asyncio.ensure_future(backlog.overflowed.wait())
-    tasks = (pump, closed, stopping, overflowed)
+    tasks = (pumping, closed, stopping, overflowed)
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -320,6 +320,13 @@ class Chaos:
             self.reject_next = reject_next or RejectNext()
             self.rules = list(rules or [])
 
+    def reset(self) -> None:
+        """Everything off, and Jim's settings back to MailHog's defaults."""
+        self.replace({})
+        with self._lock:
+            self.jim = None
+            self.invited = Jim()
+
     # -- Jim --
 
     def set_jim(self, jim: Jim | None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
@@ -227,10 +228,12 @@ async def start_smtp(
     sock: socket.socket | None = None,
     chaos: Chaos | None = None,
     gate: SessionGate | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> asyncio.Server:
     """Serve SMTP on the running loop, on ``sock`` if given, else on ``settings.smtp``.
 
-    ``gate`` holds the sessions (``gate.close`` ends them at shutdown).
+    ``gate`` holds the sessions (``gate.close`` ends them at shutdown); ``tls`` is the
+    context of ``settings``' certificate when the caller has made it already.
     """
     loop = asyncio.get_running_loop()
     quiet_aiosmtpd_log()
@@ -251,7 +254,7 @@ async def start_smtp(
     handler = SinkHandler(
         store, stats, settings=settings, chaos=chaos, authenticator=authenticator, gate=gate
     )
-    tls = server_context(settings)
+    tls = tls or server_context(settings)
     implicit = settings.smtp_tls_implicit
     # aiosmtpd refuses AUTH (538) where it requires TLS and sees no STARTTLS; an SMTPS
     # connection is encrypted without one, and with AUTH off the handler answers 503 itself.

@@ -90,6 +90,13 @@ class Server(LocalInbox):
         return self.sink.smtp_address
 
     @property
+    def pop3_address(self) -> tuple[str, int]:
+        """Host and port to read mail from over POP3 (``pop3`` setting)."""
+        if self.sink is None:
+            raise RuntimeError("the server is not running")
+        return self.sink.pop3_address
+
+    @property
     def host(self) -> str:
         """Host to send mail to."""
         return self.smtp_address[0]

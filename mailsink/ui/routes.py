@@ -184,6 +184,7 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "added_headers": _added_headers(message, raw),
         "raw_size": len(raw),
         "warnings": line_warnings(raw),
+        "spam_check": bool(sink.settings.spamassassin),
     }
 
 

@@ -45,6 +45,14 @@ export function baseURL() {
   return url;
 }
 
+/**
+ * The base URL of another mailbox on the same server that holds the same mail, when the
+ * server under test has mailboxes (MAILSINK_URL is then a mailbox's); undefined otherwise.
+ */
+export function otherMailboxURL() {
+  return process.env.OTHER_MAILBOX_URL || undefined;
+}
+
 /** Keys of an object, sorted, for comparing a shape with another server's. */
 export function keys(object) {
   return Object.keys(object).sort();

@@ -1,13 +1,31 @@
 // Drives blueimp's npm package mailhog, unchanged, against the server at MAILSINK_URL through
 // MailHog's API (v2 list and search, v1 delete and release). The messages are the ones
 // tests/compat/test_mailhog_clients.py sends over SMTP first; expectations are what MailHog
-// itself answers for them.
+// itself answers for them. MAILSINK_URL may be a mailbox's base URL (/m/NAME); the other
+// mailbox at OTHER_MAILBOX_URL then holds the same three messages, which the checks that
+// release or delete try on too: they must stay out of this client's reach.
 import { createRequire } from "node:module";
-import { assert, baseURL, check, run } from "./checks.mjs";
+import { assert, baseURL, check, otherMailboxURL, run } from "./checks.mjs";
 
 const require = createRequire(import.meta.url);
-const url = new URL(baseURL());
-const mailhog = require("mailhog")({ host: url.hostname, port: Number(url.port) });
+
+/** The client for a base URL: it takes a host, a port and the path its API is under. */
+function connect(base) {
+  const url = new URL(base);
+  const basePath = `${url.pathname.replace(/\/$/, "")}/api`;
+  return require("mailhog")({ host: url.hostname, port: Number(url.port), basePath });
+}
+
+const mailhog = connect(baseURL());
+const other = otherMailboxURL() && connect(otherMailboxURL());
+const others = other ? (await other.messages()).items.map((m) => m.ID) : [];
+
+/** On a mailbox, fails unless the other mailbox still holds its three messages. */
+async function otherMailboxUntouched() {
+  if (!other) return;
+  assert.equal(others.length, 3, "the other mailbox got the same three messages");
+  assert.deepEqual((await other.messages()).items.map((m) => m.ID), others);
+}
 
 check("list", async () => {
   const all = await mailhog.messages();
@@ -80,12 +98,11 @@ check("search", async () => {
 check("release", async () => {
   // The client passes the body as given; its documentation writes the keys in lower case.
   const message = await mailhog.latestTo("nihon@example.org");
-  const response = await mailhog.releaseMessage(message.ID, {
-    host: process.env.RELAY_HOST,
-    port: process.env.RELAY_PORT,
-    email: "released@example.org",
-  });
+  const relay = { host: process.env.RELAY_HOST, port: process.env.RELAY_PORT };
+  const response = await mailhog.releaseMessage(message.ID, { ...relay, email: "released@example.org" });
   assert.equal(response.statusCode, 200);
+  for (const id of others) await mailhog.releaseMessage(id, { ...relay, email: "leaked@example.org" });
+  await otherMailboxUntouched();
 });
 
 check("delete", async () => {
@@ -93,12 +110,15 @@ check("delete", async () => {
   assert.equal((await mailhog.deleteMessage(message.ID)).statusCode, 200);
   assert.equal(await mailhog.latestTo("iso-8859-1@example.org"), 0);
   assert.equal((await mailhog.messages()).total, 2);
+  for (const id of others) await mailhog.deleteMessage(id);
+  await otherMailboxUntouched();
 });
 
 check("delete all", async () => {
   const response = await mailhog.deleteAll();
   assert.equal(response.statusCode, 200, "MailHog answers an empty 200");
   assert.equal((await mailhog.messages()).total, 0);
+  await otherMailboxUntouched();
 });
 
 await run();

@@ -1,12 +1,17 @@
 // Drives the npm package mailpit-api, unchanged, against the server at MAILSINK_URL through
 // Mailpit's API v1: 2.1.0 for the REST calls, 1.9.1 (the last release with live events built
 // in) for the WebSocket at /api/events. Expectations are what Mailpit itself answers.
+// MAILSINK_URL may be a mailbox's base URL (/m/NAME); OTHER_MAILBOX_URL is then another
+// mailbox's, which gets the same mail first: the checks fail if this client sees any of it,
+// and those that change or delete messages try it on the other mailbox's too.
 import { MailpitClient } from "mailpit-api";
 import { MailpitClient as MailpitEventsClient } from "mailpit-api-1";
-import { assert, baseURL, check, keys, run, within } from "./checks.mjs";
+import { assert, baseURL, check, keys, otherMailboxURL, run, within } from "./checks.mjs";
 
 const url = baseURL();
 const mailpit = new MailpitClient(url);
+const otherURL = otherMailboxURL();
+const other = otherURL && new MailpitClient(otherURL);
 
 // An 8x8 PNG, inline (with a Content-ID) so that Mailpit lists it under Inline.
 const png = Buffer.from(
@@ -37,6 +42,24 @@ const MESSAGE = ["Attachments", "Bcc", "Cc", "Date", "From", "HTML", "ID", "Inli
 const address = (a) => a && `${a.Name} <${a.Address}>`;
 
 let id;
+
+// The other mailbox's mail: this message under the same subject with more tags (so that a
+// tag list, rename or delete that crossed over shows), and the one the "delete" check
+// deletes by subject here.
+let others = [];
+if (other) {
+  await other.sendMessage({ ...request, Tags: ["alpha", "beta", "signup"] });
+  await other.sendMessage({ ...request, Subject: "Second", Tags: [] });
+  others = (await other.listMessages()).messages;
+}
+const otherIDs = others.map((m) => m.ID);
+
+/** On a mailbox, fails unless the other mailbox's messages are all there, as they were. */
+async function otherMailboxUntouched() {
+  if (!other) return;
+  assert.equal(others.length, 2, "the other mailbox got its two messages");
+  assert.deepEqual((await other.listMessages()).messages, others);
+}
 
 check("send", async () => {
   const answer = await mailpit.sendMessage(request);
@@ -151,6 +174,20 @@ check("link check", async () => {
   );
 });
 
+check("html check", async () => {
+  const result = await mailpit.htmlCheck(id);
+  assert.deepEqual(keys(result), ["Platforms", "Total", "Warnings"]);
+  assert.ok(result.Total.Nodes > 0 && result.Total.Tests > 0);
+  assert.ok(result.Platforms.android.includes("Gmail"));
+  for (const warning of result.Warnings) {
+    assert.deepEqual(keys(warning), ["Category", "Description", "Keywords", "NotesByNumber", "Results", "Score", "Slug", "Tags", "Title", "URL"]);
+  }
+});
+
+check("spam check says SpamAssassin is off", async () => {
+  await assert.rejects(mailpit.spamAssassinCheck(id), /no SpamAssassin service defined/);
+});
+
 check("search", async () => {
   const found = await mailpit.searchMessages({ query: 'subject:"Welcome aboard"' });
   assert.equal(found.messages_count, 1);
@@ -165,6 +202,8 @@ check("read status", async () => {
   assert.equal((await mailpit.listMessages()).messages[0].Read, true);
   assert.equal(await mailpit.setReadStatus({ IDs: [id], Read: false }), "ok");
   assert.equal((await mailpit.getInfo()).Unread, 1);
+  if (other) await mailpit.setReadStatus({ IDs: otherIDs, Read: true });
+  await otherMailboxUntouched();
 });
 
 check("tags", async () => {
@@ -175,6 +214,8 @@ check("tags", async () => {
   assert.equal(await mailpit.deleteTag("beta"), "ok");
   assert.deepEqual(await mailpit.getTags(), ["gamma"]);
   assert.equal((await mailpit.searchMessages({ query: "tag:gamma" })).messages_count, 1);
+  if (other) await mailpit.setTags({ IDs: otherIDs, Tags: ["taken"] });
+  await otherMailboxUntouched();
 });
 
 const triggers = {
@@ -212,6 +253,13 @@ check("release", async () => {
 check("errors", async () => {
   await assert.rejects(mailpit.getMessageSummary("no-such-message"), /404/);
   await assert.rejects(mailpit.getMessageHeaders("no-such-message"), /404/);
+  for (const otherID of otherIDs) {
+    await assert.rejects(mailpit.getMessageSummary(otherID), /404/);
+    await assert.rejects(mailpit.getMessageHeaders(otherID), /404/);
+    await assert.rejects(mailpit.getMessageSource(otherID), /404/);
+    await assert.rejects(mailpit.releaseMessage(otherID, { To: ["leaked@example.test"] }), /404/);
+  }
+  await otherMailboxUntouched();
 });
 
 check("delete", async () => {
@@ -223,6 +271,8 @@ check("delete", async () => {
   assert.equal(await mailpit.deleteMessages(), "ok");
   assert.equal((await mailpit.waitForMessages({ count: 0 })).total, 0);
   assert.notEqual(second, id);
+  if (other) assert.equal(await mailpit.deleteMessages({ IDs: otherIDs }), "ok");
+  await otherMailboxUntouched();
 });
 
 check("live events", async () => {
@@ -243,6 +293,17 @@ check("live events", async () => {
         poll();
       });
 
+    // What happens in the other mailbox first, each event of which this client would take
+    // for its own below if it were told of it.
+    let elsewhere;
+    if (other) {
+      elsewhere = (await other.sendMessage(request)).ID;
+      await other.setReadStatus({ IDs: [elsewhere], Read: true });
+      await other.setTags({ IDs: [elsewhere], Tags: ["live"] });
+      await other.deleteMessages({ IDs: [elsewhere] });
+      await other.deleteMessages();
+    }
+
     const sent = (await mailpit.sendMessage(request)).ID;
     const created = await next("new");
     assert.equal(created.Data.ID, sent);
@@ -261,6 +322,8 @@ check("live events", async () => {
     await mailpit.deleteMessages();
     assert.equal((await next("truncate")).Data, null);
     await next("stats", (e) => e.Data.Total === 0 && e.Data.Unread === 0);
+    assert.equal(seen.filter((e) => e.Type === "truncate").length, 1);
+    if (elsewhere) assert.deepEqual(seen.filter((e) => e.Data?.ID === elsewhere), []);
   } finally {
     events.disconnect();
   }

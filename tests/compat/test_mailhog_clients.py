@@ -4,6 +4,11 @@
   checks are in ``mailhog.mjs``.
 - ``mailhog`` (PyPI, ``mailhog-python``): list, search and delete.
 
+Each runs on a server without mailboxes and on a server with them, with the same mail in
+another mailbox (see ``conftest.py``): the npm client on a mailbox's base URL (it takes the
+path its API is under); the PyPI client, which takes a host and a port only, on the root
+paths, which are the mailbox called ``default``.
+
 Neither client drives Jim, MailHog's chaos monkey; MailHog's web UI does, through
 ``/api/v2/jim``, and so does a test here. What is checked is what MailHog itself answers.
 """
@@ -22,7 +27,7 @@ from mailsink import Server
 
 from ..helpers import Send, crlf, wait_until
 from ..helpers import client_message as message
-from .conftest import run_checks
+from .conftest import Inbox, client_env, run_checks
 
 # An 8x8 PNG, the attachment of the multipart message.
 DOT_PNG = base64.b64decode(
@@ -93,16 +98,14 @@ MAILHOG_NODE_CHECKS = [
 
 @pytest.fixture(scope="module")
 def mailhog_node_outcomes(
-    node: str, relaying_server: Server, relay_target: Server
+    node: str, relaying_inbox: Inbox, relay_target: Server
 ) -> dict[str, str | None]:
     """Every check of blueimp's npm client, run once against a relaying server."""
-    host, port = relaying_server.smtp_address
-    with smtplib.SMTP(host, port, local_hostname="client.test", timeout=30) as client:
-        for recipients, data in MESSAGES:
-            client.sendmail("test@example.org", recipients, crlf(data))
+    for recipients, data in MESSAGES:
+        relaying_inbox.send(crlf(data), sender="test@example.org", to=recipients)
     relay_host, relay_port = relay_target.smtp_address
     env = {
-        "MAILSINK_URL": relaying_server.url,
+        **client_env(relaying_inbox),
         "RELAY_HOST": relay_host,
         "RELAY_PORT": str(relay_port),
         "ATTACHMENT_BASE64": base64.b64encode(DOT_PNG).decode(),
@@ -125,17 +128,26 @@ def test_mailhog_node_release_reaches_the_relay(
 ) -> None:
     assert mailhog_node_outcomes["release"] is None
     with httpx.Client(base_url=relay_target.url) as api:
-        found = api.get("/api/v2/search", params={"kind": "to", "query": "released@"}).json()
+        # One: on a mailbox, the run also asks to release the other mailbox's messages.
+        found = api.get("/api/v2/messages").json()
     assert [item["Raw"]["To"] for item in found["items"]] == [["released@example.org"]]
 
 
 # -- mailhog (PyPI) --------------------------------------------------------------------------
 
 
-def test_mailhog_client_lists_searches_and_deletes(send: Send, server: Server) -> None:
-    host, port = server.http_address or ("", 0)
-    send(message(1), sender="sender@example.test", to=["rcpt@example.test"])
-    send(message(2), sender="other@example.test", to=["someone@example.test"])
+# The PyPI client takes a host and a port, not a base URL: on a server with mailboxes it
+# reaches the root paths, the mailbox called "default", alone.
+ON_THE_ROOT_PATHS = pytest.mark.parametrize(
+    "inbox", [None, "default"], ids=["plain", "default"], indirect=True
+)
+
+
+@ON_THE_ROOT_PATHS
+def test_mailhog_client_lists_searches_and_deletes(inbox: Inbox) -> None:
+    host, port = inbox.server.http_address or ("", 0)
+    inbox.send(message(1), sender="sender@example.test", to=["rcpt@example.test"])
+    inbox.send(message(2), sender="other@example.test", to=["someone@example.test"])
     client = mailhog.Mailhog(host, port)
 
     listing = client.messages()
@@ -159,15 +171,16 @@ def test_mailhog_client_lists_searches_and_deletes(send: Send, server: Server) -
     assert [m.get_subject() for m in client.messages().items] == ["client message 1"]
     client.delete_all()
     assert client.messages().total == 0
-    with httpx.Client(base_url=server.url) as api:
+    with httpx.Client(base_url=inbox.url) as api:
         assert api.get("/api/v1/messages").json()["total"] == 0
 
 
-def test_mailhog_client_reads_the_body_as_mailhog_stores_it(send: Send, server: Server) -> None:
+@ON_THE_ROOT_PATHS
+def test_mailhog_client_reads_the_body_as_mailhog_stores_it(inbox: Inbox) -> None:
     # MailHog stores the DATA without the line break before the final dot (smtp/protocol.go);
     # the client's own suite compares the body with the text sent.
-    send(crlf(b"From: from0@test.com\nTo: to0@test.com\nSubject: Test 0\n\nTest Text 0\n"))
-    host, port = server.http_address or ("", 0)
+    inbox.send(crlf(b"From: from0@test.com\nTo: to0@test.com\nSubject: Test 0\n\nTest Text 0\n"))
+    host, port = inbox.server.http_address or ("", 0)
     [item] = mailhog.Mailhog(host, port).messages().items
     assert item.content.body == "Test Text 0"
 

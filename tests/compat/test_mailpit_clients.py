@@ -5,7 +5,9 @@
 - ``mailpit-api-client`` (PyPI, import name ``mailpit``): a Python client and its unittest
   helpers.
 
-What the clients are checked against is what Mailpit itself answers.
+What the clients are checked against is what Mailpit itself answers. Each test runs twice:
+on a server without mailboxes, and on a mailbox's base URL with the same mail in another
+mailbox (see ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from mailpit.testing.unittest import EMailTestCase
 
 from mailsink import Server
 
-from ..helpers import Send, crlf
 from ..helpers import client_message as message
-from .conftest import run_checks
+from ..helpers import crlf
+from .conftest import Inbox, client_env, run_checks
 
 # The checks of mailpit-api.mjs, in the order it runs them.
 MAILPIT_API_CHECKS = [
@@ -36,6 +38,8 @@ MAILPIT_API_CHECKS = [
     "attachments",
     "source and rendering",
     "link check",
+    "html check",
+    "spam check says SpamAssassin is off",
     "search",
     "read status",
     "tags",
@@ -50,9 +54,9 @@ MAILPIT_API_CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def mailpit_api_outcomes(node: str, relaying_server: Server) -> dict[str, str | None]:
+def mailpit_api_outcomes(node: str, relaying_inbox: Inbox) -> dict[str, str | None]:
     """Every check of the npm client mailpit-api, run once against a relaying server."""
-    return run_checks(node, "mailpit-api.mjs", {"MAILSINK_URL": relaying_server.url})
+    return run_checks(node, "mailpit-api.mjs", client_env(relaying_inbox))
 
 
 def test_mailpit_api_runs_every_check(mailpit_api_outcomes: dict[str, str | None]) -> None:
@@ -70,6 +74,7 @@ def test_mailpit_api_release_reaches_the_relay(
 ) -> None:
     assert mailpit_api_outcomes["release"] is None
     with httpx.Client(base_url=relay_target.url) as api:
+        # One: on a mailbox, the run also asks to release the other mailbox's messages.
         [released] = api.get("/api/v1/messages", params={"extras": 1}).json()["messages"]
     assert released["Subject"] == "Welcome aboard"
     assert released["Envelope"]["RcptTo"] == ["relayed@example.test"]
@@ -78,10 +83,10 @@ def test_mailpit_api_release_reaches_the_relay(
 # -- mailpit-api-client (PyPI) ---------------------------------------------------------------
 
 
-def test_mailpit_client_reads_messages_headers_and_parts(send: Send, server: Server) -> None:
-    send(message(1))
-    send(message(2, attachment=b"attached notes"))
-    client = API(server.url, timeout=30)
+def test_mailpit_client_reads_messages_headers_and_parts(inbox: Inbox) -> None:
+    inbox.send(message(1))
+    inbox.send(message(2, attachment=b"attached notes"))
+    client = API(inbox.url, timeout=30)
 
     listing = client.get_messages(limit=10)
     assert (listing.total, listing.unread, listing.count, listing.start) == (2, 2, 2, 0)
@@ -95,7 +100,7 @@ def test_mailpit_client_reads_messages_headers_and_parts(send: Send, server: Ser
     # client's get_message fails against either alike.
     with pytest.raises(KeyError, match="read"):
         client.get_message(newest.id)
-    full = httpx.get(f"{server.url}/api/v1/message/{newest.id}").json()
+    full = httpx.get(f"{inbox.url}/api/v1/message/{newest.id}").json()
     [attachment] = full["Attachments"]
     assert client.get_message_attachment(newest.id, attachment["PartID"]) == "attached notes"
 
@@ -106,10 +111,10 @@ def test_mailpit_client_reads_messages_headers_and_parts(send: Send, server: Ser
     assert headers.additional["Subject"] == ["client message 2"]
 
 
-def test_mailpit_client_marks_read_and_deletes(send: Send, server: Server) -> None:
+def test_mailpit_client_marks_read_and_deletes(inbox: Inbox) -> None:
     for number in range(3):
-        send(message(number))
-    client = API(server.url, timeout=30)
+        inbox.send(message(number))
+    client = API(inbox.url, timeout=30)
     ids = [m.id for m in client.get_messages().messages]
 
     # This client sends form-encoded bodies; mailsink reads them as the JSON they mean.
@@ -123,11 +128,11 @@ def test_mailpit_client_marks_read_and_deletes(send: Send, server: Server) -> No
     assert client.get_messages().total == 0
 
 
-def test_mailpit_clients_unittest_helpers(send: Send, server: Server) -> None:
-    send(message(7))
+def test_mailpit_clients_unittest_helpers(inbox: Inbox) -> None:
+    inbox.send(message(7))
 
     class Received(EMailTestCase):
-        api_url = server.url
+        api_url = inbox.url
 
         def test_received(self) -> None:
             self.assertMessageReceived("client-7@example.test")
@@ -142,22 +147,22 @@ def test_mailpit_clients_unittest_helpers(send: Send, server: Server) -> None:
         assert result is not None and result.wasSuccessful(), (result.errors, result.failures)
 
 
-def test_mailpit_client_sees_header_values_as_written(send: Send, server: Server) -> None:
+def test_mailpit_client_sees_header_values_as_written(inbox: Inbox) -> None:
     # Mailpit answers each header's value as the message has it (Go's textproto), unquoted
     # parameters and all; the client's own suite checks this one.
     written = message(3).replace(b'charset="utf-8"', b"charset=us-ascii")
     assert b"Content-Type: text/plain; charset=us-ascii\r\n" in written
-    send(written)
-    client = API(server.url, timeout=30)
+    inbox.send(written)
+    client = API(inbox.url, timeout=30)
     headers = client.get_message_headers(client.get_messages().messages[0].id)
     assert headers.content_type == ["text/plain; charset=us-ascii"]
 
 
-def test_an_inline_part_with_a_name_is_listed_as_inline(send: Send, server: Server) -> None:
+def test_an_inline_part_with_a_name_is_listed_as_inline(inbox: Inbox) -> None:
     # enmime lists a part with "Content-Disposition: inline" under Inlines, and Mailpit keeps
     # those with a file name or Content-ID (internal/storage/messages.go); mailpit-api-client's
     # own suite checks this one.
-    send(
+    inbox.send(
         crlf(
             b"From: a@example.test\nTo: b@example.test\nSubject: inline\n"
             b"Date: Mon, 01 Jan 2024 10:00:00 +0000\nMIME-Version: 1.0\n"
@@ -168,6 +173,6 @@ def test_an_inline_part_with_a_name_is_listed_as_inline(send: Send, server: Serv
         )
     )
     # Read with httpx: the client's get_message wants a field Mailpit no longer sends.
-    full = httpx.get(f"{server.url}/api/v1/message/latest").json()
+    full = httpx.get(f"{inbox.url}/api/v1/message/latest").json()
     assert full["Attachments"] == []
     assert [(i["FileName"], i["PartID"]) for i in full["Inline"]] == [("notes.txt", "2")]

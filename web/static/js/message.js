@@ -2,7 +2,7 @@
 // The fragment comes from the server's own autoescaped templates; the message's HTML itself
 // only ever appears inside the sandboxed preview frame.
 
-import { call, getText } from "./api.js";
+import { call, getJSON, getText } from "./api.js";
 import { fullDate, size } from "./format.js";
 import { highlightHTML, linkify } from "./highlight.js";
 
@@ -136,7 +136,115 @@ export class MessagePane {
       if (code && !code.dataset.highlighted) highlightHTML(code);
     }
     if (name === "raw") this.loadRaw(false);
+    if (name === "compat") this.loadCompat();
+    if (name === "spam") this.loadSpam();
     return true;
+  }
+
+  // -- checks ---------------------------------------------------------------------------
+
+  async loadCompat() {
+    const panel = this.pane.querySelector("#panel-compat");
+    if (!panel || panel.dataset.loaded) return;
+    panel.dataset.loaded = "true";
+    const total = panel.querySelector(".compat-total");
+    let result;
+    try {
+      result = await getJSON(panel.dataset.src);
+    } catch (error) {
+      total.textContent = `Could not check the HTML: ${error.message}`;
+      delete panel.dataset.loaded;
+      return;
+    }
+    const t = result.Total;
+    total.textContent = `${t.Supported.toFixed(1)}% supported, ${t.Partial.toFixed(1)}% partly, ` +
+      `${t.Unsupported.toFixed(1)}% not supported (${t.Nodes} elements, ${t.Tests} tests)`;
+    const select = panel.querySelector(".compat-platform");
+    for (const platform of Object.keys(result.Platforms).sort()) {
+      select.append(new Option(platform, platform));
+    }
+    select.closest("label").hidden = false;
+    select.addEventListener("change", () => this.showCompat(panel, result.Warnings, select.value));
+    this.showCompat(panel, result.Warnings, "");
+  }
+
+  showCompat(panel, warnings, platform) {
+    const list = panel.querySelector(".compat-warnings");
+    const items = [];
+    for (const warning of warnings) {
+      const results = warning.Results.filter((r) => !platform || r.Platform === platform);
+      if (platform && !results.length) continue;
+      const count = (kind) => results.filter((r) => r.Support === kind).length;
+      const item = document.createElement("li");
+      item.className = "compat-warning";
+      item.dataset.slug = warning.Slug;
+      const title = document.createElement(warning.URL ? "a" : "strong");
+      title.className = "compat-title";
+      title.textContent = warning.Title;
+      if (warning.URL) {
+        title.href = warning.URL;
+        title.target = "_blank";
+        title.rel = "noopener";
+      }
+      const detail = document.createElement("span");
+      detail.className = "compat-detail muted";
+      detail.textContent = results.length
+        ? ` found ${warning.Score.Found}× · ${count("yes")} clients support it, ${count("partial")} partly, ${count("no")} not`
+        : ` found ${warning.Score.Found}× · ${warning.Score.Unsupported}% not supported`;
+      item.append(title, detail);
+      const unsupported = results.filter((r) => r.Support !== "yes").map((r) => `${r.Name}: ${r.Support}`);
+      if (unsupported.length) {
+        const clients = document.createElement("details");
+        const summary = document.createElement("summary");
+        summary.textContent = "Clients without full support";
+        const text = document.createElement("p");
+        text.textContent = unsupported.join(" · ");
+        clients.append(summary, text);
+        item.append(clients);
+      }
+      items.push(item);
+    }
+    if (!items.length) {
+      const none = document.createElement("li");
+      none.className = "muted";
+      none.textContent = "Nothing to warn about.";
+      items.push(none);
+    }
+    list.replaceChildren(...items);
+  }
+
+  async loadSpam() {
+    const panel = this.pane.querySelector("#panel-spam");
+    if (!panel || panel.dataset.loaded) return;
+    panel.dataset.loaded = "true";
+    const score = panel.querySelector(".spam-score");
+    let result;
+    try {
+      result = await getJSON(panel.dataset.src);
+    } catch (error) {
+      score.textContent = `Could not check for spam: ${error.message}`;
+      delete panel.dataset.loaded;
+      return;
+    }
+    if (result.Error) {
+      score.textContent = `SpamAssassin could not score it: ${result.Error}`;
+      delete panel.dataset.loaded;
+      return;
+    }
+    score.textContent = `Score ${result.Score}: ${result.IsSpam ? "spam" : "not spam"}`;
+    score.classList.toggle("spam-is-spam", result.IsSpam);
+    const rows = (result.Rules || []).map((rule) => {
+      const row = document.createElement("tr");
+      for (const value of [String(rule.Score), rule.Name, rule.Description]) {
+        const cell = document.createElement("td");
+        cell.textContent = value;
+        row.append(cell);
+      }
+      return row;
+    });
+    const table = panel.querySelector(".spam-rules");
+    table.tBodies[0].replaceChildren(...rows);
+    table.hidden = false;
   }
 
   tabKeys(event) {
