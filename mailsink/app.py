@@ -60,7 +60,8 @@ def create_app(sink: Sink) -> FastAPI:
         summary="A catch-all SMTP server for developers, with a Mailpit-shaped JSON API.",
         lifespan=lifespan,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        # /api/docs is the UI's own page: FastAPI's loads Swagger UI from a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.sink = sink

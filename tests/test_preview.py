@@ -18,6 +18,7 @@ from mailsink.ui.preview import (
     preview_csp,
     rewrite_cids,
     sanitise,
+    wrap_body,
 )
 
 from .helpers import Send, refused_in_text
@@ -250,3 +251,25 @@ def test_loading_a_message_as_an_image_does_not_mark_it_read(api: httpx.Client, 
     assert api.get("/api/v1/messages").json()["messages"][0]["Read"] is False
     api.get(f"/api/v1/message/{uid}", headers={"Sec-Fetch-Dest": "empty"}).raise_for_status()
     assert api.get("/api/v1/messages").json()["messages"][0]["Read"] is True
+
+
+@pytest.mark.parametrize(
+    ("body", "wrapper"),
+    [
+        (
+            '<body bgcolor="#f3f4f6" text="navy" style="margin:0;width:600px" class="x" dir="rtl">',
+            '<div dir="rtl" class="mail-body x" '
+            'style="background-color:#f3f4f6;color:navy;margin:0;width:600px">',
+        ),
+        # Script in any form is gone; a colour that is not a plain name or hex is dropped.
+        ('<BODY onload="alert(1)" bgcolor="red;background:url(//x)">', '<div class="mail-body">'),
+        ('<body style="&quot;><script>alert(1)</script>">', '<div class="mail-body" style='),
+        ("<p>no body at all</p>", '<div class="mail-body">'),
+    ],
+)
+def test_the_preview_keeps_the_mails_body_look(body: str, wrapper: str) -> None:
+    html = f"<html><head><title>t</title></head>{body}<p>text</p></body></html>"
+    wrapped = wrap_body(html, sanitise(html).html)
+    assert wrapped.startswith(wrapper)
+    assert wrapped.endswith("<p>text</p></div>")
+    assert "<script" not in wrapped.lower() and "onload" not in wrapped

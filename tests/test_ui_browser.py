@@ -311,6 +311,20 @@ def test_a_query_the_server_cannot_read_says_why(page: Any, server: Server, send
     open_inbox(page, server, "/?q=is:starred")
     expect(page.locator("#list-error")).to_contain_text("is: expects")
     expect(page.locator("#search")).to_have_value("is:starred")
+    expect(page.locator("#empty-search")).to_be_hidden()
+
+    # After a search that found nothing, and after one that found something, the error is
+    # what shows: not "Nothing matches", not the rows of the query before.
+    for before in ("subject:nowhere", "subject:anything"):
+        page.locator("#search").fill(before)
+        page.keyboard.press("Enter")
+        expect(page.locator("#list-error")).to_be_hidden()
+        page.locator("#search").fill('subject:"unclosed')
+        page.keyboard.press("Enter")
+        expect(page.locator("#list-error")).to_contain_text("unclosed quote")
+        expect(page.locator("#empty-search")).to_be_hidden()
+        expect(page.locator(".row")).to_have_count(0)
+        expect(page.locator("#counts")).to_have_text("Search not understood")
 
 
 def test_tags_show_in_the_list(page: Any, server: Server, send: Send) -> None:

@@ -13,6 +13,8 @@ import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from html import escape
+from html.parser import HTMLParser
 from urllib.parse import quote, unquote, urlsplit
 
 import nh3
@@ -27,6 +29,7 @@ __all__ = [
     "preview_csp",
     "rewrite_cids",
     "sanitise",
+    "wrap_body",
 ]
 
 # Tags an email's layout needs on top of nh3's defaults; ``style`` elements are what most
@@ -88,6 +91,13 @@ _RESOURCE_SCHEMES = {"http", "https"}
 
 _IMAGE_TYPE = re.compile(r"image/[a-z0-9.+-]+")
 _PART_ID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+# bgcolor="#f3f4f6" and text="navy" become CSS: only a colour's name or hex digits pass.
+_COLOUR = re.compile(r"#?[0-9A-Za-z]{1,20}")
+_BODY_TAG = re.compile(r"<body\b", re.IGNORECASE)
+# The most of a document, from its <body, read for the tag's attributes: the parser is
+# quadratic on a tag that never closes, and a real <body> tag is far shorter.
+_BODY_TAG_CHARS = 4 * 1024
+_BODY_ATTRIBUTES = {"style", "class", "id", "dir", "lang", "align"}
 _CID = re.compile(r"""cid:([^\s"'()<>]+)""", re.IGNORECASE)
 _REMOTE_CSS = re.compile(r"""url\(\s*['"]?\s*(?:https?:)?//|@import""", re.IGNORECASE)
 
@@ -224,3 +234,63 @@ def preview_csp(part_source: str | None, *, remote: bool) -> str:
             "frame-ancestors 'self'",
         ]
     )
+
+
+class _BodyTag(HTMLParser):
+    """Reads the attributes of a document's first ``<body>`` tag, and stops there."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.attributes: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body" and self.attributes is None:
+            self.attributes = {}
+            for name, value in attrs:
+                self.attributes.setdefault(name, value or "")
+            raise _Found
+
+
+class _Found(Exception):
+    pass
+
+
+def _body_attributes(html: str) -> dict[str, str]:
+    # Only the tag goes to the (pure Python) parser, not a 10 MB document: it stops there.
+    tag = _BODY_TAG.search(html)
+    if tag is None:
+        return {}
+    reader = _BodyTag()
+    try:
+        reader.feed(html[tag.start() : tag.start() + _BODY_TAG_CHARS])
+        reader.close()
+    except _Found:
+        pass
+    return reader.attributes or {}
+
+
+def wrap_body(html: str, cleaned: str) -> str:
+    """``cleaned`` (``html`` sanitised) inside a ``<div class="mail-body">`` that carries the
+    mail's own ``<body>`` look: its style, class, colours and direction.
+
+    Sanitising keeps only a fragment, so a mail's ``<body style="background:#f3f4f6">`` or
+    ``bgcolor`` would otherwise be lost. The wrapper's attributes are sanitised on their own,
+    by the same rules as every other element's.
+    """
+    found = _body_attributes(html)
+    styles = []
+    for attribute, css in (("bgcolor", "background-color"), ("text", "color")):
+        colour = found.get(attribute, "").strip()
+        if _COLOUR.fullmatch(colour):
+            styles.append(f"{css}:{colour}")
+    if found.get("style"):
+        styles.append(found["style"])
+    attributes = {k: v for k, v in found.items() if k in _BODY_ATTRIBUTES - {"style", "class"}}
+    attributes["class"] = " ".join(["mail-body", found.get("class", "")]).strip()
+    if styles:
+        attributes["style"] = ";".join(styles)
+    tag = "<div" + "".join(f' {k}="{escape(v)}"' for k, v in attributes.items()) + "></div>"
+    opening = sanitise(tag).html.removesuffix("</div>")
+    if not opening.startswith("<div"):  # nh3 never drops a div; this keeps the markup whole
+        opening = '<div class="mail-body">'
+    return f"{opening}{cleaned}</div>"

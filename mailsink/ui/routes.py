@@ -26,7 +26,7 @@ from ..parsing.parser import parse
 from ..shapes.mailpit import envelope_json, mailpit_raw, page_json, rfc3339
 from ..sink import Sink
 from ..store import DEFAULT_MAILBOX, StoredMessage
-from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise
+from .preview import content_ids, data_urls, preview_csp, rewrite_cids, sanitise, wrap_body
 
 __all__ = ["PAGE_SIZE", "router", "web_dir"]
 
@@ -185,6 +185,8 @@ def _message_context(request: Request, sink: Sink, message: StoredMessage) -> di
         "raw_size": len(raw),
         "warnings": line_warnings(raw),
         "spam_check": bool(sink.settings.spamassassin),
+        # Release is offered only where it can work: with a relay server configured.
+        "relay": sink.settings.relay,
     }
 
 
@@ -245,9 +247,8 @@ def view_html(
         # Sanitised, with its images inside it: the frame asks this server for nothing.
         images = data_urls(parts, parsed.part_bytes)
         clean = sanitise(rewrite_cids(parsed.html, images))
-        html = (
-            _ui(request).env.get_template("preview.html").render(body=clean.html, message=message)
-        )
+        body = wrap_body(parsed.html, clean.html)
+        html = _ui(request).env.get_template("preview.html").render(body=body, message=message)
         part_source = None
     else:
         # As sent, for tests that look at it; cid: points at the parts, which the CSP allows.
@@ -301,6 +302,18 @@ def view_message(
         return _render(request, "_message.html", **context)
     initial = None if q else page_json(sink.store.page(start, PAGE_SIZE), sink.store.tags())
     return _render(request, "inbox.html", initial=initial, query=q, start=start, **context)
+
+
+@router.get("/api/docs", include_in_schema=False)
+def api_docs(request: Request) -> HTMLResponse:
+    """The API reference: the package's own Swagger UI on the OpenAPI document."""
+    base = _base(request)
+    html = (
+        _ui(request)
+        .env.get_template("api_docs.html")
+        .render(base=base, spec=f"{base}api/v1/openapi.json")
+    )
+    return HTMLResponse(html, headers=_UI_HEADERS)
 
 
 @router.get("/static/{path:path}", include_in_schema=False)

@@ -6,6 +6,8 @@ import { Inbox } from "./inbox.js";
 import { installShortcuts } from "./keys.js";
 import { Live } from "./live.js";
 import { MessagePane } from "./message.js";
+import "./density.js";
+import "./tools.js";
 
 const body = document.body;
 const app = document.getElementById("app");
@@ -48,6 +50,7 @@ async function open(id, { push = true, focusPane = false } = {}) {
   if (push) history.pushState({ id }, "", stateURL(id));
   const exists = await pane.load(id);
   if (exists === null) return; // another message was opened meanwhile
+  inbox.showPinned();
   if (exists) {
     inbox.setRead([id], true);
   }

@@ -23,6 +23,7 @@ export class Inbox {
     this.openID = null;
     this.missed = 0; // new messages that arrived while a later page or a search was shown
     this.loading = null;
+    this.failed = false; // the last search was refused (its error shows instead of the list)
     this.els = {
       title: document.getElementById("list-title"),
       counts: document.getElementById("counts"),
@@ -36,7 +37,15 @@ export class Inbox {
       pill: document.getElementById("new-pill"),
       pillText: document.getElementById("new-pill-text"),
       app: document.getElementById("app"),
+      pinned: document.getElementById("pinned-open"),
+      pinnedSubject: document.getElementById("pinned-subject"),
     };
+    this.openSummary = null; // the open message's summary, kept while its row is elsewhere
+    this.els.pinned.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      this.onOpen(this.openID, { focusPane: true });
+    });
     this.list.addEventListener("click", (event) => {
       const link = event.target.closest(".row-link");
       if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
@@ -75,6 +84,14 @@ export class Inbox {
       if (error.name === "AbortError") return;
       this.query = query;
       this.start = start;
+      if (query) {
+        // What was listed does not answer this query: show its error alone, not "Nothing matches".
+        this.failed = true;
+        this.rows.clear();
+        this.list.replaceChildren();
+        this.matched = 0;
+        this.update();
+      }
       this.showError(
         error.status === 404 && query ? "Search is not available on this server." : error.message,
       );
@@ -91,6 +108,7 @@ export class Inbox {
     this.unread = page.unread;
     this.matched = page.messages_count;
     this.missed = 0;
+    this.failed = false;
     this.rows.clear();
     const items = page.messages.map((summary) => this.build(summary));
     this.list.replaceChildren(...items);
@@ -156,7 +174,9 @@ export class Inbox {
     const shown = this.rows.size;
     els.title.textContent = searching ? "Search results" : "Inbox";
     this.bulkLabels(searching);
-    if (searching) {
+    if (searching && this.failed) {
+      els.counts.textContent = "Search not understood";
+    } else if (searching) {
       els.counts.textContent = `${plural(this.matched, "match", "matches")} of ${count(this.total)}`;
     } else if (this.total) {
       els.counts.replaceChildren();
@@ -176,7 +196,7 @@ export class Inbox {
     els.older.disabled = end >= this.matched;
     const nothing = shown === 0;
     els.empty.hidden = !(nothing && !searching && this.total === 0);
-    els.emptySearch.hidden = !(nothing && searching);
+    els.emptySearch.hidden = !(nothing && searching && !this.failed);
     els.emptyQuery.textContent = this.query;
     els.app.classList.toggle("is-empty", nothing && !searching && this.total === 0 && !this.openID);
     els.pill.hidden = this.missed === 0;
@@ -313,6 +333,9 @@ export class Inbox {
 
   markOpen(id) {
     this.openID = id;
+    if (!id) this.openSummary = null;
+    else if (this.rows.has(id)) this.openSummary = this.rows.get(id).summary;
+    else if (this.openSummary?.ID !== id) this.openSummary = null;
     for (const [rowID, row] of this.rows) {
       const open = rowID === id;
       row.li.classList.toggle("is-open", open);
@@ -320,6 +343,20 @@ export class Inbox {
       if (open) link.setAttribute("aria-current", "true");
       else link.removeAttribute("aria-current");
     }
+    this.showPinned();
+  }
+
+  /** The open message, pinned above the list when the page shown does not hold it. */
+  showPinned() {
+    const { pinned, pinnedSubject } = this.els;
+    const id = this.openID;
+    const elsewhere = Boolean(id) && !this.rows.has(id);
+    pinned.hidden = !elsewhere;
+    if (!elsewhere) return;
+    const article = document.querySelector(`article.message[data-id="${CSS.escape(id)}"]`);
+    const subject = this.openSummary?.Subject ?? article?.dataset.subject;
+    pinnedSubject.textContent = subject || "(no subject)";
+    pinned.href = url(`view/${encodeURIComponent(id)}`, { q: this.query, start: this.start }).href;
   }
 
   focusCursor() {
