@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .config import ConfigError, Settings, parse_hostport
@@ -39,6 +39,13 @@ class _Append(argparse.Action):
         setattr(namespace, self.dest, f"{before},{values}" if before else str(values))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line and where the options are, not the whole usage first."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} ('{self.prog} --help' lists every option)\n")
+
+
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per setting; unset flags stay out of the namespace (the environment decides)."""
     defaults = Settings()
@@ -61,7 +68,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 dest=f.name,
                 action=_Append,
                 default=argparse.SUPPRESS,
-                metavar=f.name.upper(),
+                metavar=Settings.metavar(f.name),
                 help=help_text,
             )
         else:
@@ -69,7 +76,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                 flag,
                 dest=f.name,
                 default=argparse.SUPPRESS,
-                metavar=f.name.upper(),
+                metavar=Settings.metavar(f.name),
                 type=type(default),
                 help=help_text,
             )
@@ -84,7 +91,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser: serve's options at the top, and the subcommands."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mailsink",
         description="A catch-all SMTP server for developers: accepts every message, relays "
         "none, and shows them in a web UI and a Mailpit-compatible JSON API. Without a "
@@ -218,7 +225,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         _run(serve(settings, on_ready=ready))
     except STORE_ERRORS as exc:
-        print(f"mailsink: cannot start: database {settings.db}: {exc}", file=sys.stderr)
+        why = (settings.db and _database_problem(settings.db)) or exc
+        print(f"mailsink: cannot start: database {settings.db}: {why}", file=sys.stderr)
         return 1
     except (OSError, CredentialsError, TLSConfigError) as exc:
         print(f"mailsink: cannot start: {exc}", file=sys.stderr)
@@ -257,7 +265,9 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     except STORE_ERRORS as exc:
-        print(f"mailsink: cannot open {args.db}: {exc}", file=sys.stderr)
+        print(
+            f"mailsink: cannot open {args.db}: {_database_problem(args.db) or exc}", file=sys.stderr
+        )
         return 1
     show = sys.stderr.isatty() if args.progress is None else args.progress
     total = sum(_size(p) for p in paths)
@@ -274,6 +284,27 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if report.failures else 0
+
+
+def _database_problem(path: str) -> str | None:
+    """Why SQLite could not open ``path`` ("unable to open database file" says none of it)."""
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        return f"it is a folder: give a file name, e.g. --db {target / 'mailsink.db'}"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist: create it, or choose another --db"
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        return f"{folder} is on a read-only file system: choose a writable place for --db"
+    if target.exists() and not os.access(target, os.R_OK | os.W_OK):
+        return f"no permission to read and write {target} as this user (uid {os.getuid()})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        # SQLite writes its journal (-wal, -shm) beside the file, so the folder must be writable.
+        return (
+            f"no permission to write in the folder {folder} as this user (uid {os.getuid()}); "
+            "SQLite keeps its journal beside the file"
+        )
+    return None
 
 
 def _size(path: Path) -> int:

@@ -48,13 +48,13 @@ def parse_hostport(value: str, *, name: str) -> tuple[str, int]:
     return host, port
 
 
-def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
-    """A settings field with its help text, which the command's --help shows.
+def _setting(default: Any, help: str, metavar: str = "", *, secret: bool = False) -> Any:
+    """A settings field with its help text and value's name, which the command's --help shows.
 
     A ``secret`` one (a URL that may carry a token) is left out of the settings' repr, so
     that logging or printing the settings never shows it.
     """
-    return field(default=default, metadata={"help": help}, repr=not secret)
+    return field(default=default, metadata={"help": help, "metavar": metavar}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -62,24 +62,33 @@ class Settings:
     """Everything mailsink can be told. Every field has a flag and a ``MAILSINK_*`` variable."""
 
     smtp: str = _setting(
-        "127.0.0.1:1025", "SMTP listen address, HOST:PORT (port 0 picks a free port)"
+        "127.0.0.1:1025",
+        "SMTP listen address, HOST:PORT (port 0 picks a free port)",
+        "HOST:PORT",
     )
     http: str = _setting(
         "127.0.0.1:8025",
         "web UI and API listen address, HOST:PORT (port 0 picks a free port; '' turns HTTP off)",
+        "HOST:PORT",
     )
     db: str = _setting(
-        "", "SQLite file that keeps messages across restarts (default: a temporary one, deleted)"
+        "",
+        "SQLite file that keeps messages across restarts (default: a temporary one, deleted)",
+        "PATH",
     )
-    hostname: str = _setting("mailsink", "name the SMTP server gives in its greeting")
+    hostname: str = _setting("mailsink", "name the SMTP server gives in its greeting", "NAME")
     max_message_size: int = _setting(
-        50 * 1024 * 1024, "largest message accepted, in bytes; larger ones get 552 (0: no limit)"
+        50 * 1024 * 1024,
+        "largest message accepted, in bytes; larger ones get 552 (0: no limit)",
+        "BYTES",
     )
     # -- SMTP: TLS, AUTH, limits, chaos --
     smtp_tls_cert: str = _setting(
-        "", "PEM certificate (chain) file; offers STARTTLS (the key may be in the same file)"
+        "",
+        "PEM certificate (chain) file; offers STARTTLS (the key may be in the same file)",
+        "FILE",
     )
-    smtp_tls_key: str = _setting("", "PEM private key file of --smtp-tls-cert")
+    smtp_tls_key: str = _setting("", "PEM private key file of --smtp-tls-cert", "FILE")
     smtp_tls_self_signed: bool = _setting(
         False, "generate a self-signed certificate at start and offer STARTTLS with it"
     )
@@ -93,7 +102,9 @@ class Settings:
         False, "offer AUTH PLAIN, LOGIN and CRAM-MD5, accepting any credentials"
     )
     smtp_auth_file: str = _setting(
-        "", "credentials file of user:password lines (bcrypt allowed); wrong ones get 535"
+        "",
+        "credentials file of user:password lines (bcrypt allowed); wrong ones get 535",
+        "FILE",
     )
     smtp_auth_required: bool = _setting(False, "refuse MAIL with 530 until the client has AUTH")
     smtp_auth_allow_insecure: bool = _setting(
@@ -106,7 +117,9 @@ class Settings:
         1000, "recipients accepted per message; more get 452 (0: no limit)"
     )
     smtp_timeout: int = _setting(
-        300, "seconds a client may stay silent, or take over DATA, before it is dropped with 421"
+        300,
+        "seconds a client may stay silent, or take over DATA, before it is dropped with 421",
+        "SECONDS",
     )
     smtp_max_connections: int = _setting(
         500, "SMTP connections served at once; more are answered 421 and closed (0: no limit)"
@@ -115,13 +128,19 @@ class Settings:
         100, "SMTP connections served at once from one client address; more get 421 (0: no limit)"
     )
     smtp_chaos: str = _setting(
-        "", "random faults, STAGE:CODE:PERCENT,... (stages: connect, auth, sender, recipient, data)"
+        "",
+        "random faults, STAGE:CODE:PERCENT,... (stages: connect, auth, sender, recipient, data)",
+        "SPEC",
     )
     smtp_chaos_reject_next: str = _setting(
-        "", "N:CODE refuses the next N messages (at the end of DATA) with CODE"
+        "",
+        "N:CODE refuses the next N messages (at the end of DATA) with CODE",
+        "N:CODE",
     )
     smtp_chaos_rules: str = _setting(
-        "", "PATTERN:CODE,... refuses recipients matching a glob, e.g. 'bounce@*:550'"
+        "",
+        "PATTERN:CODE,... refuses recipients matching a glob, e.g. 'bounce@*:550'",
+        "RULES",
     )
     invite_jim: bool = _setting(
         False, "start with Jim, MailHog's chaos monkey, on (/api/v2/jim turns him on and off)"
@@ -130,19 +149,24 @@ class Settings:
         "",
         "Jim's chances and link speeds, NAME=NUMBER,... by MailHog's -jim-NAME flags, "
         "e.g. 'disconnect=0.2,linkspeed-affect=1' (others: MailHog's defaults)",
+        "SETTINGS",
     )
     # -- POP3 --
     pop3: str = _setting(
-        "", "POP3 listen address, HOST:PORT, e.g. 127.0.0.1:1110 ('': off; needs --pop3-auth-file)"
+        "",
+        "POP3 listen address, HOST:PORT, e.g. 127.0.0.1:1110 ('': off; needs --pop3-auth-file)",
+        "HOST:PORT",
     )
     pop3_auth_file: str = _setting(
-        "", "user:password lines (bcrypt allowed) of the users who may read mail over POP3"
+        "", "user:password lines (bcrypt allowed) of the users who may read mail over POP3", "FILE"
     )
     pop3_tls_implicit: bool = _setting(
         False, "speak TLS from the first byte on the POP3 port (POP3S), with the SMTP certificate"
     )
     pop3_timeout: int = _setting(
-        600, "seconds a POP3 client may stay silent before it is logged out (RFC 1939: 600)"
+        600,
+        "seconds a POP3 client may stay silent before it is logged out (RFC 1939: 600)",
+        "SECONDS",
     )
     pop3_max_connections: int = _setting(
         50, "POP3 connections served at once; more are answered -ERR and closed (0: no limit)"
@@ -155,7 +179,9 @@ class Settings:
         5000, "keep at most this many messages, deleting the oldest in the background (0: no limit)"
     )
     max_age: str = _setting(
-        "", "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)"
+        "",
+        "delete messages older than this, in the background: 90m, 12h, 7d, 2w ('': keep)",
+        "AGE",
     )
     # -- Mailboxes --
     mailboxes: bool = _setting(
@@ -167,61 +193,83 @@ class Settings:
         "",
         "NAME=PATTERN sends messages with a recipient matching the glob to mailbox NAME, e.g. "
         "'billing=*@billing.test'; repeatable (comma-separated in the variable), first match wins",
+        "NAME=PATTERN",
     )
     ingest_processes: int = _setting(
         1, "parse and insert messages in this many processes of their own (0: none)"
     )
     # -- Release (relay) --
     relay: str = _setting(
-        "", "SMTP server that released messages are relayed to, HOST:PORT (empty: release is off)"
+        "",
+        "SMTP server that released messages are relayed to, HOST:PORT (empty: release is off)",
+        "HOST:PORT",
     )
-    relay_tls: str = _setting("off", "how the relay connection is secured: off, starttls or tls")
+    relay_tls: str = _setting(
+        "off", "how the relay connection is secured: off, starttls or tls", "MODE"
+    )
     relay_username: str = _setting(
-        "", "user name to AUTH with on the relay server (empty: no AUTH)"
+        "",
+        "user name to AUTH with on the relay server (empty: no AUTH)",
+        "USER",
     )
     relay_password_file: str = _setting(
-        "", "file holding the relay server's password (a file keeps it out of flags and logs)"
+        "",
+        "file holding the relay server's password (a file keeps it out of flags and logs)",
+        "FILE",
     )
     relay_allowed_recipients: str = _setting(
-        "", "regular expression every released message's recipient must match (empty: any)"
+        "",
+        "regular expression every released message's recipient must match (empty: any)",
+        "REGEX",
     )
     # -- Message checks --
     spamassassin: str = _setting(
-        "", "SpamAssassin spamd server that scores messages for sa-check, HOST:PORT ('': off)"
+        "",
+        "SpamAssassin spamd server that scores messages for sa-check, HOST:PORT ('': off)",
+        "HOST:PORT",
     )
     # -- Running in a stack --
     ui_auth_file: str = _setting(
         "",
         "htpasswd file (user:bcrypt-hash lines, as 'htpasswd -B' writes) whose users alone may "
         "use the web UI, API and /metrics; /livez and /readyz stay open ('': no login)",
+        "FILE",
     )
     base_path: str = _setting(
         "",
         "URL path to serve everything under, behind a reverse proxy on a sub-path, e.g. /mail",
+        "PATH",
     )
     http_allowed_hosts: str = _setting(
         "",
         "host names the web UI and API answer to, besides loopback names and IP addresses, "
         "comma-separated ('*.example.test' for subdomains; '*': any name, which lets a DNS "
         "rebinding page read the mail)",
+        "NAMES",
     )
     api_cors: str = _setting(
         "",
         "origins whose pages may call the API, with CORS headers, comma-separated "
         "(host[:port] or URL; '*': any site); other sites' requests with an effect are refused",
+        "ORIGINS",
     )
     webhook_url: str = _setting(
         "",
         "URL that gets a POST with a JSON summary of each new message ('': no webhook)",
+        "URL",
         secret=True,
     )
-    webhook_timeout: int = _setting(10, "seconds to wait for the webhook to answer, per attempt")
+    webhook_timeout: int = _setting(
+        10, "seconds to wait for the webhook to answer, per attempt", "SECONDS"
+    )
     webhook_retries: int = _setting(
         3, "attempts after a failed webhook call, waiting 1 s, 2 s, 4 s... between them"
     )
     # -- Web UI --
     template_dir: str = _setting(
-        "", "directory of Jinja2 templates that replace the web UI's own, file by file"
+        "",
+        "directory of Jinja2 templates that replace the web UI's own, file by file",
+        "DIR",
     )
 
     def __post_init__(self) -> None:
@@ -262,6 +310,12 @@ class Settings:
     def help(name: str) -> str:
         """The help text of one setting."""
         return str(_FIELDS[name].metadata["help"])
+
+    @staticmethod
+    def metavar(name: str) -> str:
+        """What the value of a setting's flag is called in --help: ``--smtp HOST:PORT``."""
+        named = str(_FIELDS[name].metadata["metavar"])
+        return named or ("N" if _FIELDS[name].type == "int" else name.upper())
 
     @classmethod
     def field_names(cls) -> list[str]:

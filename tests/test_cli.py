@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import smtplib
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -91,6 +93,7 @@ def test_help_documents_every_setting_and_its_variable() -> None:
         (["--smtp", "nonsense"], "expected HOST:PORT"),
         (["--http", "127.0.0.1:99999"], "between 0 and 65535"),
         (["--max-message-size", "big"], "invalid int value"),
+        (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     ],
 )
 def test_bad_options_are_refused_with_a_reason(args: list[str], complaint: str) -> None:
@@ -98,44 +101,53 @@ def test_bad_options_are_refused_with_a_reason(args: list[str], complaint: str) 
         [sys.executable, "-m", "mailsink", *args], capture_output=True, text=True
     )
     assert result.returncode == 2
-    assert complaint in result.stderr
-    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()  # the problem, not the 29-line usage first
+    assert complaint in line and "'mailsink --help' lists every option" in line
 
 
-def test_port_in_use_is_a_clear_error() -> None:
-    with mailsink_process("--smtp", "127.0.0.1:0", "--http", "") as (_, bound):
+@pytest.mark.parametrize("listener", ["--smtp", "--http"])
+def test_port_in_use_names_the_address_and_what_to_do(listener: str) -> None:
+    with mailsink_process("--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0") as (_, bound):
+        taken = f"127.0.0.1:{bound[listener.lstrip('-').upper()][1]}"
+        args = {"--smtp": "127.0.0.1:0", "--http": "127.0.0.1:0", listener: taken}
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mailsink",
-                "--smtp",
-                f"127.0.0.1:{bound['SMTP'][1]}",
-                "--http",
-                "",
-            ],
+            [sys.executable, "-m", "mailsink", *(x for pair in args.items() for x in pair)],
             capture_output=True,
             text=True,
             timeout=20,
         )
     assert result.returncode == 1
-    assert "cannot start" in result.stderr
-    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"mailsink: cannot start: {listener[2:].upper()} address {taken} ")
+    assert "already in use" in line
+    assert f"{listener} HOST:PORT" in line and f"({listener} 127.0.0.1:0)" in line
 
 
-@pytest.mark.parametrize("http", ["127.0.0.1:0", ""])
-def test_a_database_that_cannot_open_is_a_clear_error(tmp_path: Path, http: str) -> None:
-    missing = tmp_path / "no such folder" / "mail.db"
+def start_with_db(db: Path, http: str = "") -> str:
+    """What mailsink says on stderr when told to keep its messages in ``db``."""
     result = subprocess.run(
         [sys.executable, "-m", "mailsink", "--smtp", "127.0.0.1:0", "--http", http],
         capture_output=True,
         text=True,
         timeout=20,
-        env={**os.environ, "MAILSINK_DB": str(missing)},
+        env={**os.environ, "MAILSINK_DB": str(db)},
     )
     assert result.returncode == 1
-    assert f"cannot start: database {missing}: unable to open database file" in result.stderr
     assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("http", ["127.0.0.1:0", ""])
+def test_a_database_in_a_missing_folder_says_so(tmp_path: Path, http: str) -> None:
+    missing = tmp_path / "no such folder" / "mail.db"
+    out = start_with_db(missing, http)
+    assert f"cannot start: database {missing}: the folder {missing.parent} does not exist" in out
+    assert "unable to open database file" not in out
+
+
+def test_a_database_path_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    out = start_with_db(tmp_path)
+    assert f"database {tmp_path}: it is a folder: give a file name, e.g. --db {tmp_path}/" in out
 
 
 def test_an_error_while_serving_does_not_carry_the_uvloop_import_error() -> None:
@@ -165,3 +177,41 @@ def test_the_start_line_says_where_messages_are_kept(tmp_path: Path) -> None:
             line = next(line for line in proc.stdout if "messages kept" in line)
             proc.terminate()
         assert line == f"mailsink: messages kept {said}\n"
+
+
+def test_a_database_in_a_folder_without_permission_says_so() -> None:
+    # root may write anywhere, so as root the command drops to the user nobody once Python
+    # and mailsink are loaded (the interpreter's own files may be out of nobody's reach).
+    drop = "os.setgid(65534); os.setuid(65534)" if os.getuid() == 0 else "pass"
+    code = (
+        "import os, sys, mailsink.cli, mailsink.runner, mailsink.sink, mailsink.smtp.passwords, "
+        f"mailsink.smtp.tls, mailsink.store.sqlite; {drop}; sys.exit(mailsink.cli.main(sys.argv[1:]))"
+    )
+    top = Path(tempfile.mkdtemp())
+    try:
+        top.chmod(0o755)
+        folder = top / "locked"
+        folder.mkdir(mode=0o555)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                "--smtp",
+                "127.0.0.1:0",
+                "--http",
+                "",
+                "--db",
+                str(folder / "mail.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    finally:
+        shutil.rmtree(top)
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"database {folder / 'mail.db'}: no permission to write in the folder {folder} as this user"
+        in result.stderr
+    )

@@ -267,11 +267,6 @@ def test_the_build_stage_makes_a_wheel_with_the_command_and_the_web_files(tmp_pa
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "mailsink = mailsink.cli:main" in archive.read(entry_points).decode()
     assert "mailsink/cli.py" in names and "mailsink/py.typed" in names
-    # All but the README's screenshots, which pyproject.toml leaves out of the wheel.
-    web_files = [
-        p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "web").rglob("*")
-        if p.is_file() and "screenshots" not in p.parts
-    ]
+    web_files = [p.relative_to(ROOT).as_posix() for p in (ROOT / "web").rglob("*") if p.is_file()]
     for web_file in web_files:
         assert f"mailsink/{web_file}" in names, f"{web_file} is not in the wheel"

@@ -1,4 +1,4 @@
-"""``import mailsink`` gives what the README uses, and nothing else."""
+"""``import mailsink`` gives what the documentation uses, and nothing else."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import ast
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import mailsink
@@ -75,13 +76,14 @@ def test_star_import_gives_the_public_api() -> None:
     assert {n for n in namespace if n != "__builtins__"} == PUBLIC
 
 
-def test_every_mailsink_name_the_readme_uses_is_exported() -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
+def test_every_mailsink_name_the_documentation_uses_is_exported() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    readme = "\n".join(page.read_text("utf-8") for page in pages)
     used = set(re.findall(r"\bmailsink\.([A-Z]\w*)", readme))
     imports = [
         node
         for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
-        for node in ast.walk(ast.parse(block))
+        for node in ast.walk(ast.parse(textwrap.dedent(block)))
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mailsink")
     ]
     assert [node.module for node in imports if node.module != "mailsink"] == []

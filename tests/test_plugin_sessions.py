@@ -224,3 +224,43 @@ def test_remote_mode_never_shows_the_password_in_its_url(
     assert f"using the running server at http://ci:***@{host}:{port}" in output
     assert f"REPR <mailsink smtp://{host}:1025 (http://ci:***@{host}:{port})>" in output
     assert "s3cret-pw" not in output
+
+
+def test_remote_mode_says_where_to_send_when_nothing_arrived(
+    pytester: pytest.Pytester, make_server: Callable[..., Server]
+) -> None:
+    remote = make_server()
+    host, port = remote.http_address or ("", 0)
+    smtp_host, smtp_port = remote.smtp_address
+    pytester.makepyfile(helpers=HELPERS)
+    pytester.makepyfile(
+        test_remote="""
+        from helpers import send
+
+        def test_sent_to_a_fixed_address(mailsink):
+            send(mailsink, "Welcome", to="bob@example.test")  # not mailsink.address(...)
+            mailsink.assert_sent(subject="Welcome")
+
+        def test_waited_for_a_fixed_address(mailsink):
+            send(mailsink, "Welcome", to="bob@example.test")
+            mailsink.wait_for(subject="Welcome", timeout=0)
+
+        def test_sent_to_its_own_address(mailsink):
+            send(mailsink, "Other", to=mailsink.address("ann"))
+            mailsink.assert_sent(subject="Welcome")
+        """
+    )
+    result = pytester.runpytest(
+        *STRICT,
+        f"--mailsink-url=http://{host}:{port}",
+        f"--mailsink-smtp-url=smtp://{smtp_host}:{smtp_port}",
+    )
+    result.assert_outcomes(failed=3)
+    out = result.stdout.str()
+    hint = (
+        f"Against the server at http://{host}:{port}, this test sees only mail to its own "
+        "addresses, mailsink.address(...) (such as 'user+"
+    )
+    # Both tests that captured nothing get the hint; the one that captured mail does not.
+    assert out.count("no mail was captured at all. " + hint) == 2
+    assert out.count(hint) == 2

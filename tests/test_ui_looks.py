@@ -19,18 +19,18 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-# MAILSINK_UPDATE_SCREENSHOTS=1 also refreshes the screenshots the README shows.
-README_SCREENSHOTS = ROOT / "web" / "screenshots"
+# MAILSINK_UPDATE_SCREENSHOTS=1 also refreshes the screenshots the documentation shows.
+DOCS_SCREENSHOTS = ROOT / "docs" / "images"
 
 
 def screenshot(page: Any, name: str) -> None:
-    """Save a screenshot in test-artifacts/ (and, when asked, for the README)."""
+    """Save a screenshot in test-artifacts/ (and, when asked, for the documentation)."""
     ARTIFACTS.mkdir(exist_ok=True)
     target = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(target))
     if os.environ.get("MAILSINK_UPDATE_SCREENSHOTS"):
-        README_SCREENSHOTS.mkdir(exist_ok=True)
-        shutil.copy(target, README_SCREENSHOTS / target.name)
+        DOCS_SCREENSHOTS.mkdir(exist_ok=True)
+        shutil.copy(target, DOCS_SCREENSHOTS / target.name)
 
 
 def test_dark_mode_follows_the_system_and_the_toggle(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 import socket
 from collections.abc import Callable
@@ -14,10 +15,17 @@ from collections.abc import Callable
 from ..config import Settings
 from ..sink import Sink
 
-__all__ = ["serve"]
+__all__ = ["ListenError", "serve"]
 
 
-def _bind(host: str, port: int) -> socket.socket:
+class ListenError(OSError):
+    """A listener could not bind its address; the message says which and what to do."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _bind(host: str, port: int, *, flag: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP,
     # and without it every keep-alive response waits ~40 ms for a delayed ACK.
@@ -25,11 +33,31 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise _listen_error(exc, host, port, flag) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def _listen_error(exc: OSError, host: str, port: int, flag: str) -> OSError:
+    def where(port: int) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    kind = flag.lstrip("-").upper()
+    if exc.errno == errno.EADDRINUSE:
+        why = "is already in use by another program (another mailsink, Mailpit or MailHog?)"
+    elif exc.errno == errno.EACCES:
+        why = "may not be bound by this user (ports below 1024 need root)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "is not an address of this machine"
+    else:
+        return exc
+    return ListenError(
+        exc.errno,
+        f"{kind} address {where(port)} {why}: choose another with {flag} HOST:PORT, or port 0 "
+        f"({flag} {where(0)}) to take any free port",
+    )
 
 
 async def serve(
@@ -46,9 +74,9 @@ async def serve(
     """
     # Bind both listeners before anything starts, so "address in use" is a plain error.
     http = settings.http_address
-    smtp_sock = _bind(*settings.smtp_address)
+    smtp_sock = _bind(*settings.smtp_address, flag="--smtp")
     try:
-        sock = _bind(*http) if http else None
+        sock = _bind(*http, flag="--http") if http else None
     except OSError:
         smtp_sock.close()
         raise

@@ -114,6 +114,17 @@ class MailsinkFixture(Inbox):
     def _scope_note(self) -> str:
         return self._inbox._scope_note()
 
+    def _empty_note(self) -> str:
+        if self.server is not None or self.username is not None:
+            return ""
+        # Against a shared server the test sees only mail to its own addresses: the likeliest
+        # reason for seeing nothing is that the code under test sent to another address.
+        return (
+            f" Against the server at {redact(self.url or self.smtp_url)}, this test sees only mail "
+            f"to its own addresses, mailsink.address(...) (such as {self.address()!r}); "
+            "mail to any other address is left out: give one of these to the code under test."
+        )
+
     def clear(self) -> None:
         """Delete this test's messages."""
         self._inbox.clear()

@@ -69,6 +69,10 @@ class Inbox(ABC):
         """Words that say which mail this inbox sees, for failure messages."""
         return ""
 
+    def _empty_note(self) -> str:
+        """What to check when no mail was captured at all, for failure messages."""
+        return ""
+
     @property
     def messages(self) -> list[Mail]:
         """Every message, oldest first."""
@@ -112,10 +116,10 @@ class Inbox(ABC):
             if remaining <= 0:
                 break
             self._wait_change(mark, remaining)
+        everything = self.messages
         raise WaitTimeout(
-            timeout_message(
-                count, timeout, compiled, query, found, self.messages, self._scope_note()
-            )
+            timeout_message(count, timeout, compiled, query, found, everything, self._scope_note())
+            + ("" if everything else self._empty_note())
         )
 
     def assert_sent(
@@ -143,7 +147,9 @@ class Inbox(ABC):
             found = matching(self._snapshot(query)[0], compiled)
         problem = sent_problem(count, compiled, query, found, self._scope_note())
         if problem:
-            raise AssertionError(problem + listing(self.messages, compiled))
+            everything = self.messages
+            note = "" if everything else self._empty_note()
+            raise AssertionError(problem + listing(everything, compiled) + note)
         return found[-1]
 
     def assert_not_sent(
