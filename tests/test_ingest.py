@@ -53,17 +53,21 @@ def handed_over(server: Server) -> int:
     return sum(ingest.waiting for ingest in server.sink.store._ingest)
 
 
+def assert_runs_ingest(pid: int | None) -> None:
+    """``pid`` is a process running the ingest module (once it has been exec'd: until then
+    its command line is its parent's, or empty)."""
+    assert pid is not None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    wait_until(lambda: b"mailsink.store.ingest" in cmdline.read_bytes(), "the ingest process")
+
+
 def test_the_default_and_a_file_store_have_an_ingest_process(
     make_server: Callable[..., Server], tmp_path: Path
 ) -> None:
     on_file = make_server(db=str(tmp_path / "mail.db"))
-    pid = ingest_pid(on_file)
-    assert pid is not None
-    assert b"mailsink.store.ingest" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert_runs_ingest(ingest_pid(on_file))
     default = make_server()
-    pid = ingest_pid(default)
-    assert pid is not None
-    assert b"mailsink.store.ingest" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert_runs_ingest(ingest_pid(default))
     assert subjects(default) == [] and send(default, "by the ingest process")[0] == 250
     assert subjects(default) == ["by the ingest process"]
     assert ingest_pid(make_server(db=str(tmp_path / "b.db"), ingest_processes=0)) is None
