@@ -205,7 +205,9 @@ def test_abandoned_wait_ends_when_the_client_goes_away(server: Server) -> None:
     hub = server.sink.hub
     before = len(hub._subscriptions)
     with pytest.raises(httpx.ReadTimeout):
-        httpx.get(f"{server.url}/api/v1/wait", params={"timeout": 60}, timeout=0.2)
+        # Time to connect, however busy the machine; then the client gives up on the answer.
+        wait = f"{server.url}/api/v1/wait"
+        httpx.get(wait, params={"timeout": 60}, timeout=httpx.Timeout(30, read=0.2))
     # The server notices the disconnect and drops the subscription; wait for it with a deadline.
     wait_until(lambda: len(hub._subscriptions) == before, "the wait is dropped")
 
