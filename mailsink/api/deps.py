@@ -25,6 +25,7 @@ __all__ = [
     "is_reading",
     "raw_of",
     "sink_of",
+    "smtp_address_for",
 ]
 
 # Served with every response that carries captured content: whatever a message holds, the
@@ -83,3 +84,16 @@ MAX_START = 2**63 - 1
 
 Start = Annotated[int, Query(ge=0, le=MAX_START, description="Pagination offset")]
 Limit = Annotated[int, Query(ge=1, le=5000, description="Number of messages per page")]
+
+
+def smtp_address_for(request: Request, sink: Sink) -> tuple[str, int]:
+    """Where the client that sent ``request`` can reach the SMTP server: its bound address,
+    with the host the client reached us by when it listens on every interface."""
+    try:
+        host, port = sink.smtp_address
+    except RuntimeError:  # not started: the configured address
+        host, port = sink.settings.smtp_address
+    if host in ("0.0.0.0", "::", ""):
+        # Listening everywhere: the name the browser reached us by is the best guess.
+        host = request.url.hostname or "localhost"
+    return host, port

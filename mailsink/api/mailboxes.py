@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from ..sink import Sink
 from ..store import DEFAULT_MAILBOX, MailboxFigures, mailbox_name
 from .bodies import StrictBody
-from .deps import sink_of
+from .deps import sink_of, smtp_address_for
 from .mailbox_paths import may_read, server_root
 
 __all__ = ["router"]
@@ -160,12 +160,7 @@ async def create_mailbox(
         name = "box-" + secrets.token_hex(6)
         if await asyncio.wrap_future(sink.store.create_mailbox(name, password, expires)):
             break
-    try:
-        host, port = sink.smtp_address
-    except RuntimeError:
-        host, port = sink.settings.smtp_address
-    if host in ("0.0.0.0", "::", ""):
-        host = request.url.hostname or "localhost"
+    host, port = smtp_address_for(request, sink)
     return {
         "Name": name,
         "URL": _base_url(request, name),

@@ -18,7 +18,15 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..api import events as events_api
-from ..api.deps import CONTENT_HEADERS, MAX_START, MessageID, is_reading, raw_of, sink_of
+from ..api.deps import (
+    CONTENT_HEADERS,
+    MAX_START,
+    MessageID,
+    is_reading,
+    raw_of,
+    sink_of,
+    smtp_address_for,
+)
 from ..api.mailbox_paths import may_read, server_root
 from ..parsing.lines import line_warnings
 from ..parsing.mailpit_view import go_headers
@@ -115,13 +123,7 @@ def _base(request: Request) -> str:
 
 
 def _smtp_address(request: Request, sink: Sink) -> str:
-    try:
-        host, port = sink.smtp_address
-    except RuntimeError:
-        host, port = sink.settings.smtp_address
-    if host in ("0.0.0.0", "::", ""):
-        # Listening everywhere: the name the browser reached us by is the best guess.
-        host = request.url.hostname or "localhost"
+    host, port = smtp_address_for(request, sink)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
