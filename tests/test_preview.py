@@ -95,7 +95,7 @@ def test_sanitise_keeps_what_mail_layout_needs() -> None:
     assert 'cellpadding="0"' in out and 'bgcolor="#fff"' in out and 'style="padding:4px"' in out
     # nh3 writes attributes in no fixed order: compare them as sets.
     assert {'color="red"', 'face="Arial"'} <= _attributes(out, "font")
-    assert {'href="https://example.test/x"', 'target="_blank"', 'rel="noopener noreferrer"'} <= (
+    assert {'href="https://example.test/x"', 'target="_blank"', 'rel="noreferrer noopener"'} <= (
         _attributes(out, "a")
     )
     assert 'href="mailto:a@example.test"' in out

@@ -193,7 +193,7 @@ def sanitise(html: str, part_prefix: str | None = None) -> Preview:
         # Only real stylesheets: prefetch, preload and the like would fetch behind the
         # reader's back, whatever the remote-content toggle says.
         tag_attribute_values={"link": {"rel": {"stylesheet"}}},
-        set_tag_attribute_values={"a": {"target": "_blank", "rel": "noopener noreferrer"}},
+        set_tag_attribute_values={"a": {"target": "_blank", "rel": "noreferrer noopener"}},
         link_rel=None,
         attribute_filter=keep,
         url_schemes={"http", "https", "mailto", "tel", "data"},
