@@ -158,7 +158,11 @@ def test_mailhog_release_goes_only_to_the_configured_server(
         refused = api.post(f"/api/v1/messages/{uid}/release", json=elsewhere)
         assert refused.status_code == 400
         assert "relays only to its configured server" in refused.json()["Error"]
-        here = {"Host": host, "Port": str(port), "Email": "mh@example.test"}
+        other_port = {"Host": host, "Port": str(port + 1), "Email": "a@example.test"}
+        assert api.post(f"/api/v1/messages/{uid}/release", json=other_port).status_code == 400
+        # MailHog's own clients name the relay as localhost: a name for the same address.
+        assert host == "127.0.0.1"
+        here = {"Host": "localhost", "Port": str(port), "Email": "mh@example.test"}
         response = api.post(f"/api/v1/messages/{uid}/release", json=here)
         assert response.status_code == 200, response.text
     wait_until(lambda: target.store.count()[0] >= 1, "the message arrives")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import socket
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -239,6 +240,22 @@ def deleted_all(request: Request, *, named: bool) -> Response:
     return Response(status_code=200, headers={"Content-Type": "text/json"})  # MailHog's label
 
 
+def _same_host(asked: str, relay: str) -> bool:
+    """Whether ``asked`` names the relay's host: the same name, or a name for one of the
+    same addresses (``localhost`` for ``127.0.0.1``), so the relay is still the only server
+    mail can go to."""
+    if asked == relay:
+        return True
+
+    def addresses(host: str) -> set[str]:
+        try:
+            return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+        except (OSError, UnicodeError):
+            return set()
+
+    return bool(asked) and bool(addresses(asked) & addresses(relay))
+
+
 class MailHogRelease(RequestBody):
     """Body of MailHog's release: the recipient, and the SMTP server it expects to use."""
 
@@ -254,8 +271,8 @@ def release(request: Request, id: MessageId, body: Annotated[MailHogRelease, Bod
     # MailHog lets the client name any server; mailsink relays only where it was told to,
     # so that the API cannot be used to send mail anywhere else.
     if body.Host or body.Port:
-        asked = (body.Host.strip("[]").lower(), str(body.Port).strip())
-        if asked != (relay.host.lower(), str(relay.port)):
+        host, port = body.Host.strip("[]").lower(), str(body.Port).strip()
+        if port != str(relay.port) or not _same_host(host, relay.host.lower()):
             raise HTTPException(
                 400,
                 f"mailsink relays only to its configured server {relay.address}, "
