@@ -60,7 +60,7 @@ def test_messages_are_mail_objects_oldest_first(server: Server, client: Client) 
 def test_paging_through_more_than_one_page(
     server: Server, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mailsink.testing.client._PAGE", 2)
+    monkeypatch.setattr("mailsink.testing.client_steps._PAGE", 2)
     for i in range(5):
         send(server, f"m{i}")
     assert [m.subject for m in client.messages] == [f"m{i}" for i in range(5)]
