@@ -7,7 +7,9 @@ import shutil
 import smtplib
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
 
-from .helpers import CHROMIUM_ARGS, Send, wait_until
+from .helpers import CHROMIUM_ARGS, PostgresCluster, Send, postgres_bin, wait_until
 
 # Property tests: no deadline (they talk over real sockets), and in CI (CI is set) the same
 # examples on every run, with no example database left behind.
@@ -194,3 +196,38 @@ def _listening(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+# -- PostgreSQL: one throwaway cluster per session (per xdist worker), a database per use --
+
+
+def _postgres_missing(reason: str) -> None:
+    # A CI run must not pass with the PostgreSQL store untested.
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL tests cannot run: {reason} (and CI is set, so this is a failure)")
+    pytest.skip(f"PostgreSQL tests need {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server from Debian's ``postgresql`` package, made for this session
+    in a temporary folder, on a free port, and removed after."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        _postgres_missing("the PostgreSQL server (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _postgres_missing("psycopg (pip install -e '.[test]')")
+    assert bin_dir is not None
+    cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mailsink-pg-")), bin_dir)
+    try:
+        yield cluster.create()
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresCluster) -> str:
+    """The URL of a new, empty PostgreSQL database on the session's cluster."""
+    return postgres.new_database()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import socket
 import struct
+import subprocess
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -198,3 +203,86 @@ GTUBE = (
     b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <g@example.test>\r\n\r\n"
     b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
 )
+
+
+def postgres_bin() -> Path | None:
+    """The folder of Debian's PostgreSQL server programs (newest version), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster: ``initdb`` in ``folder``, served on a free loopback
+    port, as a user other than root (PostgreSQL refuses to run as root)."""
+
+    def __init__(self, folder: Path, bin_dir: Path) -> None:
+        self.folder = folder
+        self.bin = bin_dir
+        self.data = folder / "data"
+        self.port = 0
+        self._created = 0
+        # As root, the cluster belongs to Debian's ``postgres`` user, or to ``nobody``.
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            user = "postgres" if _has_user("postgres") else "nobody"
+            self._as = ["runuser", "-u", user, "--"]
+            shutil.chown(folder, user)
+
+    def _run(self, *command: str) -> None:
+        subprocess.run([*self._as, *command], check=True, capture_output=True, timeout=120)
+
+    def create(self) -> PostgresCluster:
+        """Make the cluster (trust logins for the user ``mailsink``) and start it."""
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "mailsink",
+            "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+        )  # fmt: skip
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Start the server (again) on its port; returns once it takes connections."""
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            # A test database need not survive a power cut: no waiting on the disk.
+            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: end every session now; ``immediate``: as a crash)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://mailsink@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """The URL of a new, empty database."""
+        import psycopg
+
+        self._created += 1
+        name = f"t{os.getpid()}_{self._created}"
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            db.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
