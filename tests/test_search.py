@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from email.message import EmailMessage
 
 import pytest
 
@@ -12,50 +11,7 @@ from mailsink.parsing.parser import ParsedMessage
 from mailsink.store import Envelope, SQLiteStore
 from mailsink.store.search import Search, SearchError, compile_search, fold, parse_search
 
-
-def mail(
-    subject: str,
-    *,
-    sender: str = "App <app@example.test>",
-    to: str = "user@example.test",
-    cc: str = "",
-    bcc: str = "",
-    reply_to: str = "",
-    text: str = "",
-    html: str = "",
-    headers: dict[str, str] | None = None,
-    attach: str = "",
-    inline: bool = False,
-) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    if cc:
-        msg["Cc"] = cc
-    if bcc:
-        msg["Bcc"] = bcc
-    if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = subject
-    msg["Message-ID"] = f"<{abs(hash(subject))}@example.test>"
-    for name, value in (headers or {}).items():
-        msg[name] = value
-    msg.set_content(text or f"body of {subject}")
-    if html:
-        msg.add_alternative(html, subtype="html")
-    if attach:
-        if inline:
-            msg.get_payload()[1].add_related(
-                b"\x89PNG....",
-                "image",
-                "png",
-                cid="<logo@x>",
-                filename=attach,
-                disposition="inline",
-            )
-        else:
-            msg.add_attachment(b"%PDF-1.4 ...", "application", "pdf", filename=attach)
-    return msg.as_bytes()
+from .search_support import mail
 
 
 def subjects(store: SQLiteStore, query: str, tz: str | None = None) -> set[str]:
