@@ -81,3 +81,30 @@ def test_the_location_never_shows_the_password(postgres_url: str) -> None:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute("ALTER USER mailsink PASSWORD NULL")
+
+
+def test_a_failing_job_is_undone_alone_and_its_batch_neighbours_are_kept(
+    postgres_url: str,
+) -> None:
+    def fails(db: psycopg.Connection[object]) -> None:
+        db.execute("SELECT 1 / 0")
+
+    with PostgresStore(postgres_url) as store:
+        # Submitted together, so that the writer takes them as one batch.
+        first = store.add(message(subject="before"))
+        failing = store.submit(fails)
+        last = store.add(message(subject="after"))
+        assert first.result() and last.result()
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            failing.result()
+        assert {m.subject for m in store.page().messages} == {"before", "after"}
+
+
+def test_a_nul_in_a_header_is_kept_as_a_replacement_character(postgres_url: str) -> None:
+    raw = b"Subject: a\x00b\r\nX-Odd: c\x00d\r\n\r\nbody\x00text\r\n"
+    with PostgresStore(postgres_url) as store:
+        uid = store.add(raw).result()
+        summary = store.get(uid)
+        assert summary is not None
+        assert summary.subject == "a\ufffdb"
+        assert store.raw(uid) == raw  # the bytes as sent are kept as they are
