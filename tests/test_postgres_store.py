@@ -108,3 +108,27 @@ def test_a_nul_in_a_header_is_kept_as_a_replacement_character(postgres_url: str)
         assert summary is not None
         assert summary.subject == "a\ufffdb"
         assert store.raw(uid) == raw  # the bytes as sent are kept as they are
+
+
+@pytest.mark.anyio
+async def test_messages_are_parsed_in_processes_and_kept_when_one_of_them_dies(
+    postgres_url: str,
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    with PostgresStore(postgres_url) as store:
+        store.start_ingest_processes(asyncio.get_running_loop(), 1)
+        try:
+            first = await store.keep(message(subject="parsed elsewhere"), Envelope())
+            (pid,) = store.ingest_pids
+            assert pid != os.getpid()
+            os.kill(pid, signal.SIGKILL)
+            second = await store.keep(message(subject="after the parser died"), Envelope())
+        finally:
+            await store.stop_ingest_processes()
+        assert {m.id: m.subject for m in store.page().messages} == {
+            first: "parsed elsewhere",
+            second: "after the parser died",
+        }

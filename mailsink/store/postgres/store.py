@@ -20,6 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -185,7 +186,13 @@ class PostgresStore:
         if self._parsers is None:
             return await asyncio.wrap_future(self.add(raw, envelope))
         job = functools.partial(prepare, raw, envelope, time.time(), self.tagger, packed=False)
-        prepared = await asyncio.get_running_loop().run_in_executor(self._parsers, job)
+        try:
+            prepared = await asyncio.get_running_loop().run_in_executor(self._parsers, job)
+        except BrokenProcessPool:
+            # A parsing process died (killed, out of memory): parse here from now on.
+            log.error("a parsing process ended; messages are parsed in the server from now on")
+            self._parsers = None
+            return await asyncio.wrap_future(self.add(raw, envelope))
         return await asyncio.wrap_future(self.submit(lambda db: self._write(db, prepared)))
 
     def _into_mailbox(self, envelope: Envelope) -> Envelope:
