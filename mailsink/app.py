@@ -37,6 +37,7 @@ from .api.mailbox_paths import MailboxPaths
 from .api.mailpit_paths import PLAIN_ERRORS, MailpitRoute, describe_validation
 from .api.origins import CrossSiteGuard, parse_origins
 from .sink import Sink
+from .store import StoreUnavailable
 from .ui import routes as web
 from .ui import thumbnail_api as thumbs
 
@@ -109,6 +110,15 @@ def create_app(sink: Sink) -> FastAPI:
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> Response:
+        # The database is restarting or out of reach: say so, and that it may pass.
+        text = "the message store cannot be reached just now; try again shortly"
+        headers = {"Retry-After": "2"}
+        if isinstance(request.scope.get("route"), MailpitRoute):
+            return PlainTextResponse(text, 503, headers=headers)
+        return JSONResponse({"Error": text}, status_code=503, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

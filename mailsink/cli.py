@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .config import ConfigError, Settings, parse_hostport
-from .store import STORE_ERRORS
+from .store import STORE_ERRORS, is_database_url
 
 __all__ = ["build_parser", "main"]
 
@@ -225,8 +225,10 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         _run(serve(settings, on_ready=ready))
     except STORE_ERRORS as exc:
+        from .transfer.urls import redact
+
         why = (settings.db and _database_problem(settings.db)) or exc
-        print(f"mailsink: cannot start: database {settings.db}: {why}", file=sys.stderr)
+        print(f"mailsink: cannot start: database {redact(settings.db)}: {why}", file=sys.stderr)
         return 1
     except (OSError, CredentialsError, TLSConfigError) as exc:
         print(f"mailsink: cannot start: {exc}", file=sys.stderr)
@@ -287,7 +289,10 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _database_problem(path: str) -> str | None:
-    """Why SQLite could not open ``path`` ("unable to open database file" says none of it)."""
+    """Why SQLite could not open ``path`` ("unable to open database file" says none of it);
+    None for a PostgreSQL URL, whose error says why itself."""
+    if is_database_url(path):
+        return None
     target = Path(path)
     folder = target.parent
     if target.is_dir():

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,7 +74,15 @@ class Settings:
     )
     db: str = _setting(
         "",
-        "SQLite file that keeps messages across restarts (default: a temporary one, deleted)",
+        "SQLite file that keeps messages across restarts, or a PostgreSQL URL "
+        "(postgresql://USER@HOST:PORT/DBNAME) that several nodes share "
+        "(default: a temporary SQLite file, deleted)",
+        "FILE_OR_URL",
+        secret=True,
+    )
+    db_password_file: str = _setting(
+        "",
+        "file holding the PostgreSQL password (else the URL's, PGPASSWORD or ~/.pgpass)",
         "PATH",
     )
     hostname: str = _setting("mailsink", "name the SMTP server gives in its greeting", "NAME")
@@ -286,6 +295,7 @@ class Settings:
         _check_mailbox_settings(self)
         _check_relay(self)
         _check_stack_settings(self)
+        _check_database_settings(self)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -343,6 +353,27 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _check_database_settings(settings: Settings) -> None:
+    """A password file goes with a PostgreSQL URL, and must be readable."""
+    if not settings.db_password_file:
+        return
+    if not settings.db.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("db-password-file: goes with a PostgreSQL --db (postgresql://...)")
+    read_password(settings.db_password_file)
+
+
+def read_password(path: str) -> str | None:
+    """The password in a file (one line; the line ending is not part of it), or None
+    for no file."""
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"db-password-file: cannot read {path}: {exc}") from None
+    return text.splitlines()[0] if text.strip() else ""
 
 
 def _check_smtp_settings(settings: Settings) -> None:

@@ -10,7 +10,7 @@ import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings, parse_age
+from .config import Settings, parse_age, read_password
 from .smtp.chaos import Chaos
 from .smtp.handler import start_smtp
 from .smtp.passwords import Credentials
@@ -53,6 +53,7 @@ class Sink:
         )
         self.store: Store = create_store(
             self.settings.db,
+            password=read_password(self.settings.db_password_file),
             on_event=self._changed,
             tagger=make_tagger(plus_addresses=self.settings.plus_address_tags),
         )

@@ -12,6 +12,8 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .errors import StoreUnavailable
+
 if TYPE_CHECKING:
     from ..parsing.parser import ParsedMessage
     from .interface import Store
@@ -45,8 +47,10 @@ __all__ = [
     "Search",
     "SearchError",
     "Store",
+    "StoreUnavailable",
     "StoredMessage",
     "create_store",
+    "is_database_url",
     "mailbox_name",
     "new_id",
 ]
@@ -73,16 +77,31 @@ _LAZY = {
 
 
 # What a backend raises when its database fails (cannot be opened, is refused, goes away).
-STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, StoreUnavailable)
+
+
+def is_database_url(location: str) -> bool:
+    """Whether a ``--db`` setting names a PostgreSQL database rather than a SQLite file."""
+    return location.startswith(("postgresql://", "postgres://"))
 
 
 def create_store(
     location: str = "",
     *,
+    password: str | None = None,
     on_event: Callable[[Event], None] | None = None,
     tagger: Callable[[ParsedMessage, Envelope], Iterable[str]] | None = None,
 ) -> Store:
-    """The store for a ``--db`` setting: a SQLite file, or a temporary one when it is empty."""
+    """The store for a ``--db`` setting: a PostgreSQL database for a ``postgresql://`` URL
+    (``password``, if given, logs in), else a SQLite file, or a temporary one when empty."""
+    if is_database_url(location):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:  # psycopg, an optional dependency
+            raise StoreUnavailable(
+                f"the PostgreSQL store needs psycopg: pip install 'mailsink[postgres]' ({exc})"
+            ) from None
+        return PostgresStore(location, password=password, on_event=on_event, tagger=tagger)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(location, on_event=on_event, tagger=tagger)

@@ -1,10 +1,10 @@
 """The one interface the rest of mailsink keeps and reads messages through.
 
 The API, SMTP, the UI and the test helpers know a store only as :class:`Store`: which
-messages (a :class:`~mailsink.store.search.Search`), never a table or a column. The SQLite
-backend (:class:`~mailsink.store.sqlite.SQLiteStore`) is the one there is; a backend on a
-server database, for several mailsink nodes sharing one store, implements this same class
-and tells its changes through ``on_event`` as this one does.
+messages (a :class:`~mailsink.store.search.Search`), never a table or a column. There are
+two backends: SQLite (:class:`~mailsink.store.sqlite.SQLiteStore`), embedded, the default;
+and PostgreSQL (:class:`~mailsink.store.postgres.PostgresStore`), for several mailsink nodes
+sharing one database, which also tells each node's listeners the other nodes' changes.
 """
 
 from __future__ import annotations

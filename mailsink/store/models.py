@@ -6,8 +6,7 @@ import json
 import queue
 import re
 import secrets
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -266,18 +265,8 @@ _DECODE: dict[str, Any] = {
 }
 
 
-def rows_to_messages(db: sqlite3.Connection, rows: Sequence[Any]) -> list[StoredMessage]:
-    """``SUMMARY_COLUMNS`` rows as summaries, with each message's tags read alongside."""
-    if not rows:
-        return []
-    tags: dict[int, list[str]] = {}
-    rowids = [r[0] for r in rows]
-    for chunk in chunks(rowids):
-        marks = ",".join("?" * len(chunk))
-        for message, tag in db.execute(
-            f"SELECT message, tag FROM tags WHERE message IN ({marks}) ORDER BY tag", tuple(chunk)
-        ):
-            tags.setdefault(message, []).append(tag)
+def rows_to_messages(rows: Sequence[Any], tags: Mapping[int, list[str]]) -> list[StoredMessage]:
+    """``SUMMARY_COLUMNS`` rows as summaries, with each message's ``tags`` by row ID."""
     out = []
     for r in rows:
         values = dict(zip(SUMMARY_FIELDS.values(), r[1:], strict=True))

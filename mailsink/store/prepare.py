@@ -49,9 +49,13 @@ def prepare(
     received: float,
     tagger: Tagger | None = None,
     compressor: RawCompressor | None = None,
+    *,
+    packed: bool = True,
 ) -> Prepared:
     """Parse ``raw`` and compute every row to store for it (the raw bytes compressed by the
-    writer's ``compressor``, or with zstd alone).
+    writer's ``compressor``, or with zstd alone). Without ``packed``, the raw bytes are
+    left as they are and the words unpacked: a database that compresses its values itself
+    and keeps its own index (PostgreSQL) needs neither.
 
     The raw bytes are kept as sent; the summary (Message-ID, Bcc, size) and the search rows
     are those of Mailpit's view of them (``mailpit_view``), as Mailpit's API shows them.
@@ -100,7 +104,7 @@ def prepare(
         " ".join(p.filename for p in parsed.attachments + parsed.inline),
     )
     fts = fts_values(tuple(fold_for_index(text) for text in texts))
-    keep, compression = pack_raw(raw, compressor)
+    keep, compression = pack_raw(raw, compressor) if packed else (raw, "")
     return Prepared(
         uid=uid,
         message=message,
@@ -111,7 +115,7 @@ def prepare(
         tags=distinct_tags(tagger(parsed, env)) if tagger else [],
         fts=fts,
         # Packed against the bytes as received, which are at hand here (and not after).
-        words=pack_words(fts, raw[:WORDS_WINDOW]),
+        words=pack_words(fts, raw[:WORDS_WINDOW]) if packed else b"",
     )
 
 

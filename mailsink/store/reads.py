@@ -74,7 +74,7 @@ def page(
     total, unread = counts(db, mailbox)
     if isinstance(where, CompiledSearch) and where.fts:
         matched, matched_unread, rows = _fts_page(db, where, start, limit, mailbox)
-        return Page(rows_to_messages(db, rows), start, total, unread, matched, matched_unread)
+        return Page(_summaries(db, rows), start, total, unread, matched, matched_unread)
     scope, scope_params = _scope(mailbox)
     if where:
         matched, matched_unread = db.execute(
@@ -90,7 +90,7 @@ def page(
         f"{'WHERE ' + conditions if conditions else ''} ORDER BY m.id DESC LIMIT ? OFFSET ?",
         (*scope_params, *params, limit, start),
     ).fetchall()
-    return Page(rows_to_messages(db, rows), start, total, unread, matched, matched_unread)
+    return Page(_summaries(db, rows), start, total, unread, matched, matched_unread)
 
 
 def get(db: sqlite3.Connection, uid: str, mailbox: str | None) -> StoredMessage | None:
@@ -107,7 +107,7 @@ def get(db: sqlite3.Connection, uid: str, mailbox: str | None) -> StoredMessage 
         row = db.execute(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE uid = ? {also}", (uid, *params)
         ).fetchone()
-    return rows_to_messages(db, [row])[0] if row else None
+    return _summaries(db, [row])[0] if row else None
 
 
 def get_many(
@@ -124,7 +124,7 @@ def get_many(
             (*chunk, *params),
         ).fetchall()
     rows.sort(key=lambda r: r[0], reverse=True)
-    return rows_to_messages(db, rows)
+    return _summaries(db, rows)
 
 
 def raw(db: sqlite3.Connection, uid: str, mailbox: str | None) -> bytes | None:
@@ -231,6 +231,18 @@ def _fts_page(
         (*params, limit, start),
     ).fetchall()
     return int(matched), int(matched_unread), rows
+
+
+def _summaries(db: sqlite3.Connection, rows: Sequence[Any]) -> list[StoredMessage]:
+    """``SUMMARY_COLUMNS`` rows as summaries, with each message's tags read alongside."""
+    tags: dict[int, list[str]] = {}
+    for chunk in chunks([r[0] for r in rows]):
+        marks = ",".join("?" * len(chunk))
+        for message, tag in db.execute(
+            f"SELECT message, tag FROM tags WHERE message IN ({marks}) ORDER BY tag", tuple(chunk)
+        ):
+            tags.setdefault(message, []).append(tag)
+    return rows_to_messages(rows, tags)
 
 
 def _filter_for(db: sqlite3.Connection, mailbox: str | None) -> str | None:

@@ -1,0 +1,175 @@
+"""The PostgreSQL store's read queries: pages, searches, summaries, raw bytes, counts and
+figures, each on a pooled connection inside one read-only snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from ..models import (
+    SUMMARY_COLUMNS,
+    Figures,
+    MailboxFigures,
+    Page,
+    StoredMessage,
+    prefixed,
+    rows_to_messages,
+)
+
+__all__ = ["counts", "figures", "get", "get_many", "mailboxes", "page", "raw", "tags"]
+
+Db = psycopg.Connection[Any]
+
+
+def counts(db: Db, mailbox: str | None) -> tuple[int, int]:
+    """How many messages there are (in ``mailbox``, or in all), and how many are unread."""
+    scope, params = _scope(mailbox, "WHERE")
+    row = db.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT read) FROM messages m {scope}", params
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def figures(db: Db, mailbox: str | None) -> Figures:
+    """Counts and sizes (of ``mailbox``'s messages, or all) and of the database."""
+    scope, params = _scope(mailbox, "WHERE")
+    row = db.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT m.read), coalesce(sum(m.size), 0) "
+        f"FROM messages m {scope}",
+        params,
+    ).fetchone()
+    assert row is not None
+    total, unread, size = row
+    tag_counts = dict(
+        db.execute(
+            "SELECT t.tag, count(*) FROM tags t JOIN messages m ON m.id = t.message "
+            f"{scope} GROUP BY t.tag ORDER BY t.tag",
+            params,
+        ).fetchall()
+    )
+    size_row = db.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert size_row is not None
+    database = int(size_row[0])
+    return Figures(int(total), int(unread), int(size), database, database, tag_counts)
+
+
+def page(
+    db: Db, start: int, limit: int, where: str, params: Sequence[Any], mailbox: str | None
+) -> Page:
+    """Messages newest first (of ``mailbox``, or all); ``where`` is an optional SQL condition
+    on ``messages m``."""
+    total, unread = counts(db, mailbox)
+    scope, scope_params = _scope(mailbox, "")
+    conditions = " AND ".join(f"({c})" for c in (scope, where) if c)
+    condition = f"WHERE {conditions}" if conditions else ""
+    if where:
+        row = db.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM messages m {condition}",
+            (*scope_params, *params),
+        ).fetchone()
+        assert row is not None
+        matched, matched_unread = int(row[0]), int(row[1])
+    else:
+        matched, matched_unread = total, unread
+    rows = db.execute(
+        f"SELECT {prefixed('m')} FROM messages m {condition} ORDER BY m.id DESC LIMIT %s OFFSET %s",
+        (*scope_params, *params, limit, start),
+    ).fetchall()
+    return Page(_summaries(db, rows), start, total, unread, matched, matched_unread)
+
+
+def get(db: Db, uid: str, mailbox: str | None) -> StoredMessage | None:
+    """One message's summary by ID (``latest`` is the newest message), or None."""
+    scope, params = _scope(mailbox, "AND")
+    if uid == "latest":
+        row = db.execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE true {scope} ORDER BY id DESC LIMIT 1",
+            params,
+        ).fetchone()
+    else:
+        row = db.execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE uid = %s {scope}", (uid, *params)
+        ).fetchone()
+    return _summaries(db, [row])[0] if row else None
+
+
+def get_many(db: Db, uids: Sequence[str], mailbox: str | None) -> list[StoredMessage]:
+    """Summaries of the given IDs that exist (in ``mailbox``), newest first."""
+    scope, params = _scope(mailbox, "AND")
+    rows = db.execute(
+        f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE uid = ANY(%s) {scope} ORDER BY id DESC",
+        (list(uids), *params),
+    ).fetchall()
+    return _summaries(db, rows)
+
+
+def raw(db: Db, uid: str, mailbox: str | None) -> bytes | None:
+    """The exact bytes received, or None if there is no such message (in ``mailbox``)."""
+    scope, params = _scope(mailbox, "AND")
+    row = db.execute(
+        f"SELECT r.data FROM raw r JOIN messages m ON m.id = r.id WHERE m.uid = %s {scope}",
+        (uid, *params),
+    ).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def tags(db: Db, mailbox: str | None) -> list[str]:
+    """Every tag in use (in ``mailbox``), sorted."""
+    if mailbox is None:
+        # One spelling per folded form, which is indexed: step from one folded value to the
+        # next through the index rather than read and sort every row of the table.
+        rows = db.execute(
+            "WITH RECURSIVE f(folded) AS ("
+            " SELECT min(folded) FROM tags UNION ALL"
+            " SELECT (SELECT min(folded) FROM tags WHERE folded > f.folded) FROM f"
+            " WHERE f.folded IS NOT NULL) "
+            "SELECT (SELECT tag FROM tags WHERE folded = f.folded LIMIT 1) FROM f"
+            " WHERE f.folded IS NOT NULL"
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+    rows = db.execute(
+        "SELECT DISTINCT t.tag FROM tags t JOIN messages m ON m.id = t.message "
+        "WHERE m.mailbox = %s ORDER BY t.tag",
+        (mailbox,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def mailboxes(db: Db) -> list[MailboxFigures]:
+    """Every mailbox, by name: those with messages and those created through the API."""
+    found = {
+        name: MailboxFigures(name, int(total), int(unread))
+        for name, total, unread in db.execute(
+            "SELECT mailbox, count(*), count(*) FILTER (WHERE NOT read) FROM messages "
+            "GROUP BY mailbox"
+        )
+    }
+    for name, created, password, expires in db.execute(
+        "SELECT name, created, password, expires FROM mailboxes"
+    ):
+        box = found.setdefault(name, MailboxFigures(name, 0, 0))
+        box.created, box.username, box.password, box.expires = created, name, password, expires
+    return [found[name] for name in sorted(found)]
+
+
+def _summaries(db: Db, rows: Sequence[Any]) -> list[StoredMessage]:
+    """``SUMMARY_COLUMNS`` rows as summaries, with each message's tags read alongside."""
+    found: dict[int, list[str]] = {}
+    if rows:
+        for message, tag in db.execute(
+            "SELECT message, tag FROM tags WHERE message = ANY(%s) ORDER BY tag",
+            ([r[0] for r in rows],),
+        ):
+            found.setdefault(message, []).append(tag)
+    return rows_to_messages(rows, found)
+
+
+def _scope(mailbox: str | None, word: str) -> tuple[str, tuple[str, ...]]:
+    """``word`` (WHERE, AND or nothing) and the condition that keeps one mailbox's
+    messages, with its parameter; nothing for every mailbox."""
+    if mailbox is None:
+        return "", ()
+    return f"{word} m.mailbox = %s".strip(), (mailbox,)

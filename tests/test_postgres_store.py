@@ -1,0 +1,134 @@
+"""The PostgreSQL store on a real server: what only it does (the rest of the store's
+behaviour is tested on both backends by the store's own tests)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from mailsink.store import DatabaseRefused, Envelope, Event, create_store
+from mailsink.store.postgres import PostgresStore
+from mailsink.store.postgres.events import decode, encode
+
+from .helpers import message, wait_until
+
+
+def test_two_stores_on_one_database_share_messages_and_hear_each_others_changes(
+    postgres_url: str,
+) -> None:
+    heard_a: list[Event] = []
+    heard_b: list[Event] = []
+    with (
+        PostgresStore(postgres_url, on_event=heard_a.append) as a,
+        PostgresStore(postgres_url, on_event=heard_b.append) as b,
+    ):
+        uid = a.add(message(subject="from A"), Envelope(mail_from="a@example.com")).result()
+        # Committed before the future resolves: B reads it at once.
+        assert [m.subject for m in b.page().messages] == ["from A"]
+        assert b.raw(uid) == a.raw(uid)
+        wait_until(lambda: heard_b, "B hears A's message")
+        assert heard_b == [Event("new", (uid,), mailbox="default")]
+        assert heard_a == heard_b  # A told its own listeners, once
+        b.set_read([uid], True).result()
+        wait_until(lambda: len(heard_a) == 2, "A hears B's change")
+        assert heard_a[1] == Event("read", (uid,), read=True, mailbox="default")
+        assert b.delete().result() == 1
+        wait_until(lambda: len(heard_a) == 3, "A hears the deletion")
+        assert heard_a[2] == Event("deleted", count=1, mailbox=None)
+        assert a.count() == (0, 0)
+
+
+def test_an_event_with_many_ids_crosses_in_parts_under_postgresqls_limit() -> None:
+    ids = tuple(f"{i:022d}" for i in range(2_000))
+    payloads = list(encode("node", [Event("deleted", ids, count=2_000, mailbox="team-a")]))
+    assert len(payloads) > 1
+    assert all(len(p.encode()) < 8_000 for p in payloads)
+    events = [e for p in payloads for e in decode(p)[1]]
+    assert tuple(i for e in events for i in e.ids) == ids
+    assert sum(e.count for e in events) == 2_000
+    assert {e.mailbox for e in events} == {"team-a"}
+
+
+def test_a_database_with_someone_elses_messages_table_is_refused_untouched(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE messages (id int)")
+    with pytest.raises(DatabaseRefused, match="not mailsink's"):
+        PostgresStore(postgres_url).open()
+    with psycopg.connect(postgres_url) as db:
+        tables = db.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    assert tables == [("messages",)]
+
+
+def test_the_first_node_creates_the_tables_and_the_next_ones_use_them(postgres_url: str) -> None:
+    with PostgresStore(postgres_url) as first:
+        first.add(message(subject="kept")).result()
+    with PostgresStore(postgres_url) as second:
+        assert [m.subject for m in second.page().messages] == ["kept"]
+
+
+def test_the_location_never_shows_the_password(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("ALTER USER mailsink PASSWORD 's3cret-pw'")
+    try:
+        url = postgres_url.replace("mailsink@", "mailsink:s3cret-pw@")
+        store = create_store(url)
+        assert "s3cret" not in store.location
+        assert store.location.startswith("postgresql://mailsink@127.0.0.1:")
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute("ALTER USER mailsink PASSWORD NULL")
+
+
+def test_a_failing_job_is_undone_alone_and_its_batch_neighbours_are_kept(
+    postgres_url: str,
+) -> None:
+    def fails(db: psycopg.Connection[object]) -> None:
+        db.execute("SELECT 1 / 0")
+
+    with PostgresStore(postgres_url) as store:
+        # Submitted together, so that the writer takes them as one batch.
+        first = store.add(message(subject="before"))
+        failing = store.submit(fails)
+        last = store.add(message(subject="after"))
+        assert first.result() and last.result()
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            failing.result()
+        assert {m.subject for m in store.page().messages} == {"before", "after"}
+
+
+def test_a_nul_in_a_header_is_kept_as_a_replacement_character(postgres_url: str) -> None:
+    raw = b"Subject: a\x00b\r\nX-Odd: c\x00d\r\n\r\nbody\x00text\r\n"
+    with PostgresStore(postgres_url) as store:
+        uid = store.add(raw).result()
+        summary = store.get(uid)
+        assert summary is not None
+        assert summary.subject == "a\ufffdb"
+        assert store.raw(uid) == raw  # the bytes as sent are kept as they are
+
+
+@pytest.mark.anyio
+async def test_messages_are_parsed_in_processes_and_kept_when_one_of_them_dies(
+    postgres_url: str,
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    with PostgresStore(postgres_url) as store:
+        store.start_ingest_processes(asyncio.get_running_loop(), 1)
+        try:
+            first = await store.keep(message(subject="parsed elsewhere"), Envelope())
+            (pid,) = store.ingest_pids
+            assert pid != os.getpid()
+            os.kill(pid, signal.SIGKILL)
+            second = await store.keep(message(subject="after the parser died"), Envelope())
+        finally:
+            await store.stop_ingest_processes()
+        assert {m.id: m.subject for m in store.page().messages} == {
+            first: "parsed elsewhere",
+            second: "after the parser died",
+        }
