@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,8 +15,9 @@ from hypothesis import strategies as st
 
 from mailsink.parsing.parser import ParsedMessage
 from mailsink.store import Envelope, SQLiteStore
-from mailsink.store.postgres_search import compile_mailhog, compile_search, condition
-from mailsink.store.postgres_words import (
+from mailsink.store.postgres import PostgresStore
+from mailsink.store.postgres.search import compile_mailhog, compile_search, condition
+from mailsink.store.postgres.words import (
     MAX_POSITION,
     MAX_POSITIONS,
     MAX_WORD,
@@ -28,8 +26,7 @@ from mailsink.store.postgres_words import (
     words_of,
 )
 from mailsink.store.prepare import prepare
-from mailsink.store.search import Search, SearchError, fold, parse_search
-from mailsink.store.search import compile_mailhog as sqlite_mailhog
+from mailsink.store.search import Search, SearchError, parse_search
 from mailsink.store.search import compile_search as sqlite_search
 
 from .helpers import CORPUS_FILES, PostgresCluster
@@ -43,38 +40,10 @@ from .search_support import (
 
 psycopg = pytest.importorskip("psycopg")
 
-SCHEMA = Path(__file__).parent.parent / "mailsink" / "store" / "postgres_schema.sql"
-
 
 def _tagger(parsed: ParsedMessage, env: Envelope) -> list[str]:
     values = parsed.header_values("X-Tags")
     return [t.strip() for v in values for t in v.split(",") if t.strip()]
-
-
-def _insert(db: Any, raw: bytes, env: Envelope, received: float | None = None) -> int:
-    """One message's rows, as ``prepare`` computes them for any store."""
-    p = prepare(raw, env, time.time() if received is None else received, _tagger)
-    row = dict(p.message, uid=p.uid, words=tsvector_of(p.fts))
-    names = ", ".join(row)
-    marks = ", ".join("%s" for _ in row)
-    (mid,) = db.execute(
-        f"INSERT INTO messages ({names}) VALUES ({marks}) RETURNING id", list(row.values())
-    ).fetchone()
-    db.execute("INSERT INTO raw (id, data) VALUES (%s, %s)", (mid, raw))
-    db.cursor().executemany(
-        "INSERT INTO addresses (message, seq, fields, address, name_folded) "
-        "VALUES (%s, %s, %s, %s, %s)",
-        [(mid, i, *a) for i, a in enumerate(p.addresses)],
-    )
-    db.cursor().executemany(
-        "INSERT INTO headers (message, seq, name, value) VALUES (%s, %s, %s, %s)",
-        [(mid, i, n, v.replace("\x00", "")) for i, (n, v) in enumerate(p.headers)],
-    )
-    db.cursor().executemany(
-        "INSERT INTO tags (message, tag, folded) VALUES (%s, %s, %s)",
-        [(mid, t, fold(t)) for t in p.tags],
-    )
-    return int(mid)
 
 
 def _raw(subject: str, text: str, **headers: str) -> bytes:
@@ -130,58 +99,54 @@ def _index(raw: bytes) -> int:
 
 
 class Both:
-    """The same messages in a SQLite store and a PostgreSQL database, by index."""
+    """The same messages in a SQLite store and a PostgreSQL store, by index."""
 
-    def __init__(self, store: SQLiteStore, db: Any) -> None:
-        self.store, self.db = store, db
-        self.sqlite_ids: dict[str, int] = {}
-        self.pg_ids: dict[int, int] = {}
+    def __init__(self, store: SQLiteStore, pg: PostgresStore) -> None:
+        self.store, self.pg = store, pg
+        self.ids: dict[str, int] = {}
         # Messages with more words, or more of one word, than PostgreSQL keeps positions of.
         self.long: set[int] = set()
         for i, (raw, env) in enumerate(MESSAGES):
-            self.sqlite_ids[store.add(raw, env).result()] = i
-            self.pg_ids[_insert(db, raw, env)] = i
+            self.ids[store.add(raw, env).result()] = i
+            self.ids[pg.add(raw, env).result()] = i
             words = [w for found in words_of(prepare(raw, env, 0).fts) for w in found]
             if len(words) > MAX_POSITION - 10 or max(Counter(words).values()) > MAX_POSITIONS:
                 self.long.add(i)
 
     def sqlite(self, where: str, params: list[object]) -> set[int]:
         page = self.store.page_where(0, 10_000, where, params)
-        return {self.sqlite_ids[m.id] for m in page.messages}
+        return {self.ids[m.id] for m in page.messages}
 
     def postgres(self, where: str, params: list[object]) -> set[int]:
-        rows = self.db.execute(f"SELECT m.id FROM messages m WHERE {where}", params)
-        return {self.pg_ids[r[0]] for r in rows}
+        sql = f"SELECT m.uid FROM messages m WHERE {where}"
+        return {self.ids[uid] for (uid,) in self.pg.read(lambda db: db.execute(sql, params))}
 
-    def search(self, query: str) -> tuple[set[int], set[int]]:
-        return self.sqlite(*sqlite_search(query)), self.postgres(*compile_search(query))
+    def search(self, query: str, kind: str = "") -> tuple[set[int], set[int]]:
+        """What the query finds in each store, through the stores' own pages."""
+        found = []
+        for store in (self.store, self.pg):
+            page = store.page(0, 10_000, Search(query, kind=kind))
+            assert page.matched == len(page.messages)
+            found.append({self.ids[m.id] for m in page.messages})
+        return found[0], found[1]
 
     def check(self, query: str) -> None:
         """The same messages in both; in a long message a phrase may be found in SQLite
         alone (past the positions PostgreSQL keeps), and so not be excluded in PostgreSQL."""
         in_sqlite, in_postgres = self.search(query)
-        phrases = any(
-            len(words_of(t.value)) > 1
-            for t in parse_search(query.replace("\x00", " "))
-            if not t.name
-        )
-        if phrases:
+        terms = parse_search(query.replace("\x00", " "))
+        if any(len(words_of([t.value])[0]) > 1 for t in terms if not t.name):
             in_sqlite, in_postgres = in_sqlite - self.long, in_postgres - self.long
         assert in_postgres == in_sqlite, query
 
 
-def _new_database(cluster: PostgresCluster) -> Any:
-    db = psycopg.connect(cluster.new_database(), autocommit=True)
-    db.execute(SCHEMA.read_text("utf-8"))
-    return db
-
-
 @pytest.fixture(scope="module")
 def both(postgres: PostgresCluster) -> Iterator[Both]:
-    db = _new_database(postgres)
-    with SQLiteStore(tagger=_tagger) as store:
-        yield Both(store, db)
-    db.close()
+    with (
+        SQLiteStore(tagger=_tagger) as store,
+        PostgresStore(postgres.new_database(), tagger=_tagger) as pg,
+    ):
+        yield Both(store, pg)
 
 
 SEARCH_QUERIES = [
@@ -373,7 +338,8 @@ def test_words_taken_from_the_messages_find_the_same_in_both(
     ],
 )
 def test_mailhog_searches_find_the_same_in_both(both: Both, kind: str, query: str) -> None:
-    assert both.postgres(*compile_mailhog(kind, query)) == both.sqlite(*sqlite_mailhog(kind, query))
+    in_sqlite, in_postgres = both.search(query, kind)
+    assert in_postgres == in_sqlite
 
 
 def test_mailhog_containing_looks_at_the_raw_bytes(both: Both) -> None:
@@ -436,7 +402,7 @@ def test_queries_are_fts5s_phrases() -> None:
         tsquery_of([], prefix=True)
 
 
-def test_a_20_mb_body_is_indexed_within_postgresqls_bounds(postgres: PostgresCluster) -> None:
+def test_a_20_mb_body_is_indexed_within_postgresqls_bounds(postgres_url: str) -> None:
     """Its first and last words are found; a phrase only within the first positions."""
     rnd = random.Random(3)
     vocabulary = [
@@ -444,9 +410,8 @@ def test_a_20_mb_body_is_indexed_within_postgresqls_bounds(postgres: PostgresClu
     ]
     body = " ".join(rnd.choices(vocabulary, k=3_000_000))
     body = "firstword early phrase " + body[: 20 * 1024 * 1024] + " late phrase lastword"
-    db = _new_database(postgres)
-    try:
-        mid = _insert(db, _raw("huge", body), Envelope("a@x.test", ["b@x.test"]))
+    with PostgresStore(postgres_url) as store:
+        uid = store.add(_raw("huge", body), Envelope("a@x.test", ["b@x.test"])).result()
         for query, found in [
             ("firstword", True),
             ("lastword", True),
@@ -455,13 +420,13 @@ def test_a_20_mb_body_is_indexed_within_postgresqls_bounds(postgres: PostgresClu
             ("late", True),
             ("zzzz", False),
         ]:
-            where, params = compile_search(query)
-            ids = [r[0] for r in db.execute(f"SELECT m.id FROM messages m WHERE {where}", params)]
-            assert ids == ([mid] if found else []), query
-        (size,) = db.execute("SELECT pg_column_size(words) FROM messages").fetchone()
+            assert [m.id for m in store.page(0, 10, Search(query)).messages] == (
+                [uid] if found else []
+            ), query
+        (size,) = store.read(
+            lambda db: db.execute("SELECT pg_column_size(words) FROM messages").fetchone()
+        )
         assert size < 1024 * 1024
-    finally:
-        db.close()
 
 
 def test_too_many_distinct_words_leave_out_the_last_ones(postgres_url: str) -> None:
