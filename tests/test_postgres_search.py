@@ -329,6 +329,8 @@ def test_words_taken_from_the_messages_find_the_same_in_both(
         ("containing", "東京"),
         ("containing", "\x00"),
         ("from", "\x00"),
+        ("to", "\ud800"),
+        ("containing", "x\udfff"),
         ("containing", "jalapeÑo"),
         ("containing", "\\\\server\\share c:"),
         ("containing", "\\303"),

@@ -328,7 +328,8 @@ _RCPT_HAS = "EXISTS (SELECT 1 FROM json_each(m.rcpt_to) t WHERE instr(lower(t.va
 
 def compile_mailhog(kind: str, query: str) -> tuple[str, tuple[str, ...]]:
     """SQL condition and parameters for a MailHog search ``kind`` (from, to or containing)."""
-    needle = query.lower()
+    # SQLite cannot take what UTF-8 cannot encode (a lone surrogate, from JSON).
+    needle = query.lower().encode("utf-8", "replace").decode("utf-8")
     if kind == "from":
         header = _HEADER_HAS.format(names="'from'")
         where = f"(instr(lower(m.mail_from), ?) > 0 OR {header})"
