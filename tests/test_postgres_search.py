@@ -457,6 +457,20 @@ def test_too_many_distinct_words_leave_out_the_last_ones(postgres_url: str) -> N
     assert vector.count(":") <= MAX_POSITION
 
 
+def test_long_distinct_words_stay_within_a_tsvectors_size(postgres_url: str) -> None:
+    rnd = random.Random(8)
+    words = ["".join(rnd.choices("abcdefghij", k=1900)) for _ in range(1000)]
+    vector = tsvector_of(["", "", " ".join(["firstword", *words, "lastword"]), ""])
+    with psycopg.connect(postgres_url) as db:
+        size, first, last, kept = db.execute(
+            "SELECT pg_column_size(v), v @@ 'firstword', v @@ 'lastword', length(v) "
+            "FROM (SELECT %s::tsvector AS v) t",
+            (vector,),
+        ).fetchone()
+    # The long words that no longer fit are left out; short ones after them still fit.
+    assert size < 1024 * 1024 and first and last and 400 < kept < 600
+
+
 HOSTILE = [
     "'",
     "''",

@@ -85,7 +85,7 @@ def tsvector_of(values: Sequence[str]) -> str:
       the body), and a word past its first ``MAX_POSITIONS``, keeps its words without those
       positions: a phrase there is not found, its words are;
     - past ``MAX_BYTES`` of words and positions, the words that first appear last are left
-      out (never one of the first ``MAX_POSITION`` words);
+      out (the words with positions are taken first);
     - a word longer than ``MAX_WORD`` bytes keeps its first ``MAX_WORD`` bytes.
     """
     values = list(values) + [""] * (4 - len(values))
@@ -120,13 +120,16 @@ def _tsvector(db: sqlite3.Connection) -> str:
     for term, column, offset in db.execute(
         f"SELECT term, col, offset FROM v WHERE {within} ORDER BY {_rank_sql(rank)}, offset"
     ):
-        first = ranges[column][0]
         word = _clip(term)
-        kept = positions.setdefault(word, [])
-        if not kept:
-            used += len(word.encode("utf-8")) + 6
+        kept = positions.get(word)
+        if kept is None:
+            cost = len(word.encode("utf-8")) + 8
+            if used + cost > MAX_BYTES:
+                continue
+            kept = positions[word] = []
+            used += cost - 2
         if len(kept) < MAX_POSITIONS:
-            kept.append(first + offset)
+            kept.append(ranges[column][0] + offset)
             used += 2
     # The other words, in the order they first appear, while the budget lasts; the SQL
     # gives at most the words that fit (each costs at least 7 bytes), not the whole text's.
@@ -142,7 +145,7 @@ def _tsvector(db: sqlite3.Connection) -> str:
             continue
         cost = len(word.encode("utf-8")) + 6
         if cost > room:
-            break
+            continue
         room -= cost
         positions[word] = []
     return " ".join(
