@@ -383,7 +383,7 @@ def test_a_word_longer_than_postgresql_keeps_is_found_by_its_start(both: Both) -
 def test_user_text_is_only_ever_a_parameter() -> None:
     where, params = compile_search("'; DROP TABLE messages; -- subject:\"x'y\" %s")
     assert "DROP" not in where and "x'y" not in where and "%s::tsquery" in where
-    assert params[0] == "('drop':*) & ('table':*) & ('messages':*) & ('s':*)"
+    assert params[0] == "(('drop':*) & ('table':*)) & (('messages':*) & ('s':*))"
 
 
 # -- the words of a message -------------------------------------------------------------
@@ -406,8 +406,8 @@ def test_tsvector_has_fts5s_words_with_a_position_range_per_value(postgres_url: 
 def test_queries_are_fts5s_phrases() -> None:
     assert words_of(["Ab-CD, ÉTÉ", "", "x"]) == [["ab", "cd", "ete"], [], ["x"]]
     assert tsquery_of(["inv"], prefix=True) == "'inv':*"
-    assert tsquery_of(["a", "b"], prefix=True) == "'a' <-> 'b':*"
-    assert tsquery_of(["a", "b"], prefix=False) == "'a' <-> 'b'"
+    assert tsquery_of(["a", "b"], prefix=True) == "('a') <-> ('b':*)"
+    assert tsquery_of(["a", "b", "c"], prefix=False) == "('a') <-> (('b') <-> ('c'))"
     long = "x" * (MAX_WORD + 10)
     assert tsquery_of([long], prefix=False) == f"'{'x' * MAX_WORD}':*"
     assert tsquery_of(["it's\\"], prefix=False) == "'it''s\\\\'"
@@ -497,6 +497,9 @@ HOSTILE = [
     " ".join(f"w{i}" for i in range(10_000)),
     " ".join(f"-w{i}" for i in range(10_000)),
     " ".join(f'"a{i} b{i}"' for i in range(3_000)),
+    " ".join(f"-x{i}" for i in range(40_000)),
+    '"' + " ".join(f"w{i}" for i in range(20_000)) + '"',
+    " ".join(f"x{i}" + "y" * 1990 for i in range(600)),
 ]
 
 

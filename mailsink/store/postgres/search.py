@@ -20,12 +20,13 @@ import unicodedata
 from ..search import (
     Dialect,
     Search,
+    SearchError,
     _fts_phrase,
     _zone,
     compile_terms,
     fold_for_index,
 )
-from .words import tsquery_of, words_of
+from .words import MAX_BYTES, combine, tsquery_of, words_of
 
 __all__ = ["POSTGRES", "compile_mailhog", "compile_search", "condition"]
 
@@ -62,6 +63,7 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
     # A term with no word in it (``-``, ``&``) is left out, as in SQLite.
     terms = [term for term in words if _fts_phrase(term)[1]]
     parts: list[str] = []
+    size = 0
     for term, found in zip(terms, words_of([fold_for_index(t.value) for t in terms]), strict=True):
         if not found:
             # FTS5 matches nothing for a phrase its tokenizer makes no word of.
@@ -69,11 +71,15 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
                 conditions.append("FALSE")
             continue
         phrase = tsquery_of(found, prefix=not term.quoted)
-        parts.append(f"!({phrase})" if term.negated else f"({phrase})")
+        size += len(phrase.encode("utf-8"))
+        if size > MAX_BYTES:
+            # PostgreSQL takes no tsquery of a megabyte of words.
+            raise SearchError("the query has too many words", term.position)
+        parts.append(f"!({phrase})" if term.negated else phrase)
     if parts:
         # One tsquery, one lookup in the index.
         conditions.insert(0, "m.words @@ %s::tsquery")
-        params.insert(0, " & ".join(parts))
+        params.insert(0, combine(parts, "&"))
     return " AND ".join(conditions) or "TRUE", params
 
 

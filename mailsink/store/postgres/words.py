@@ -28,6 +28,7 @@ __all__ = [
     "MAX_POSITION",
     "MAX_POSITIONS",
     "MAX_WORD",
+    "combine",
     "tsquery_of",
     "tsvector_of",
     "words_of",
@@ -171,7 +172,19 @@ def tsquery_of(words: Sequence[str], *, prefix: bool) -> str:
         clipped = _clip(word)
         last = i == len(words) - 1
         operands.append(_quote(clipped) + (":*" if (prefix and last) or clipped != word else ""))
-    return " <-> ".join(operands)
+    return combine(operands, "<->")
+
+
+def combine(operands: Sequence[str], operator: str) -> str:
+    """``tsquery`` operands joined by ``operator`` (``&`` or ``<->``) as a balanced tree:
+    PostgreSQL reads and runs a tsquery recursively, and a chain of some ten thousand
+    operands would exceed its stack, where a tree of them is a few dozen levels deep."""
+    if len(operands) == 1:
+        return operands[0]
+    half = len(operands) // 2
+    return (
+        f"({combine(operands[:half], operator)}) {operator} ({combine(operands[half:], operator)})"
+    )
 
 
 def _clip(word: str) -> str:
