@@ -459,33 +459,34 @@ def test_a_20_mb_body_is_indexed_within_postgresqls_bounds(postgres_url: str) ->
         assert size < 1024 * 1024
 
 
-def test_too_many_distinct_words_leave_out_the_last_ones(postgres_url: str) -> None:
-    rnd = random.Random(5)
-    body = "firstword " + " ".join(f"{rnd.getrandbits(64):x}" for _ in range(300_000))
-    body += " " + "y" * 5000 + " lastword"
-    vector = tsvector_of(["", "", body, ""])
-    with psycopg.connect(postgres_url) as db:
-        size, first, last, long = db.execute(
+def _in_postgresql(url: str, body: str) -> tuple[int, bool, bool, int]:
+    """A body's tsvector as PostgreSQL takes it: its size, whether ``firstword`` and
+    ``lastword`` are in it, and how many words."""
+    vector = tsvector_of(["", "", f"firstword {body} lastword", ""])
+    assert vector.count(":") <= MAX_POSITION
+    with psycopg.connect(url) as db:
+        facts = db.execute(
             "SELECT pg_column_size(v), v @@ 'firstword', v @@ 'lastword', length(v) "
             "FROM (SELECT %s::tsvector AS v) t",
             (vector,),
         ).fetchone()
-    assert size < 1024 * 1024 and first and not last and long > 40_000
-    assert vector.count(":") <= MAX_POSITION
+    assert facts is not None
+    return facts
+
+
+def test_too_many_distinct_words_leave_out_the_last_ones(postgres_url: str) -> None:
+    rnd = random.Random(5)
+    body = " ".join(f"{rnd.getrandbits(64):x}" for _ in range(300_000)) + " " + "y" * 5000
+    size, first, last, words = _in_postgresql(postgres_url, body)
+    assert size < 1024 * 1024 and first and not last and words > 40_000
 
 
 def test_long_distinct_words_stay_within_a_tsvectors_size(postgres_url: str) -> None:
     rnd = random.Random(8)
-    words = ["".join(rnd.choices("abcdefghij", k=1900)) for _ in range(1000)]
-    vector = tsvector_of(["", "", " ".join(["firstword", *words, "lastword"]), ""])
-    with psycopg.connect(postgres_url) as db:
-        size, first, last, kept = db.execute(
-            "SELECT pg_column_size(v), v @@ 'firstword', v @@ 'lastword', length(v) "
-            "FROM (SELECT %s::tsvector AS v) t",
-            (vector,),
-        ).fetchone()
+    body = " ".join("".join(rnd.choices("abcdefghij", k=1900)) for _ in range(1000))
+    size, first, last, words = _in_postgresql(postgres_url, body)
     # The long words that no longer fit are left out; short ones after them still fit.
-    assert size < 1024 * 1024 and first and last and 400 < kept < 600
+    assert size < 1024 * 1024 and first and last and 400 < words < 600
 
 
 HOSTILE = [
