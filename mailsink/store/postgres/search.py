@@ -9,7 +9,8 @@ conditions in PostgreSQL's spelling, with psycopg's ``%s`` parameters. What diff
   beyond ASCII depends on the database's ``LC_CTYPE`` (all scripts in a UTF-8 locale such
   as ``C.UTF-8``; ASCII alone in ``C``).
 - The limits of a ``tsvector`` (see ``words``): a phrase is found only within a
-  message's first 16383 words, and a word in a message of some hundred thousand distinct
+  message's first 16383 words (and a phrase longer than that, or of more than a megabyte
+  of words, nowhere), and a word in a message of some hundred thousand distinct
   words may be left out of its index.
 """
 
@@ -20,13 +21,12 @@ import unicodedata
 from ..search import (
     Dialect,
     Search,
-    SearchError,
     _fts_phrase,
     _zone,
     compile_terms,
     fold_for_index,
 )
-from .words import MAX_BYTES, combine, tsquery_of, words_of
+from .words import MAX_BYTES, MAX_POSITION, combine, tsquery_of, words_of
 
 __all__ = ["POSTGRES", "compile_mailhog", "compile_search", "condition"]
 
@@ -62,24 +62,26 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
     words, conditions, params = compile_terms(query, _zone(tz), POSTGRES)
     # A term with no word in it (``-``, ``&``) is left out, as in SQLite.
     terms = [term for term in words if _fts_phrase(term)[1]]
-    parts: list[str] = []
+    groups: list[list[str]] = [[]]  # tsqueries, each within the megabyte PostgreSQL takes
     size = 0
     for term, found in zip(terms, words_of([fold_for_index(t.value) for t in terms]), strict=True):
-        if not found:
-            # FTS5 matches nothing for a phrase its tokenizer makes no word of.
+        phrase = tsquery_of(found, prefix=not term.quoted) if found else ""
+        cost = len(phrase.encode("utf-8"))
+        # FTS5 matches nothing for a phrase its tokenizer makes no word of; and no tsvector
+        # holds a phrase longer than its positions, or than its megabyte of words.
+        if not phrase or len(found) > MAX_POSITION or cost > MAX_BYTES:
             if not term.negated:
                 conditions.append("FALSE")
             continue
-        phrase = tsquery_of(found, prefix=not term.quoted)
-        size += len(phrase.encode("utf-8"))
+        size += cost
         if size > MAX_BYTES:
-            # PostgreSQL takes no tsquery of a megabyte of words.
-            raise SearchError("the query has too many words", term.position)
-        parts.append(f"!({phrase})" if term.negated else phrase)
-    if parts:
-        # One tsquery, one lookup in the index.
-        conditions.insert(0, "m.words @@ %s::tsquery")
-        params.insert(0, combine(parts, "&"))
+            groups.append([])
+            size = cost
+        groups[-1].append(f"!({phrase})" if term.negated else phrase)
+    # Usually one tsquery: one lookup in the index.
+    tsqueries = [combine(parts, "&") for parts in groups if parts]
+    conditions[:0] = ["m.words @@ %s::tsquery"] * len(tsqueries)
+    params[:0] = tsqueries
     return " AND ".join(conditions) or "TRUE", params
 
 
