@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -18,6 +19,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import metadata
 from pathlib import Path
 
 import httpx
@@ -134,6 +136,17 @@ def test_the_image_listens_everywhere_on_the_usual_ports_and_keeps_mail_in_its_v
     unknown = [k for k in env if k.startswith("MAILSINK_") and k not in names]
     assert not unknown, f"the Dockerfile sets variables mailsink does not read: {unknown}"
     Settings.from_env(env)  # and their values are valid
+
+
+def test_the_image_has_the_postgresql_driver_that_the_build_stage_made_wheels_for() -> None:
+    """The runtime stage installs the extras the build stage made wheels for (pip --no-index
+    finds nothing else), and they include the PostgreSQL store's driver."""
+    built = re.findall(r'"\.\[([\w,]+)\]"', " ".join(STAGES[0].all("RUN")))
+    installed_extras = re.findall(r'"mailsink\[([\w,]+)\]"', " ".join(FINAL.all("RUN")))
+    assert built == installed_extras and len(built) == 1, (built, installed_extras)
+    extras = set(built[0].split(","))
+    assert extras <= set(metadata("mailsink").get_all("Provides-Extra") or [])
+    assert "postgres" in extras, "the image could not use --db postgresql://..."
 
 
 def test_what_the_build_copies_exists_and_is_not_ignored() -> None:
