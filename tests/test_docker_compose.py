@@ -22,8 +22,8 @@ from mailsink.cli import build_parser
 from mailsink.config import Settings, read_password
 from mailsink.store import is_database_url
 
+from .dockerfile import FINAL, exec_form, installed
 from .processes import running
-from .test_docker import FINAL, exec_form, installed
 
 ROOT = Path(__file__).parent.parent
 TEXT = (ROOT / "docker-compose.example.yml").read_text()
