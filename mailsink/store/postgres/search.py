@@ -28,7 +28,10 @@ from ..search import (
 )
 from .words import MAX_BYTES, MAX_POSITION, combine, tsquery_of, words_of
 
-__all__ = ["POSTGRES", "compile_mailhog", "compile_search", "condition"]
+__all__ = ["POSTGRES", "WORDS_MATCH", "compile_mailhog", "compile_search", "condition"]
+
+# The condition a full-text term makes: the store steers its plan by it.
+WORDS_MATCH = "m.words @@ %s::tsquery"
 
 
 def _nfkc_lower(text: str) -> str:
@@ -80,7 +83,7 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
         groups[-1].append(f"!({phrase})" if term.negated else phrase)
     # Usually one tsquery: one lookup in the index.
     tsqueries = [combine(parts, "&") for parts in groups if parts]
-    conditions[:0] = ["m.words @@ %s::tsquery"] * len(tsqueries)
+    conditions[:0] = [WORDS_MATCH] * len(tsqueries)
     params[:0] = tsqueries
     return " AND ".join(conditions) or "TRUE", params
 
