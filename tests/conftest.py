@@ -17,6 +17,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
+from mailsink.store import Store, create_store
 
 from .helpers import CHROMIUM_ARGS, PostgresCluster, Send, postgres_bin, wait_until
 
@@ -231,3 +232,35 @@ def postgres() -> Iterator[PostgresCluster]:
 def postgres_url(postgres: PostgresCluster) -> str:
     """The URL of a new, empty PostgreSQL database on the session's cluster."""
     return postgres.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each store backend in turn; ``postgres`` skips (fails in CI) without PostgreSQL."""
+    if request.param == "postgres":
+        request.getfixturevalue("postgres")
+    return str(request.param)
+
+
+@pytest.fixture
+def store_location(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ``--db`` of an empty database of the test's backend."""
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "store.db")
+
+
+@pytest.fixture
+def make_store(store_location: str) -> Iterator[Callable[..., Store]]:
+    """Make stores (not yet opened) of the test's backend, each on the same database, with
+    ``create_store``'s keywords; all closed after."""
+    made: list[Store] = []
+
+    def make(**kwargs: Any) -> Store:
+        store = create_store(store_location, **kwargs)
+        made.append(store)
+        return store
+
+    yield make
+    for store in reversed(made):
+        store.close()
