@@ -3,10 +3,12 @@ behaviour is tested on both backends by the store's own tests)."""
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
-from mailsink.store import DatabaseRefused, Envelope, Event, create_store
+from mailsink.store import DatabaseRefused, Envelope, Event, StoreUnavailable, create_store
 from mailsink.store.postgres import PostgresStore
 from mailsink.store.postgres.events import decode, encode
 
@@ -81,3 +83,45 @@ def test_the_location_never_shows_the_password(postgres_url: str) -> None:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute("ALTER USER mailsink PASSWORD NULL")
+
+
+def test_a_job_past_one_of_postgresqls_limits_fails_alone_on_the_same_connection(
+    postgres_url: str,
+) -> None:
+    with PostgresStore(postgres_url) as store:
+        backend = store.submit(lambda db: db.execute("SELECT pg_backend_pid()").fetchone())
+        gate = threading.Event()
+        blocker = store.submit(lambda db: gate.wait(5))
+        # A word longer than a tsvector takes: PostgreSQL's "program limit exceeded", which
+        # psycopg counts among its OperationalErrors though the connection is fine.
+        too_long = store.submit(lambda db: db.execute("SELECT repeat('a', 3000)::tsvector"))
+        good = store.add(message(subject="kept"))
+        gate.set()
+        blocker.result()
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+            too_long.result()
+        assert store.get(good.result()) is not None
+        again = store.submit(lambda db: db.execute("SELECT pg_backend_pid()").fetchone())
+        assert again.result() == backend.result()  # no reconnection
+
+
+def test_a_write_whose_connection_is_ended_fails_as_unavailable_and_the_next_connects_again(
+    postgres_url: str,
+) -> None:
+    with PostgresStore(postgres_url) as store:
+        backend = store.submit(lambda db: db.execute("SELECT pg_backend_pid()").fetchone())
+        (pid,) = backend.result() or (0,)
+        sleeping = store.submit(lambda db: db.execute("SELECT pg_sleep(30)"))
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            wait_until(
+                lambda: admin.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND query LIKE '%%pg_sleep%%'",
+                    (pid,),
+                ).fetchone(),
+                "the write is running",
+            )
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable):
+            sleeping.result(timeout=30)
+        uid = store.add(message(subject="after")).result(timeout=30)
+        assert store.get(uid) is not None

@@ -117,9 +117,12 @@ class Writer:
                     try:
                         with db.transaction():  # a savepoint: a failed job is undone alone
                             result = job.fn(db)
-                    except psycopg.OperationalError:
-                        raise  # the connection is gone: so is the whole batch
                     except Exception as exc:
+                        # psycopg's OperationalError also covers a job past one of
+                        # PostgreSQL's limits, which fails that job alone; only a connection
+                        # that is gone takes the whole batch with it.
+                        if isinstance(exc, psycopg.OperationalError) and db.broken:
+                            raise
                         del self._pending[events_before:]
                         outcomes.append((job, None, exc))
                     else:
