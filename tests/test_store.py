@@ -153,3 +153,19 @@ def test_a_store_without_a_file_keeps_a_temporary_one_and_deletes_it_on_close() 
         assert first.get(uid) is not None and second.count() == (0, 0)
     for store in (first, second):
         assert not [p for p in glob.glob(store.location + "*")]
+
+
+def test_nul_characters_in_text_and_envelope_do_not_cost_the_message(
+    make_store: Callable[..., Store],
+) -> None:
+    raw = b"From: a\x00b@x.test\r\nSubject: one \x00 two\r\n\r\nbody \x00 text\r\n"
+    envelope = Envelope("s\x00@x.test", ["r\x00@x.test"], helo="h\x00", username="u\x00")
+    with make_store() as store:
+        uid = store.add(raw, envelope).result()
+        assert store.raw(uid) == raw  # the bytes as received, NUL and all
+        stored = store.get(uid)
+        assert stored is not None
+        assert stored.subject.startswith("one ") and stored.subject.endswith(" two")
+        assert stored.mail_from.startswith("s") and stored.rcpt_to[0].endswith("@x.test")
+        assert [m.id for m in store.page().messages] == [uid]
+

@@ -199,7 +199,7 @@ class PostgresStore:
         row = db.execute(
             f"INSERT INTO messages ({', '.join(columns)}) "
             f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id",
-            (p.uid, *p.message.values(), tsvector_of(p.fts)),
+            (p.uid, *map(_text, p.message.values()), tsvector_of(p.fts)),
         ).fetchone()
         assert row is not None
         rowid = row[0]
@@ -208,11 +208,11 @@ class PostgresStore:
             cursor.executemany(
                 "INSERT INTO addresses (message, seq, fields, address, name_folded) "
                 "VALUES (%s, %s, %s, %s, %s)",
-                [(rowid, i, *a) for i, a in enumerate(p.addresses)],
+                [(rowid, i, *map(_text, a)) for i, a in enumerate(p.addresses)],
             )
             cursor.executemany(
                 "INSERT INTO headers (message, seq, name, value) VALUES (%s, %s, %s, %s)",
-                [(rowid, i, name, value) for i, (name, value) in enumerate(p.headers)],
+                [(rowid, i, *map(_text, header)) for i, header in enumerate(p.headers)],
             )
         _insert_tags(db, [rowid], p.tags)
         self._writer.after_commit(Event("new", (p.uid,), mailbox=str(p.message["mailbox"])))
@@ -513,6 +513,14 @@ class PostgresStore:
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
         return self.read(lambda db: reads.tags(db, self.mailbox))
+
+
+def _text(value: T) -> T:
+    """A value for a text column: PostgreSQL's text cannot hold NUL, which a message's
+    headers, body or envelope may; it is kept as U+FFFD there (the raw bytes keep it)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")  # type: ignore[return-value]
+    return value
 
 
 def _read_only(db: Db) -> None:
