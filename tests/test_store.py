@@ -169,3 +169,6 @@ def test_nul_characters_in_text_and_envelope_do_not_cost_the_message(
         assert stored.mail_from.startswith("s") and stored.rcpt_to[0].endswith("@x.test")
         assert [m.id for m in store.page().messages] == [uid]
 
+
+def test_a_store_that_never_opened_closes_quietly(make_store: Callable[..., Store]) -> None:
+    make_store().close()

@@ -90,7 +90,8 @@ class Listener:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():  # not started when the store never opened
+            self._thread.join()
 
     def _run(self) -> None:
         failures = 0
