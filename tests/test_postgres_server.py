@@ -94,6 +94,8 @@ def test_a_message_is_listed_read_and_downloaded_part_by_part(
     assert raw == sent
     headers = api.get(f"/api/v1/message/{uid}/headers").json()
     assert headers["X-Campaign"] == ["q3"]
+    for path in (f"/api/v1/message/{uid[:4]}%00", f"/api/v1/message/{uid[:4]}%00/raw"):
+        assert api.get(path).status_code == 404  # no ID holds a NUL
     info = api.get("/api/v1/info").json()
     assert (info["Messages"], info["Unread"]) == (1, 0)
 

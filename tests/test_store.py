@@ -16,6 +16,7 @@ from mailsink.parsing.parser import Address
 from mailsink.store import Envelope, Event, SQLiteStore, Store
 from mailsink.store.schema import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefused
 from mailsink.store.sqlite import temporary_directory
+from mailsink.store.tags import make_tagger
 
 
 def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> None:
@@ -172,3 +173,20 @@ def test_nul_characters_in_text_and_envelope_do_not_cost_the_message(
 
 def test_a_store_that_never_opened_closes_quietly(make_store: Callable[..., Store]) -> None:
     make_store().close()
+
+
+def test_ids_and_tag_names_with_nul_characters_find_nothing(
+    make_store: Callable[..., Store],
+) -> None:
+    with make_store(tagger=make_tagger(plus_addresses=False)) as store:
+        uid = store.add(b"Subject: one\r\nX-Tags: kept\r\n\r\nx\r\n").result()
+        nul = uid[:3] + "\x00" + uid[3:]
+        assert store.get(nul) is None and store.raw(nul) is None
+        assert [m.id for m in store.get_many([nul, uid])] == [uid]
+        assert store.set_read([nul], True).result() == 0
+        assert store.set_tags([nul], ["x\x00y"]).result() == 0
+        assert store.rename_tag("ke\x00pt", "other").result() == 0
+        assert store.delete_tag("ke\x00pt").result() == 0
+        assert store.delete([nul]).result() == 0
+        assert store.tags() == ["kept"] and store.count() == (1, 1)
+        assert store.mailbox_password("bo\x00x") is None  # an SMTP login's user name

@@ -240,7 +240,7 @@ class PostgresStore:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
         if ids is None:
             return self.submit(self._delete_all)
-        return self._delete_where("m.uid = ANY(%s)", [list(ids)])
+        return self._delete_where("m.uid = ANY(%s)", [_texts(ids)])
 
     def delete_matching(self, search: Search) -> Future[int]:
         """Delete the messages a search finds; gives how many went."""
@@ -288,7 +288,7 @@ class PostgresStore:
         """Mark messages read or unread (all of them when ``ids`` is None); gives the count."""
         if ids is None:
             return self._set_read_where("", [], read)
-        return self._set_read_where("m.uid = ANY(%s)", [list(ids)], read)
+        return self._set_read_where("m.uid = ANY(%s)", [_texts(ids)], read)
 
     def set_read_matching(self, search: Search, read: bool) -> Future[int]:
         """Mark the messages a search finds read or unread; gives how many changed."""
@@ -313,13 +313,13 @@ class PostgresStore:
     def set_tags(self, ids: Sequence[str], tags: Iterable[str]) -> Future[int]:
         """Replace the tags of the given messages; gives how many messages there were
         (tags are the same in any case, as in the SQLite store)."""
-        wanted = distinct_tags(tags)
+        wanted = distinct_tags(_texts(tags))
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
             rows = db.execute(
                 f"SELECT m.id, m.uid, m.mailbox FROM messages m WHERE m.uid = ANY(%s){scope}",
-                (list(ids), *scope_params),
+                (_texts(ids), *scope_params),
             ).fetchall()
             rowids = [r[0] for r in rows]
             db.execute("DELETE FROM tags WHERE message = ANY(%s)", (rowids,))
@@ -332,6 +332,7 @@ class PostgresStore:
     def rename_tag(self, old: str, new: str) -> Future[int]:
         """Rename a tag (in any case) on every message that has it; into a tag the store has
         in any case, they merge. Only changing its case respells it."""
+        old, new = _text(old), _text(new)
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
@@ -360,6 +361,7 @@ class PostgresStore:
 
     def delete_tag(self, tag: str) -> Future[int]:
         """Take a tag (in any case) off every message that has it (the messages stay)."""
+        tag = _text(tag)
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
@@ -468,7 +470,7 @@ class PostgresStore:
         """The SMTP password of a mailbox created through the API, or None."""
         row = self.read(
             lambda db: db.execute(
-                "SELECT password FROM mailboxes WHERE name = %s", (name,)
+                "SELECT password FROM mailboxes WHERE name = %s", (_text(name),)
             ).fetchone()
         )
         return row[0] if row else None
@@ -500,15 +502,15 @@ class PostgresStore:
 
     def get(self, uid: str) -> StoredMessage | None:
         """One message's summary by ID (``latest`` is the newest message), or None."""
-        return self.read(lambda db: reads.get(db, uid, self.mailbox))
+        return self.read(lambda db: reads.get(db, _text(uid), self.mailbox))
 
     def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
         """Summaries of the given IDs that exist, newest first."""
-        return self.read(lambda db: reads.get_many(db, uids, self.mailbox))
+        return self.read(lambda db: reads.get_many(db, _texts(uids), self.mailbox))
 
     def raw(self, uid: str) -> bytes | None:
         """The exact bytes received, or None if there is no such message."""
-        return self.read(lambda db: reads.raw(db, uid, self.mailbox))
+        return self.read(lambda db: reads.raw(db, _text(uid), self.mailbox))
 
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
@@ -516,11 +518,16 @@ class PostgresStore:
 
 
 def _text(value: T) -> T:
-    """A value for a text column: PostgreSQL's text cannot hold NUL, which a message's
-    headers, body or envelope may; it is kept as U+FFFD there (the raw bytes keep it)."""
+    """A value for a text column or a text parameter: PostgreSQL's text cannot hold NUL,
+    which a message's headers, body or envelope may, and an ID or tag asked for may; it is
+    U+FFFD there (the raw bytes keep it)."""
     if isinstance(value, str) and "\x00" in value:
         return value.replace("\x00", "\ufffd")  # type: ignore[return-value]
     return value
+
+
+def _texts(values: Iterable[str]) -> list[str]:
+    return [_text(value) for value in values]
 
 
 def _read_only(db: Db) -> None:
