@@ -142,6 +142,19 @@ def test_tags_are_set_renamed_and_deleted(server: Server, api: httpx.Client) -> 
     assert api.get("/api/v1/info").json()["Tags"] == {"later": 2}
 
 
+def test_the_mbox_export_and_the_metrics_read_the_database(
+    server: Server, api: httpx.Client
+) -> None:
+    first, second = message("first"), message("second")
+    deliver(server, first)
+    deliver(server, second)
+    mbox = api.get("/api/v1/search/mbox").content
+    assert mbox.index(b"Subject: first") < mbox.index(b"Subject: second")  # oldest first
+    assert mbox.count(b"\nFrom app@example.test ") + mbox.startswith(b"From ") == 2
+    metrics = api.get("/metrics").text
+    assert "\nmailsink_messages_stored 2.0\n" in metrics
+
+
 def test_mailboxes_keep_their_mail_apart(server: Server, api: httpx.Client) -> None:
     box = api.post("/api/mailboxes").json()
     deliver(server, message("for the box"), login=(box["SMTPUser"], box["SMTPPassword"]))
