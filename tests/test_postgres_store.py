@@ -125,3 +125,18 @@ def test_a_write_whose_connection_is_ended_fails_as_unavailable_and_the_next_con
             sleeping.result(timeout=30)
         uid = store.add(message(subject="after")).result(timeout=30)
         assert store.get(uid) is not None
+
+
+def test_a_node_that_closes_tells_the_others_nothing(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard: list[Event] = []
+    with PostgresStore(postgres_url, on_event=heard.append) as listening:
+        PostgresStore(postgres_url).open().close()  # its listener is woken to stop
+        with PostgresStore(postgres_url) as sender:
+            uid = sender.add(message(subject="after")).result()
+        # Notices arrive in commit order: the closing node's came before this one.
+        wait_until(lambda: heard, "the listening node hears the new message")
+        assert heard == [Event("new", (uid,), mailbox="default")]
+        assert listening.count() == (1, 1)
+    assert [r.getMessage() for r in caplog.records if r.name == "mailsink.store"] == []

@@ -88,6 +88,15 @@ class Listener:
         self._thread.start()
         self.listening.wait(timeout)
 
+    def stopping(self, db: psycopg.Connection[Any]) -> None:
+        """Ask the listener to stop, and (on a writing connection ``db``) send the notice
+        that wakes it, so that it need not wait out its poll: a notice of this node, which
+        every listener passes over."""
+        self._stop.set()
+        db.execute(
+            "SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps({"node": self._node, "events": []}))
+        )
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():  # not started when the store never opened
@@ -104,6 +113,8 @@ class Listener:
                     failures = 0
                     while not self._stop.is_set():
                         for note in db.notifies(timeout=0.25):
+                            if self._stop.is_set():
+                                break
                             self._received(note.payload)
             except psycopg.Error as exc:
                 self.listening.clear()

@@ -116,6 +116,8 @@ class PostgresStore:
             return
         if self._parsers is not None:
             self._parsers.shutdown(cancel_futures=True)
+        if self._listener.listening.is_set():
+            self._writer.submit(self._listener.stopping)
         self._writer.close()
         self._listener.stop()
         self._pool.close()
