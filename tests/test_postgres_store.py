@@ -140,3 +140,31 @@ def test_a_node_that_closes_tells_the_others_nothing(
         assert heard == [Event("new", (uid,), mailbox="default")]
         assert listening.count() == (1, 1)
     assert [r.getMessage() for r in caplog.records if r.name == "mailsink.store"] == []
+
+
+def test_mailsinks_in_two_schemas_of_one_database_hear_only_their_own_changes(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE SCHEMA team_a")
+        db.execute("CREATE SCHEMA team_b")
+    in_schema = postgres_url + "?options=-csearch_path%3D{}"
+    heard_a: list[Event] = []
+    heard_b: list[Event] = []
+    with (
+        PostgresStore(in_schema.format("team_a"), on_event=heard_a.append) as a,
+        PostgresStore(in_schema.format("team_b"), on_event=heard_b.append) as b,
+    ):
+        a.add(message(subject="for team a")).result()
+        uid = b.add(message(subject="for team b")).result()
+        wait_until(lambda: heard_b, "B hears its own message")
+        assert a.delete().result() == 1
+        with PostgresStore(in_schema.format("team_b")) as other_b:  # B's other node
+            other_b.set_read([uid], True).result()
+        wait_until(lambda: len(heard_b) == 2, "B hears its other node")
+        assert [m.subject for m in b.page().messages] == ["for team b"]
+    assert [e.kind for e in heard_a] == ["new", "deleted"]
+    assert heard_b == [
+        Event("new", (uid,), mailbox="default"),
+        Event("read", (uid,), read=True, mailbox="default"),
+    ]

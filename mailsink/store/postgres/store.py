@@ -34,7 +34,7 @@ from ..prepare import Prepared, prepare
 from ..search import Search, fold
 from ..tags import distinct_tags
 from . import reads
-from .events import Listener
+from .events import Listener, channel_of
 from .words import tsvector_of
 from .writer import Writer
 
@@ -102,12 +102,14 @@ class PostgresStore:
             raise StoreUnavailable(f"cannot connect to {self.location}: {exc}") from None
         try:
             _create_schema(db)
+            channel = channel_of(db)
+            db.commit()
         except BaseException:
             db.close()
             raise
-        self._writer.start(db)
+        self._writer.start(db, channel)
         self._pool.open(wait=True, timeout=30)
-        self._listener.start()
+        self._listener.start(channel)
         return self
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ import psycopg
 
 from ..errors import StoreUnavailable
 from ..models import Event, drain
-from .events import CHANNEL, encode
+from .events import encode
 
 __all__ = ["Writer"]
 
@@ -54,14 +54,17 @@ class Writer:
         self.node = node
         self.notify = notify
         self.closed = False
+        self.channel = ""  # set by start
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._db: psycopg.Connection[Any] | None = None
         self._pending: list[Event] = []  # the running batch's events; writer thread only
         self._thread = threading.Thread(target=self._loop, name="mailsink-store", daemon=True)
 
-    def start(self, db: psycopg.Connection[Any]) -> None:
-        """Start writing on ``db`` (which the writer closes at :meth:`close`)."""
+    def start(self, db: psycopg.Connection[Any], channel: str) -> None:
+        """Start writing on ``db`` (which the writer closes at :meth:`close`), with each
+        batch's events sent on ``channel``."""
         self._db = db
+        self.channel = channel
         self._thread.start()
 
     def close(self) -> None:
@@ -128,7 +131,7 @@ class Writer:
                     else:
                         outcomes.append((job, result, None))
                 for payload in encode(self.node, self._pending):
-                    db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                    db.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
         except BaseException as exc:
             # Nothing in the batch is kept: not committed, or not known to be.
             error = exc
