@@ -221,6 +221,15 @@ def test_mailpits_websocket_tells_of_new_mail_and_deletions(server: Server) -> N
         assert next_event("stats")["Total"] == 0
 
 
+def test_mailhogs_websocket_sends_each_new_message_whole(server: Server, api: httpx.Client) -> None:
+    url = server.url.replace("http://", "ws://", 1) + "/api/v2/websocket"
+    with connect(url, open_timeout=30) as socket:
+        deliver(server, message("to MailHog's feed"))
+        sent = json.loads(socket.recv(timeout=30))
+    assert sent["Content"]["Headers"]["Subject"] == ["to MailHog's feed"]
+    assert [sent["ID"]] == [m["ID"] for m in listed(api)]
+
+
 def test_the_python_client_reads_waits_and_deletes(server: Server) -> None:
     with Client(server.url) as client:
         assert client.messages == []
