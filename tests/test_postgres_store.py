@@ -168,3 +168,31 @@ def test_mailsinks_in_two_schemas_of_one_database_hear_only_their_own_changes(
         Event("new", (uid,), mailbox="default"),
         Event("read", (uid,), read=True, mailbox="default"),
     ]
+
+
+@pytest.mark.parametrize(("schema_of_b", "pruned_by_b"), [("team_a", 0), ("team_b", 1)])
+def test_one_node_of_a_schema_prunes_at_a_time_and_other_schemas_do_not_wait(
+    postgres_url: str, schema_of_b: str, pruned_by_b: int
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE SCHEMA team_a")
+        db.execute("CREATE SCHEMA team_b")
+    in_schema = postgres_url + "?options=-csearch_path%3D{}"
+    with (
+        PostgresStore(in_schema.format("team_a")) as a,
+        PostgresStore(in_schema.format(schema_of_b)) as b,
+    ):
+        for _ in range(2):
+            b.add(message(subject="for team b")).result()
+        first, pruning, done = threading.Event(), threading.Event(), threading.Event()
+        a.submit(lambda db: first.wait(10))
+        pruned = a.prune(keep=1)  # queued behind the first job: in the next batch ...
+        a.submit(lambda db: (pruning.set(), done.wait(10)))  # ... that this one holds open
+        first.set()
+        try:
+            assert pruning.wait(10)
+            assert b.prune(keep=1).result() == pruned_by_b
+        finally:
+            done.set()
+        assert pruned.result() == 1 - pruned_by_b  # A prunes what B left, in its schema
+        assert b.count() == (1, 1)

@@ -47,7 +47,7 @@ log = logging.getLogger("mailsink.store")
 
 SCHEMA_VERSION = 1
 # Keys of the advisory locks the nodes take: one creates the tables while the others wait;
-# one prunes at a time.
+# one prunes at a time (of the nodes that share a schema: locks are the database's).
 _SCHEMA_LOCK = 0x6D736E6B_0001
 _PRUNE_LOCK = 0x6D736E6B_0002
 # Read connections a node keeps at most (each request holds one for a few milliseconds).
@@ -390,7 +390,10 @@ class PostgresStore:
         """
 
         def run(db: Db) -> int:
-            locked = db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)).fetchone()
+            locked = db.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema(), %s))",
+                (_PRUNE_LOCK,),
+            ).fetchone()
             if not locked or not locked[0]:
                 return 0
             removed = 0
