@@ -196,3 +196,97 @@ def test_one_node_of_a_schema_prunes_at_a_time_and_other_schemas_do_not_wait(
             done.set()
         assert pruned.result() == 1 - pruned_by_b  # A prunes what B left, in its schema
         assert b.count() == (1, 1)
+
+
+def test_a_failing_job_is_undone_alone_and_its_batch_neighbours_are_kept(
+    postgres_url: str,
+) -> None:
+    def fails(db: psycopg.Connection[object]) -> None:
+        db.execute("SELECT 1 / 0")
+
+    with PostgresStore(postgres_url) as store:
+        # Submitted together, so that the writer takes them as one batch.
+        first = store.add(message(subject="before"))
+        failing = store.submit(fails)
+        last = store.add(message(subject="after"))
+        assert first.result() and last.result()
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            failing.result()
+        assert {m.subject for m in store.page().messages} == {"before", "after"}
+
+
+def test_a_nul_in_a_header_is_kept_as_a_replacement_character(postgres_url: str) -> None:
+    raw = b"Subject: a\x00b\r\nX-Odd: c\x00d\r\n\r\nbody\x00text\r\n"
+    with PostgresStore(postgres_url) as store:
+        uid = store.add(raw).result()
+        summary = store.get(uid)
+        assert summary is not None
+        assert summary.subject == "a\ufffdb"
+        assert store.raw(uid) == raw  # the bytes as sent are kept as they are
+
+
+@pytest.mark.anyio
+async def test_messages_are_parsed_in_processes_and_kept_when_one_of_them_dies(
+    postgres_url: str,
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    with PostgresStore(postgres_url) as store:
+        store.start_ingest_processes(asyncio.get_running_loop(), 1)
+        try:
+            first = await store.keep(message(subject="parsed elsewhere"), Envelope())
+            (pid,) = store.ingest_pids
+            assert pid != os.getpid()
+            os.kill(pid, signal.SIGKILL)
+            second = await store.keep(message(subject="after the parser died"), Envelope())
+        finally:
+            await store.stop_ingest_processes()
+        assert {m.id: m.subject for m in store.page().messages} == {
+            first: "parsed elsewhere",
+            second: "after the parser died",
+        }
+
+
+def test_the_counts_the_writers_keep_match_the_messages_after_every_kind_of_change(
+    postgres_url: str,
+) -> None:
+    def actual(db: psycopg.Connection[object]) -> dict[str, tuple[int, int, int]]:
+        rows = db.execute(
+            "SELECT mailbox, count(*), count(*) FILTER (WHERE NOT read), sum(size) "
+            "FROM messages GROUP BY mailbox"
+        ).fetchall()
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    def kept(db: psycopg.Connection[object]) -> dict[str, tuple[int, int, int]]:
+        rows = db.execute("SELECT mailbox, total, unread, size FROM counts WHERE total > 0")
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows.fetchall()}
+
+    with PostgresStore(postgres_url) as a, PostgresStore(postgres_url) as b:
+        team = a.scoped("team")
+        ids = [a.add(message(subject=f"m{i}")).result() for i in range(6)]
+        ids += [team.add(message(subject=f"t{i}")).result() for i in range(4)]
+        checks = [
+            lambda: b.set_read(ids[:3], True),
+            lambda: a.set_read(ids[2:8], True),
+            lambda: b.set_read(None, False),
+            lambda: a.delete(ids[:2]),
+            lambda: b.scoped("team").set_read(None, True),
+            lambda: b.prune(keep=2),
+            lambda: a.delete_mailbox("team"),
+            lambda: b.add(message(subject="late")),
+            lambda: a.delete(),
+            lambda: b.add(message(subject="after all")),
+        ]
+        with psycopg.connect(postgres_url) as db:
+            for change in checks:
+                change().result()
+                assert kept(db) == actual(db)
+                db.rollback()
+                total, unread = a.count()
+                assert (total, unread) == (
+                    sum(v[0] for v in actual(db).values()),
+                    sum(v[1] for v in actual(db).values()),
+                )
+                db.rollback()
