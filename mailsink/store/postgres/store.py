@@ -35,7 +35,7 @@ from ..prepare import Prepared, prepare
 from ..search import Search, fold
 from ..tags import distinct_tags
 from . import reads
-from .events import Listener
+from .events import Listener, channel_of
 from .words import tsvector_of
 from .writer import Writer
 
@@ -48,7 +48,7 @@ log = logging.getLogger("mailsink.store")
 
 SCHEMA_VERSION = 1
 # Keys of the advisory locks the nodes take: one creates the tables while the others wait;
-# one prunes at a time.
+# one prunes at a time (of the nodes that share a schema: locks are the database's).
 _SCHEMA_LOCK = 0x6D736E6B_0001
 _PRUNE_LOCK = 0x6D736E6B_0002
 # Read connections a node keeps at most (each request holds one for a few milliseconds).
@@ -103,12 +103,14 @@ class PostgresStore:
             raise StoreUnavailable(f"cannot connect to {self.location}: {exc}") from None
         try:
             _create_schema(db)
+            channel = channel_of(db)
+            db.commit()
         except BaseException:
             db.close()
             raise
-        self._writer.start(db)
+        self._writer.start(db, channel)
         self._pool.open(wait=True, timeout=30)
-        self._listener.start()
+        self._listener.start(channel)
         return self
 
     def close(self) -> None:
@@ -117,6 +119,8 @@ class PostgresStore:
             return
         if self._parsers is not None:
             self._parsers.shutdown(cancel_futures=True)
+        if self._listener.listening.is_set():
+            self._writer.submit(self._listener.stopping)
         self._writer.close()
         self._listener.stop()
         self._pool.close()
@@ -253,7 +257,7 @@ class PostgresStore:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
         if ids is None:
             return self.submit(self._delete_all)
-        return self._delete_where("m.uid = ANY(%s)", [list(ids)])
+        return self._delete_where("m.uid = ANY(%s)", [_texts(ids)])
 
     def delete_matching(self, search: Search) -> Future[int]:
         """Delete the messages a search finds; gives how many went."""
@@ -304,7 +308,7 @@ class PostgresStore:
         """Mark messages read or unread (all of them when ``ids`` is None); gives the count."""
         if ids is None:
             return self._set_read_where("", [], read)
-        return self._set_read_where("m.uid = ANY(%s)", [list(ids)], read)
+        return self._set_read_where("m.uid = ANY(%s)", [_texts(ids)], read)
 
     def set_read_matching(self, search: Search, read: bool) -> Future[int]:
         """Mark the messages a search finds read or unread; gives how many changed."""
@@ -331,13 +335,13 @@ class PostgresStore:
     def set_tags(self, ids: Sequence[str], tags: Iterable[str]) -> Future[int]:
         """Replace the tags of the given messages; gives how many messages there were
         (tags are the same in any case, as in the SQLite store)."""
-        wanted = distinct_tags(tags)
+        wanted = distinct_tags(_texts(tags))
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
             rows = db.execute(
                 f"SELECT m.id, m.uid, m.mailbox FROM messages m WHERE m.uid = ANY(%s){scope}",
-                (list(ids), *scope_params),
+                (_texts(ids), *scope_params),
             ).fetchall()
             rowids = [r[0] for r in rows]
             db.execute("DELETE FROM tags WHERE message = ANY(%s)", (rowids,))
@@ -350,6 +354,7 @@ class PostgresStore:
     def rename_tag(self, old: str, new: str) -> Future[int]:
         """Rename a tag (in any case) on every message that has it; into a tag the store has
         in any case, they merge. Only changing its case respells it."""
+        old, new = _text(old), _text(new)
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
@@ -378,6 +383,7 @@ class PostgresStore:
 
     def delete_tag(self, tag: str) -> Future[int]:
         """Take a tag (in any case) off every message that has it (the messages stay)."""
+        tag = _text(tag)
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
@@ -402,7 +408,10 @@ class PostgresStore:
         """
 
         def run(db: Db) -> int:
-            locked = db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)).fetchone()
+            locked = db.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema(), %s))",
+                (_PRUNE_LOCK,),
+            ).fetchone()
             if not locked or not locked[0]:
                 return 0
             removed = 0
@@ -487,7 +496,7 @@ class PostgresStore:
         """The SMTP password of a mailbox created through the API, or None."""
         row = self.read(
             lambda db: db.execute(
-                "SELECT password FROM mailboxes WHERE name = %s", (name,)
+                "SELECT password FROM mailboxes WHERE name = %s", (_text(name),)
             ).fetchone()
         )
         return row[0] if row else None
@@ -519,15 +528,15 @@ class PostgresStore:
 
     def get(self, uid: str) -> StoredMessage | None:
         """One message's summary by ID (``latest`` is the newest message), or None."""
-        return self.read(lambda db: reads.get(db, uid, self.mailbox))
+        return self.read(lambda db: reads.get(db, _text(uid), self.mailbox))
 
     def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
         """Summaries of the given IDs that exist, newest first."""
-        return self.read(lambda db: reads.get_many(db, uids, self.mailbox))
+        return self.read(lambda db: reads.get_many(db, _texts(uids), self.mailbox))
 
     def raw(self, uid: str) -> bytes | None:
         """The exact bytes received, or None if there is no such message."""
-        return self.read(lambda db: reads.raw(db, uid, self.mailbox))
+        return self.read(lambda db: reads.raw(db, _text(uid), self.mailbox))
 
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
@@ -544,6 +553,19 @@ def _prepared(
     keeping it, done where the message is parsed (a parsing process, if there are any)."""
     p = prepare(raw, envelope, received, tagger, packed=False)
     return p, tsvector_of(p.fts)
+
+
+def _text(value: T) -> T:
+    """A value for a text column or a text parameter: PostgreSQL's text cannot hold NUL,
+    which a message's headers, body or envelope may, and an ID or tag asked for may; it is
+    U+FFFD there (the raw bytes keep it)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")  # type: ignore[return-value]
+    return value
+
+
+def _texts(values: Iterable[str]) -> list[str]:
+    return [_text(value) for value in values]
 
 
 def _read_only(db: Db) -> None:
@@ -581,11 +603,6 @@ def _insert_sql(columns: tuple[str, ...]) -> str:
         " ON CONFLICT DO NOTHING) "
         "SELECT id FROM m"
     )
-
-
-def _text(value: Any) -> Any:
-    """A value as PostgreSQL takes it: text cannot hold NUL, which becomes U+FFFD."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _insert_tags(db: Db, rowids: Sequence[int], tags: Sequence[str]) -> None:

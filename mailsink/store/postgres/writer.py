@@ -22,7 +22,7 @@ import psycopg
 
 from ..errors import StoreUnavailable
 from ..models import Event, drain
-from .events import CHANNEL, encode
+from .events import encode
 
 __all__ = ["Writer"]
 
@@ -54,6 +54,7 @@ class Writer:
         self.node = node
         self.notify = notify
         self.closed = False
+        self.channel = ""  # set by start
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._db: psycopg.Connection[Any] | None = None
         self._pending: list[Event] = []  # the running batch's events; writer thread only
@@ -61,9 +62,11 @@ class Writer:
         self._counts: dict[str, list[int]] = {}
         self._thread = threading.Thread(target=self._loop, name="mailsink-store", daemon=True)
 
-    def start(self, db: psycopg.Connection[Any]) -> None:
-        """Start writing on ``db`` (which the writer closes at :meth:`close`)."""
+    def start(self, db: psycopg.Connection[Any], channel: str) -> None:
+        """Start writing on ``db`` (which the writer closes at :meth:`close`), with each
+        batch's events sent on ``channel``."""
         self._db = db
+        self.channel = channel
         self._thread.start()
 
     def close(self) -> None:
@@ -170,9 +173,12 @@ class Writer:
                             result = job.fn(db)
                     else:
                         result = job.fn(db)
-                except psycopg.OperationalError:
-                    raise  # the connection is gone: so is the whole batch
                 except Exception as exc:
+                    # psycopg's OperationalError also covers a job past one of PostgreSQL's
+                    # limits, which fails that job alone; only a connection that is gone
+                    # takes the whole batch with it.
+                    if isinstance(exc, psycopg.OperationalError) and db.broken:
+                        raise
                     if not savepoints:
                         raise _JobFailed from exc
                     del self._pending[events_before:]
@@ -182,7 +188,7 @@ class Writer:
                     outcomes.append((job, result, None))
             self._save_counts(db)
             for payload in encode(self.node, self._pending):
-                db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                db.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
         return outcomes
 
     def _save_counts(self, db: psycopg.Connection[Any]) -> None:
