@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...parsing.parser import ParsedMessage
 from ..errors import StoreUnavailable
@@ -35,6 +34,7 @@ from ..search import Search, fold
 from ..tags import distinct_tags
 from . import reads
 from .events import Listener
+from .pool import ReadPool
 from .words import tsvector_of
 from .writer import Writer
 
@@ -52,6 +52,8 @@ _SCHEMA_LOCK = 0x6D736E6B_0001
 _PRUNE_LOCK = 0x6D736E6B_0002
 # Read connections a node keeps at most (each request holds one for a few milliseconds).
 _POOL_SIZE = 8
+# How long a read waits for one of them at most before the API answers 503.
+_POOL_WAIT = 10.0
 
 
 class PostgresStore:
@@ -79,16 +81,7 @@ class PostgresStore:
             self._options["password"] = password
         self._writer = Writer(self._connect, self.node, self._notify)
         self._listener = Listener(self._connect, self.node, self._notify)
-        self._pool = ConnectionPool(
-            url,
-            kwargs=self._options,
-            min_size=1,
-            max_size=_POOL_SIZE,
-            open=False,
-            configure=_read_only,
-            check=ConnectionPool.check_connection,
-            name="mailsink-read",
-        )
+        self._pool = ReadPool(self._connect, _read_only, _POOL_SIZE)
         self._parsers: ProcessPoolExecutor | None = None
 
     # -- life cycle ----------------------------------------------------------------------
@@ -106,7 +99,6 @@ class PostgresStore:
             db.close()
             raise
         self._writer.start(db)
-        self._pool.open(wait=True, timeout=30)
         self._listener.start()
         return self
 
@@ -480,9 +472,9 @@ class PostgresStore:
         if self._writer.closed:
             raise RuntimeError("the store is closed")
         try:
-            with self._pool.connection() as db:
+            with self._pool.connection(timeout=_POOL_WAIT) as db:
                 return fn(db)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot read from the database: {exc}") from exc
 
     def count(self) -> tuple[int, int]:
