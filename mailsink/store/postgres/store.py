@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -121,7 +122,7 @@ class PostgresStore:
     def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
         """Parse messages in ``count`` processes of their own; this node's writer inserts."""
         context = multiprocessing.get_context("spawn")
-        self._parsers = ProcessPoolExecutor(count, mp_context=context)
+        self._parsers = ProcessPoolExecutor(count, mp_context=context, initializer=_follow_parent)
 
     async def stop_ingest_processes(self) -> None:
         """Stop the parsing processes, once every message they took is kept."""
@@ -505,6 +506,19 @@ class PostgresStore:
     def tags(self) -> list[str]:
         """Every tag in use, sorted."""
         return self.read(lambda db: reads.tags(db, self.mailbox))
+
+
+def _follow_parent() -> None:
+    """In a parsing process: exit once the node that started it is gone (killed with
+    SIGKILL, say), rather than live on, orphaned, waiting for work that cannot come."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mailsink-follow-parent", daemon=True).start()
 
 
 def _read_only(db: Db) -> None:
