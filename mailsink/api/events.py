@@ -124,6 +124,8 @@ class EventStream(Response):
             elif kind == "deleted":
                 everything = any(not event.ids for event in events)
                 out.append(_frame("deleted", {"IDs": [] if everything else ids}))
+            elif kind == "reset":  # changes may have gone untold: the client reloads
+                out.append(_frame("reset", {}))
         total, unread = await asyncio.to_thread(store.count)
         out.append(_stats(total, unread))
         return "".join(out)

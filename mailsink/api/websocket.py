@@ -111,6 +111,9 @@ async def _frames(store: Store, batch: Sequence[Event], extras: bool) -> AsyncIt
         if kind == "deleted" and any(not event.ids for event in events):
             yield _frame("truncate", None)
             continue
+        if kind == "reset":  # changes may have gone untold: Mailpit's clients reload on prune
+            yield _frame("prune", None)
+            continue
         ids = list(dict.fromkeys(uid for event in events for uid in event.ids))
         if kind != "new" and len(ids) > PRUNE_ABOVE:
             yield _frame("prune", None)
