@@ -146,6 +146,15 @@ def start(database: str, *args: str, count: int = 2) -> list[Node]:
     return [node.ready() for node in nodes]
 
 
+def stop(nodes: list[Node]) -> None:
+    """Stop nodes side by side: each finishes its writes and exits."""
+    for node in nodes:
+        if node.alive:
+            node.process.terminate()
+    for node in nodes:
+        node.stop()
+
+
 def errors_in(node: Node) -> list[str]:
     return [line for line in node.output if " ERROR " in line or "Traceback" in line]
 
@@ -225,8 +234,7 @@ def database(postgres: PostgresCluster) -> str:
 def pair(database: str) -> Iterator[list[Node]]:
     nodes = start(database, *MAILBOXES)
     yield nodes
-    for node in nodes:
-        node.stop()
+    stop(nodes)
     for node in nodes:
         assert not errors_in(node), node.log
 
@@ -416,9 +424,9 @@ def test_a_node_killed_mid_stream_loses_no_message_it_acknowledged(
 # -- The database restarted under running nodes -------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster(postgres: PostgresCluster) -> Iterator[PostgresCluster]:
-    """A PostgreSQL server of this test's own, to stop and start: the session's is shared."""
+    """A PostgreSQL server of these tests' own, to stop and start: the session's is shared."""
     bin_dir = postgres_bin()
     assert bin_dir is not None
     own = PostgresCluster(Path(tempfile.mkdtemp(prefix="mailsink-pg-")), bin_dir)
@@ -428,8 +436,9 @@ def cluster(postgres: PostgresCluster) -> Iterator[PostgresCluster]:
         own.remove()
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])  # sessions ended, or a crash
 def test_nodes_answer_try_again_while_the_database_restarts_and_recover_by_themselves(
-    cluster: PostgresCluster,
+    cluster: PostgresCluster, mode: str
 ) -> None:
     # No pruning: B writes nothing while the database is away, nor before it is asked to.
     a, b = start(cluster.new_database(), "--max-messages", "0")
@@ -439,7 +448,7 @@ def test_nodes_answer_try_again_while_the_database_restarts_and_recover_by_thems
         events_a = Events(a.url.replace("http://", "ws://") + "/api/events")
         for events in (events_a, events_b):
             events.next("stats")  # read from the database as the stream opens
-        cluster.stop("fast")
+        cluster.stop(mode)
         try:
             smtp = a.smtp()
             with pytest.raises(smtplib.SMTPDataError) as refused:
@@ -475,8 +484,7 @@ def test_nodes_answer_try_again_while_the_database_restarts_and_recover_by_thems
         events_a.close()
         events_b.close()
     finally:
-        for node in (a, b):
-            node.stop()
+        stop([a, b])
 
 
 # -- Retention on several nodes ------------------------------------------------------------
@@ -500,8 +508,7 @@ def test_nodes_with_the_same_limit_prune_to_it_together_and_delete_each_message_
                 listed = api.get("/api/v1/messages").json()["messages"]
                 assert [m["ID"] for m in listed] == uids[::-1][:keep]
     finally:
-        for node in (a, b):
-            node.stop()
+        stop([a, b])
     for node in (a, b):
         assert not errors_in(node), node.log
     pruned = [
