@@ -98,9 +98,12 @@ class Node:
         # Its parsing process sees its parent go and exits by itself.
         wait_until(lambda: not any(_exists(pid) for pid in children), "its children exit")
 
-    def stop(self) -> None:
+    def stop(self, *, signalled: bool = False) -> None:
+        """SIGTERM (unless ``signalled`` already: a second one makes it exit at once), and
+        wait until it has finished its writes and exited."""
         if self.process.poll() is None:
-            self.process.terminate()
+            if not signalled:
+                self.process.terminate()
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
@@ -152,7 +155,7 @@ def stop(nodes: list[Node]) -> None:
         if node.alive:
             node.process.terminate()
     for node in nodes:
-        node.stop()
+        node.stop(signalled=True)
 
 
 def errors_in(node: Node) -> list[str]:
@@ -485,6 +488,8 @@ def test_nodes_answer_try_again_while_the_database_restarts_and_recover_by_thems
         events_b.close()
     finally:
         stop([a, b])
+    for node in (a, b):  # an outage is told in a line or two, not as a crash
+        assert not errors_in(node), node.log
 
 
 # -- Retention on several nodes ------------------------------------------------------------
