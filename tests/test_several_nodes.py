@@ -460,7 +460,8 @@ def test_nodes_answer_try_again_while_the_database_restarts_and_recover_by_thems
             for node in (a, b):
                 with node.api() as api:
                     for path in ("/api/v1/messages", f"/api/v1/message/{before}",
-                                 f"/api/v1/message/{before}/raw", "/api/v1/info", "/"):  # fmt: skip
+                                 f"/api/v1/message/{before}/raw", "/api/v1/info", "/",
+                                 "/api/v1/events"):  # fmt: skip
                         answer = api.get(path)
                         assert answer.status_code == 503, (path, answer.text)
                         assert "Traceback" not in answer.text
