@@ -127,6 +127,11 @@ class Listener:
                     db.autocommit = True
                     db.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.listening.set()
+                    if failures:
+                        # What the other nodes told while this one was not listening is
+                        # lost: live views and waits look again.
+                        log.warning("hearing other nodes' changes again")
+                        self._tell(Event("reset", mailbox=None))
                     failures = 0
                     while not self._stop.is_set():
                         for note in db.notifies(timeout=0.25):

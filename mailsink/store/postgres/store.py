@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,7 +27,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...parsing.parser import ParsedMessage
 from ..errors import StoreUnavailable
@@ -36,6 +36,7 @@ from ..search import Search, fold
 from ..tags import distinct_tags
 from . import reads
 from .events import Listener, channel_of
+from .pool import ReadPool
 from .words import tsvector_of
 from .writer import Writer
 
@@ -53,6 +54,8 @@ _SCHEMA_LOCK = 0x6D736E6B_0001
 _PRUNE_LOCK = 0x6D736E6B_0002
 # Read connections a node keeps at most (each request holds one for a few milliseconds).
 _POOL_SIZE = 8
+# How long a read waits for one of them at most before the API answers 503.
+_POOL_WAIT = 10.0
 
 
 class PostgresStore:
@@ -80,16 +83,7 @@ class PostgresStore:
             self._options["password"] = password
         self._writer = Writer(self._connect, self.node, self._notify)
         self._listener = Listener(self._connect, self.node, self._notify)
-        self._pool = ConnectionPool(
-            url,
-            kwargs=self._options,
-            min_size=1,
-            max_size=_POOL_SIZE,
-            open=False,
-            configure=_read_only,
-            check=ConnectionPool.check_connection,
-            name="mailsink-read",
-        )
+        self._pool = ReadPool(self._connect, _read_only, _POOL_SIZE)
         self._parsers: ProcessPoolExecutor | None = None
 
     # -- life cycle ----------------------------------------------------------------------
@@ -109,7 +103,6 @@ class PostgresStore:
             db.close()
             raise
         self._writer.start(db, channel)
-        self._pool.open(wait=True, timeout=30)
         self._listener.start(channel)
         return self
 
@@ -134,7 +127,7 @@ class PostgresStore:
     def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
         """Parse messages in ``count`` processes of their own; this node's writer inserts."""
         context = multiprocessing.get_context("spawn")
-        self._parsers = ProcessPoolExecutor(count, mp_context=context)
+        self._parsers = ProcessPoolExecutor(count, mp_context=context, initializer=_follow_parent)
 
     async def stop_ingest_processes(self) -> None:
         """Stop the parsing processes, once every message they took is kept."""
@@ -508,9 +501,9 @@ class PostgresStore:
         if self._writer.closed:
             raise RuntimeError("the store is closed")
         try:
-            with self._pool.connection() as db:
+            with self._pool.connection(timeout=_POOL_WAIT) as db:
                 return fn(db)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot read from the database: {exc}") from exc
 
     def count(self) -> tuple[int, int]:
@@ -566,6 +559,19 @@ def _text(value: T) -> T:
 
 def _texts(values: Iterable[str]) -> list[str]:
     return [_text(value) for value in values]
+
+
+def _follow_parent() -> None:
+    """In a parsing process: exit once the node that started it is gone (killed with
+    SIGKILL, say), rather than live on, orphaned, waiting for work that cannot come."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mailsink-follow-parent", daemon=True).start()
 
 
 def _read_only(db: Db) -> None:

@@ -23,6 +23,7 @@ import psycopg
 from ..errors import StoreUnavailable
 from ..models import Event, drain
 from .events import encode
+from .pool import alive
 
 __all__ = ["Writer"]
 
@@ -112,6 +113,10 @@ class Writer:
                 return
 
     def _connection(self) -> psycopg.Connection[Any]:
+        if self._db is not None and not alive(self._db):
+            # The server ended the connection while it was idle (a restart, say): a batch on
+            # it would fail, and its clients be told 451, with the server back.
+            self._db.close()
         if self._db is None or self._db.closed:
             try:
                 self._db = self._connect()
@@ -140,8 +145,10 @@ class Writer:
                 log.warning("lost the database connection: %s", exc)
                 error = StoreUnavailable(f"the database went away: {exc}")
                 error.__cause__ = exc
+            # Jobs the batch never reached (the connection failed first) fail too: their
+            # SMTP clients are answered 451 rather than left waiting.
             for job in batch:
-                if job.future.running():
+                if job.future.running() or job.future.set_running_or_notify_cancel():
                     job.future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise
