@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 
+from .errors import StoreUnavailable
 from .events import Hub
 from .interface import Store
 from .models import Event
@@ -107,6 +108,9 @@ class Pruner:
             self._wake.clear()
             try:
                 removed = await self.prune()
+            except StoreUnavailable as exc:  # a database server away: it says why
+                log.warning("pruning old messages waits for the database: %s", exc)
+                continue
             except Exception:  # a full disk, say: try again on the next wake-up
                 log.exception("pruning old messages failed")
                 continue
