@@ -3,8 +3,8 @@ figures, each on a pooled connection inside one read-only snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -19,7 +19,20 @@ from ..models import (
 )
 from .search import WORDS_MATCH
 
-__all__ = ["counts", "figures", "get", "get_many", "mailboxes", "page", "raw", "tags"]
+T = TypeVar("T")
+
+__all__ = [
+    "counts",
+    "figures",
+    "get",
+    "get_many",
+    "mailboxes",
+    "page",
+    "raw",
+    "tags",
+    "text",
+    "texts",
+]
 
 Db = psycopg.Connection[Any]
 
@@ -102,6 +115,7 @@ _COMMON = 20
 
 def get(db: Db, uid: str, mailbox: str | None) -> StoredMessage | None:
     """One message's summary by ID (``latest`` is the newest message), or None."""
+    uid = text(uid)
     scope, params = _scope(mailbox, "AND")
     if uid == "latest":
         row = db.execute(
@@ -117,6 +131,7 @@ def get(db: Db, uid: str, mailbox: str | None) -> StoredMessage | None:
 
 def get_many(db: Db, uids: Sequence[str], mailbox: str | None) -> list[StoredMessage]:
     """Summaries of the given IDs that exist (in ``mailbox``), newest first."""
+    uids = texts(uids)
     scope, params = _scope(mailbox, "AND")
     rows = db.execute(
         f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE uid = ANY(%s) {scope} ORDER BY id DESC",
@@ -127,6 +142,7 @@ def get_many(db: Db, uids: Sequence[str], mailbox: str | None) -> list[StoredMes
 
 def raw(db: Db, uid: str, mailbox: str | None) -> bytes | None:
     """The exact bytes received, or None if there is no such message (in ``mailbox``)."""
+    uid = text(uid)
     scope, params = _scope(mailbox, "AND")
     row = db.execute(
         f"SELECT r.data FROM raw r JOIN messages m ON m.id = r.id WHERE m.uid = %s {scope}",
@@ -191,3 +207,17 @@ def _scope(mailbox: str | None, word: str) -> tuple[str, tuple[str, ...]]:
     if mailbox is None:
         return "", ()
     return f"{word} m.mailbox = %s".strip(), (mailbox,)
+
+
+def text(value: T) -> T:
+    """A value for a text column or a text parameter: PostgreSQL's text cannot hold NUL,
+    which a message's headers, body or envelope may, and an ID or tag asked for may; it is
+    U+FFFD there (the raw bytes keep it)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")  # type: ignore[return-value]
+    return value
+
+
+def texts(values: Iterable[str]) -> list[str]:
+    """``text`` of each value."""
+    return [text(value) for value in values]

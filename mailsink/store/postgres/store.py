@@ -10,8 +10,6 @@ as soon as the node that took them answered 250.
 from __future__ import annotations
 
 import asyncio
-import copy
-import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -29,14 +27,17 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from ...parsing.parser import ParsedMessage
+from ..backend import Backend
 from ..errors import StoreUnavailable
-from ..models import Envelope, Event, Figures, MailboxFigures, Page, StoredMessage
+from ..models import Envelope, Event, Figures, Page
 from ..prepare import Prepared, prepare
 from ..search import Search, fold
 from ..tags import distinct_tags
 from . import reads
 from .events import Listener, channel_of
 from .pool import ReadPool
+from .reads import text as _text
+from .reads import texts as _texts
 from .words import tsvector_of
 from .writer import Writer
 
@@ -58,12 +59,13 @@ _POOL_SIZE = 8
 _POOL_WAIT = 10.0
 
 
-class PostgresStore:
+class PostgresStore(Backend[Db]):
     """The :class:`~mailsink.store.interface.Store` in PostgreSQL: ``url`` is a libpq URL
     (``postgresql://user@host:port/dbname``); the password may be given apart, and the
     standard ``PG*`` variables and password file fill in what the URL leaves out."""
 
     temporary = False
+    queries = reads
 
     def __init__(
         self,
@@ -121,9 +123,6 @@ class PostgresStore:
     def __enter__(self) -> PostgresStore:
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
         """Parse messages in ``count`` processes of their own; this node's writer inserts."""
         context = multiprocessing.get_context("spawn")
@@ -155,10 +154,6 @@ class PostgresStore:
     def _connect(self) -> Db:
         return psycopg.connect(self.url, **self._options)
 
-    def _notify(self, event: Event) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
-
     # -- writing -------------------------------------------------------------------------
 
     def submit(self, fn: Callable[[Db], T]) -> Future[T]:
@@ -189,12 +184,6 @@ class PostgresStore:
             self._parsers = None
             return await asyncio.wrap_future(self.add(raw, envelope))
         return await asyncio.wrap_future(self.submit(lambda db: self._write(db, *prepared)))
-
-    def _into_mailbox(self, envelope: Envelope) -> Envelope:
-        """The envelope of a message added through a mailbox's view: that mailbox's."""
-        if self.mailbox is None or envelope.mailbox == self.mailbox:
-            return envelope
-        return dataclasses.replace(envelope, mailbox=self.mailbox)
 
     def _write(self, db: Db, p: Prepared, words: str) -> str:
         # Every row of the message in one statement: one round trip to the server, where
@@ -449,16 +438,6 @@ class PostgresStore:
 
     # -- mailboxes -----------------------------------------------------------------------
 
-    def scoped(self, mailbox: str) -> PostgresStore:
-        """This store as one mailbox sees it; the view shares the connections."""
-        view = copy.copy(self)
-        view.mailbox = mailbox
-        return view
-
-    def mailboxes(self) -> list[MailboxFigures]:
-        """Every mailbox with its counts, by name."""
-        return self.read(reads.mailboxes)
-
     def create_mailbox(
         self, name: str, password: str | None, expires: float | None = None
     ) -> Future[bool]:
@@ -506,10 +485,6 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot read from the database: {exc}") from exc
 
-    def count(self) -> tuple[int, int]:
-        """How many messages there are, and how many of them are unread."""
-        return self.read(lambda db: reads.counts(db, self.mailbox))
-
     def figures(self) -> Figures:
         """Counts and sizes, for ``/api/v1/info`` and ``/metrics``, in one snapshot."""
         return self.read(lambda db: reads.figures(db, self.mailbox))
@@ -518,22 +493,6 @@ class PostgresStore:
         """Messages newest first: all, or those ``search`` finds."""
         where, params = _condition(search)
         return self.read(lambda db: reads.page(db, start, limit, where, params, self.mailbox))
-
-    def get(self, uid: str) -> StoredMessage | None:
-        """One message's summary by ID (``latest`` is the newest message), or None."""
-        return self.read(lambda db: reads.get(db, _text(uid), self.mailbox))
-
-    def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
-        """Summaries of the given IDs that exist, newest first."""
-        return self.read(lambda db: reads.get_many(db, _texts(uids), self.mailbox))
-
-    def raw(self, uid: str) -> bytes | None:
-        """The exact bytes received, or None if there is no such message."""
-        return self.read(lambda db: reads.raw(db, _text(uid), self.mailbox))
-
-    def tags(self) -> list[str]:
-        """Every tag in use, sorted."""
-        return self.read(lambda db: reads.tags(db, self.mailbox))
 
 
 def _prepared(
@@ -546,19 +505,6 @@ def _prepared(
     keeping it, done where the message is parsed (a parsing process, if there are any)."""
     p = prepare(raw, envelope, received, tagger, packed=False)
     return p, tsvector_of(p.fts)
-
-
-def _text(value: T) -> T:
-    """A value for a text column or a text parameter: PostgreSQL's text cannot hold NUL,
-    which a message's headers, body or envelope may, and an ID or tag asked for may; it is
-    U+FFFD there (the raw bytes keep it)."""
-    if isinstance(value, str) and "\x00" in value:
-        return value.replace("\x00", "\ufffd")  # type: ignore[return-value]
-    return value
-
-
-def _texts(values: Iterable[str]) -> list[str]:
-    return [_text(value) for value in values]
 
 
 def _follow_parent() -> None:
