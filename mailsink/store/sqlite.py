@@ -27,6 +27,7 @@ from .heap import HeapTrimmer
 from .ingest import IngestProcess, IngestStopped
 from .models import Envelope, Event, Figures, Page, chunks
 from .prepare import Prepared, prepare
+from .retention import past_limits
 from .schema import migrate, schema_version, unreadable
 from .search import Search, condition, fold
 from .tables import (
@@ -420,30 +421,7 @@ class SQLiteStore(Backend[sqlite3.Connection]):
             for name in expired:
                 db.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
                 removed += self._delete_in(db, name)
-            uids: list[str] = []
-            if before is not None:
-                uids = [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT uid FROM messages WHERE created < ? ORDER BY id LIMIT ?",
-                        (before, batch),
-                    )
-                ]
-            if keep and not uids:
-                # Each mailbox keeps its own newest: one busy mailbox cannot push out
-                # another's mail.
-                over = db.execute(
-                    "SELECT mailbox, count(*) FROM messages GROUP BY mailbox HAVING count(*) > ?",
-                    (keep,),
-                ).fetchall()
-                for mailbox, total in over:
-                    uids += [
-                        r[0]
-                        for r in db.execute(
-                            "SELECT uid FROM messages WHERE mailbox = ? ORDER BY id LIMIT ?",
-                            (mailbox, min(total - keep, batch)),
-                        )
-                    ]
+            uids = past_limits(db, keep, before, batch)
             return removed + (self._delete(db, uids) if uids else 0)
 
         return self.submit(run)

@@ -31,6 +31,7 @@ from ..backend import Backend
 from ..errors import StoreUnavailable
 from ..models import Envelope, Event, Figures, Page
 from ..prepare import Prepared, prepare
+from ..retention import past_limits
 from ..search import Search, fold
 from ..tags import distinct_tags
 from . import reads
@@ -401,30 +402,7 @@ class PostgresStore(Backend[Db]):
                 "DELETE FROM mailboxes WHERE expires < %s RETURNING name", (time.time(),)
             ).fetchall():
                 removed += self._delete_in(db, name)
-            uids: list[str] = []
-            if before is not None:
-                uids = [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT uid FROM messages WHERE created < %s ORDER BY id LIMIT %s",
-                        (before, batch),
-                    ).fetchall()
-                ]
-            if keep and not uids:
-                # Each mailbox keeps its own newest: one busy mailbox cannot push out
-                # another's mail.
-                over = db.execute(
-                    "SELECT mailbox, count(*) FROM messages GROUP BY mailbox HAVING count(*) > %s",
-                    (keep,),
-                ).fetchall()
-                for mailbox, total in over:
-                    uids += [
-                        r[0]
-                        for r in db.execute(
-                            "SELECT uid FROM messages WHERE mailbox = %s ORDER BY id LIMIT %s",
-                            (mailbox, min(total - keep, batch)),
-                        ).fetchall()
-                    ]
+            uids = past_limits(db, keep, before, batch, mark="%s")
             if uids:
                 rows = db.execute(
                     "DELETE FROM messages WHERE uid = ANY(%s) RETURNING uid, mailbox, read, size",
