@@ -106,6 +106,14 @@ def send(server: Server) -> Send:
 # -- Web UI: one headless Chromium per session, a fresh context per test --
 
 
+def _missing(tests: str, reason: str) -> None:
+    """Skip tests whose program is not installed; fail them when CI is set, since a CI run
+    that skipped them would pass with that part untested (the UI, the spam check, ...)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{tests} tests cannot run: {reason} (and CI is set, so this is a failure)")
+    pytest.skip(f"{tests} tests need {reason}")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last, in collection order otherwise.
 
@@ -115,23 +123,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
-def _browser_missing(reason: str) -> None:
-    # A CI run that skipped every browser test would pass while testing no UI at all.
-    if os.environ.get("CI"):
-        pytest.fail(f"browser tests cannot run: {reason} (and CI is set, so this is a failure)")
-    pytest.skip(f"browser tests need {reason}")
-
-
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     """A headless Chromium driven by Playwright, shared by the whole session."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _browser_missing("Playwright (pip install playwright)")
+        _missing("browser", "Playwright (pip install playwright)")
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(executable):
-        _browser_missing("Chromium (apt-get install chromium)")
+        _missing("browser", "Chromium (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
@@ -156,20 +157,13 @@ def page(browser_context: Any) -> Iterator[Any]:
     assert not errors, f"the page's script failed: {errors}"
 
 
-def _spamd_missing(reason: str) -> None:
-    # As for the browser: a CI run must not pass with the spam check untested.
-    if os.environ.get("CI"):
-        pytest.fail(f"spam check tests cannot run: {reason} (and CI is set, so this is a failure)")
-    pytest.skip(f"spam check tests need {reason}")
-
-
 @pytest.fixture(scope="session")
 def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real SpamAssassin spamd on a free loopback port (HOST:PORT), shared by the session:
     its installed rules only, no network tests (``--local``), no per-user settings."""
     executable = shutil.which("spamd") or "/usr/sbin/spamd"
     if not os.path.exists(executable):
-        _spamd_missing("SpamAssassin's spamd (apt-get install spamassassin spamd)")
+        _missing("spam check", "SpamAssassin's spamd (apt-get install spamassassin spamd)")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -203,24 +197,17 @@ def _listening(port: int) -> bool:
 # -- PostgreSQL: one throwaway cluster per session (per xdist worker), a database per use --
 
 
-def _postgres_missing(reason: str) -> None:
-    # A CI run must not pass with the PostgreSQL store untested.
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL tests cannot run: {reason} (and CI is set, so this is a failure)")
-    pytest.skip(f"PostgreSQL tests need {reason}")
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """A real PostgreSQL server from Debian's ``postgresql`` package, made for this session
     in a temporary folder, on a free port, and removed after."""
     bin_dir = postgres_bin()
     if bin_dir is None:
-        _postgres_missing("the PostgreSQL server (apt-get install postgresql)")
+        _missing("PostgreSQL", "the PostgreSQL server (apt-get install postgresql)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _postgres_missing("psycopg (pip install -e '.[test]')")
+        _missing("PostgreSQL", "psycopg (pip install -e '.[test]')")
     assert bin_dir is not None
     cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mailsink-pg-")), bin_dir)
     try:

@@ -17,6 +17,7 @@ from ..models import (
     prefixed,
     rows_to_messages,
 )
+from ..reads import EVERY_TAG
 from .search import WORDS_MATCH
 
 T = TypeVar("T")
@@ -154,16 +155,7 @@ def raw(db: Db, uid: str, mailbox: str | None) -> bytes | None:
 def tags(db: Db, mailbox: str | None) -> list[str]:
     """Every tag in use (in ``mailbox``), sorted."""
     if mailbox is None:
-        # One spelling per folded form, which is indexed: step from one folded value to the
-        # next through the index rather than read and sort every row of the table.
-        rows = db.execute(
-            "WITH RECURSIVE f(folded) AS ("
-            " SELECT min(folded) FROM tags UNION ALL"
-            " SELECT (SELECT min(folded) FROM tags WHERE folded > f.folded) FROM f"
-            " WHERE f.folded IS NOT NULL) "
-            "SELECT (SELECT tag FROM tags WHERE folded = f.folded LIMIT 1) FROM f"
-            " WHERE f.folded IS NOT NULL"
-        ).fetchall()
+        rows = db.execute(EVERY_TAG).fetchall()
         return sorted(r[0] for r in rows)
     rows = db.execute(
         "SELECT DISTINCT t.tag FROM tags t JOIN messages m ON m.id = t.message "
