@@ -81,3 +81,54 @@ def test_the_location_never_shows_the_password(postgres_url: str) -> None:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute("ALTER USER mailsink PASSWORD NULL")
+
+
+def test_a_failing_job_is_undone_alone_and_its_batch_neighbours_are_kept(
+    postgres_url: str,
+) -> None:
+    def fails(db: psycopg.Connection[object]) -> None:
+        db.execute("SELECT 1 / 0")
+
+    with PostgresStore(postgres_url) as store:
+        # Submitted together, so that the writer takes them as one batch.
+        first = store.add(message(subject="before"))
+        failing = store.submit(fails)
+        last = store.add(message(subject="after"))
+        assert first.result() and last.result()
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            failing.result()
+        assert {m.subject for m in store.page().messages} == {"before", "after"}
+
+
+def test_a_nul_in_a_header_is_kept_as_a_replacement_character(postgres_url: str) -> None:
+    raw = b"Subject: a\x00b\r\nX-Odd: c\x00d\r\n\r\nbody\x00text\r\n"
+    with PostgresStore(postgres_url) as store:
+        uid = store.add(raw).result()
+        summary = store.get(uid)
+        assert summary is not None
+        assert summary.subject == "a\ufffdb"
+        assert store.raw(uid) == raw  # the bytes as sent are kept as they are
+
+
+@pytest.mark.anyio
+async def test_messages_are_parsed_in_processes_and_kept_when_one_of_them_dies(
+    postgres_url: str,
+) -> None:
+    import asyncio
+    import os
+    import signal
+
+    with PostgresStore(postgres_url) as store:
+        store.start_ingest_processes(asyncio.get_running_loop(), 1)
+        try:
+            first = await store.keep(message(subject="parsed elsewhere"), Envelope())
+            (pid,) = store.ingest_pids
+            assert pid != os.getpid()
+            os.kill(pid, signal.SIGKILL)
+            second = await store.keep(message(subject="after the parser died"), Envelope())
+        finally:
+            await store.stop_ingest_processes()
+        assert {m.id: m.subject for m in store.page().messages} == {
+            first: "parsed elsewhere",
+            second: "after the parser died",
+        }

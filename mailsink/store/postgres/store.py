@@ -20,6 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -185,7 +186,13 @@ class PostgresStore:
         if self._parsers is None:
             return await asyncio.wrap_future(self.add(raw, envelope))
         job = functools.partial(prepare, raw, envelope, time.time(), self.tagger, packed=False)
-        prepared = await asyncio.get_running_loop().run_in_executor(self._parsers, job)
+        try:
+            prepared = await asyncio.get_running_loop().run_in_executor(self._parsers, job)
+        except BrokenProcessPool:
+            # A parsing process died (killed, out of memory): parse here from now on.
+            log.error("a parsing process ended; messages are parsed in the server from now on")
+            self._parsers = None
+            return await asyncio.wrap_future(self.add(raw, envelope))
         return await asyncio.wrap_future(self.submit(lambda db: self._write(db, prepared)))
 
     def _into_mailbox(self, envelope: Envelope) -> Envelope:
@@ -195,26 +202,25 @@ class PostgresStore:
         return dataclasses.replace(envelope, mailbox=self.mailbox)
 
     def _write(self, db: Db, p: Prepared) -> str:
-        columns = ["uid", *p.message, "words"]
+        # Every row of the message in one statement: one round trip to the server, where
+        # a statement per table took five (1.2 ms each on a busy two-core machine).
         row = db.execute(
-            f"INSERT INTO messages ({', '.join(columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id",
-            (p.uid, *p.message.values(), tsvector_of(p.fts)),
+            _insert_sql(tuple(p.message)),
+            (
+                p.uid,
+                *(_text(v) for v in p.message.values()),
+                tsvector_of(p.fts),
+                p.raw,
+                [a[0] for a in p.addresses],
+                [_text(a[1]) for a in p.addresses],
+                [_text(a[2]) for a in p.addresses],
+                [_text(h[0]) for h in p.headers],
+                [_text(h[1]) for h in p.headers],
+                [_text(t) for t in p.tags],
+                [fold(_text(t)) for t in p.tags],
+            ),
         ).fetchone()
         assert row is not None
-        rowid = row[0]
-        db.execute("INSERT INTO raw (id, data) VALUES (%s, %s)", (rowid, p.raw))
-        with db.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO addresses (message, seq, fields, address, name_folded) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                [(rowid, i, *a) for i, a in enumerate(p.addresses)],
-            )
-            cursor.executemany(
-                "INSERT INTO headers (message, seq, name, value) VALUES (%s, %s, %s, %s)",
-                [(rowid, i, name, value) for i, (name, value) in enumerate(p.headers)],
-            )
-        _insert_tags(db, [rowid], p.tags)
         self._writer.after_commit(Event("new", (p.uid,), mailbox=str(p.message["mailbox"])))
         return p.uid
 
@@ -525,6 +531,36 @@ def _condition(search: Search | None) -> tuple[str, list[object]]:
     from .search import condition
 
     return condition(search)
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    """The one INSERT of a message's rows, for a ``messages`` row of these columns (and
+    ``uid`` and ``words``), with its addresses, headers and tags as arrays."""
+    names = ", ".join(["uid", *columns, "words"])
+    values = ", ".join(["%s"] * (len(columns) + 2))
+    return (
+        f"WITH m AS (INSERT INTO messages ({names}) VALUES ({values}) RETURNING id), "
+        "r AS (INSERT INTO raw (id, data) SELECT id, %s FROM m), "
+        "a AS (INSERT INTO addresses (message, seq, fields, address, name_folded) "
+        " SELECT m.id, x.n - 1, x.fields, x.address, x.name FROM m, "
+        " unnest(%s::integer[], %s::text[], %s::text[]) WITH ORDINALITY "
+        " AS x(fields, address, name, n)), "
+        "h AS (INSERT INTO headers (message, seq, name, value) "
+        " SELECT m.id, x.n - 1, x.name, x.value FROM m, "
+        " unnest(%s::text[], %s::text[]) WITH ORDINALITY AS x(name, value, n)), "
+        # A tag the store has in another case keeps the spelling it has there.
+        "t AS (INSERT INTO tags (message, tag, folded) "
+        " SELECT m.id, coalesce((SELECT tag FROM tags WHERE folded = x.folded LIMIT 1), x.tag),"
+        " x.folded FROM m, unnest(%s::text[], %s::text[]) AS x(tag, folded) "
+        " ON CONFLICT DO NOTHING) "
+        "SELECT id FROM m"
+    )
+
+
+def _text(value: Any) -> Any:
+    """A value as PostgreSQL takes it: text cannot hold NUL, which becomes U+FFFD."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _insert_tags(db: Db, rowids: Sequence[int], tags: Sequence[str]) -> None:

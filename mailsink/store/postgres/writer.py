@@ -105,27 +105,15 @@ class Writer:
         return self._db
 
     def _run_batch(self, batch: list[_Job]) -> None:
-        self._pending.clear()
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        jobs = [job for job in batch if job.future.set_running_or_notify_cancel()]
         try:
             db = self._connection()
-            with db.transaction():
-                for job in batch:
-                    if not job.future.set_running_or_notify_cancel():
-                        continue
-                    events_before = len(self._pending)
-                    try:
-                        with db.transaction():  # a savepoint: a failed job is undone alone
-                            result = job.fn(db)
-                    except psycopg.OperationalError:
-                        raise  # the connection is gone: so is the whole batch
-                    except Exception as exc:
-                        del self._pending[events_before:]
-                        outcomes.append((job, None, exc))
-                    else:
-                        outcomes.append((job, result, None))
-                for payload in encode(self.node, self._pending):
-                    db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+            try:
+                # A savepoint per job costs two round trips to the server; a batch is first
+                # run without, and again with them only if one of its jobs failed.
+                outcomes = self._transaction(db, jobs, savepoints=False)
+            except _JobFailed:
+                outcomes = self._transaction(db, jobs, savepoints=True)
         except BaseException as exc:
             # Nothing in the batch is kept: not committed, or not known to be.
             error = exc
@@ -149,3 +137,37 @@ class Writer:
                 job.future.set_exception(failure)
         for event in list(self._pending):
             self.notify(event)
+
+    def _transaction(
+        self, db: psycopg.Connection[Any], jobs: list[_Job], *, savepoints: bool
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
+        """Run ``jobs`` in one transaction and send their events with it. Without
+        ``savepoints``, a job that fails raises ``_JobFailed`` (and nothing is kept); with
+        them, it is undone alone and its error is its outcome."""
+        self._pending.clear()
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        with db.transaction():
+            for job in jobs:
+                events_before = len(self._pending)
+                try:
+                    if savepoints:
+                        with db.transaction():
+                            result = job.fn(db)
+                    else:
+                        result = job.fn(db)
+                except psycopg.OperationalError:
+                    raise  # the connection is gone: so is the whole batch
+                except Exception as exc:
+                    if not savepoints:
+                        raise _JobFailed from exc
+                    del self._pending[events_before:]
+                    outcomes.append((job, None, exc))
+                else:
+                    outcomes.append((job, result, None))
+            for payload in encode(self.node, self._pending):
+                db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        return outcomes
+
+
+class _JobFailed(Exception):
+    """A job of a batch run without savepoints failed: the batch runs again with them."""
