@@ -132,3 +132,46 @@ async def test_messages_are_parsed_in_processes_and_kept_when_one_of_them_dies(
             first: "parsed elsewhere",
             second: "after the parser died",
         }
+
+
+def test_the_counts_the_writers_keep_match_the_messages_after_every_kind_of_change(
+    postgres_url: str,
+) -> None:
+    def actual(db: psycopg.Connection[object]) -> dict[str, tuple[int, int, int]]:
+        rows = db.execute(
+            "SELECT mailbox, count(*), count(*) FILTER (WHERE NOT read), sum(size) "
+            "FROM messages GROUP BY mailbox"
+        ).fetchall()
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    def kept(db: psycopg.Connection[object]) -> dict[str, tuple[int, int, int]]:
+        rows = db.execute("SELECT mailbox, total, unread, size FROM counts WHERE total > 0")
+        return {str(r[0]): (int(r[1]), int(r[2]), int(r[3])) for r in rows.fetchall()}
+
+    with PostgresStore(postgres_url) as a, PostgresStore(postgres_url) as b:
+        team = a.scoped("team")
+        ids = [a.add(message(subject=f"m{i}")).result() for i in range(6)]
+        ids += [team.add(message(subject=f"t{i}")).result() for i in range(4)]
+        checks = [
+            lambda: b.set_read(ids[:3], True),
+            lambda: a.set_read(ids[2:8], True),
+            lambda: b.set_read(None, False),
+            lambda: a.delete(ids[:2]),
+            lambda: b.scoped("team").set_read(None, True),
+            lambda: b.prune(keep=2),
+            lambda: a.delete_mailbox("team"),
+            lambda: b.add(message(subject="late")),
+            lambda: a.delete(),
+            lambda: b.add(message(subject="after all")),
+        ]
+        with psycopg.connect(postgres_url) as db:
+            for change in checks:
+                change().result()
+                assert kept(db) == actual(db)
+                db.rollback()
+                total, unread = a.count()
+                assert (total, unread) == (
+                    sum(v[0] for v in actual(db).values()),
+                    sum(v[1] for v in actual(db).values()),
+                )
+                db.rollback()

@@ -25,24 +25,14 @@ Db = psycopg.Connection[Any]
 
 def counts(db: Db, mailbox: str | None) -> tuple[int, int]:
     """How many messages there are (in ``mailbox``, or in all), and how many are unread."""
-    scope, params = _scope(mailbox, "WHERE")
-    row = db.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT read) FROM messages m {scope}", params
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
+    total, unread, _ = _counted(db, mailbox)
+    return total, unread
 
 
 def figures(db: Db, mailbox: str | None) -> Figures:
     """Counts and sizes (of ``mailbox``'s messages, or all) and of the database."""
+    total, unread, size = _counted(db, mailbox)
     scope, params = _scope(mailbox, "WHERE")
-    row = db.execute(
-        "SELECT count(*), count(*) FILTER (WHERE NOT m.read), coalesce(sum(m.size), 0) "
-        f"FROM messages m {scope}",
-        params,
-    ).fetchone()
-    assert row is not None
-    total, unread, size = row
     tag_counts = dict(
         db.execute(
             "SELECT t.tag, count(*) FROM tags t JOIN messages m ON m.id = t.message "
@@ -53,7 +43,19 @@ def figures(db: Db, mailbox: str | None) -> Figures:
     size_row = db.execute("SELECT pg_database_size(current_database())").fetchone()
     assert size_row is not None
     database = int(size_row[0])
-    return Figures(int(total), int(unread), int(size), database, database, tag_counts)
+    return Figures(total, unread, size, database, database, tag_counts)
+
+
+def _counted(db: Db, mailbox: str | None) -> tuple[int, int, int]:
+    """Messages, unread ones and their bytes, from the counts the writers keep."""
+    where, params = ("WHERE mailbox = %s", (mailbox,)) if mailbox is not None else ("", ())
+    row = db.execute(
+        "SELECT coalesce(sum(total), 0), coalesce(sum(unread), 0), coalesce(sum(size), 0) "
+        f"FROM counts {where}",
+        params,
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def page(
@@ -143,8 +145,7 @@ def mailboxes(db: Db) -> list[MailboxFigures]:
     found = {
         name: MailboxFigures(name, int(total), int(unread))
         for name, total, unread in db.execute(
-            "SELECT mailbox, count(*), count(*) FILTER (WHERE NOT read) FROM messages "
-            "GROUP BY mailbox"
+            "SELECT mailbox, total, unread FROM counts WHERE total > 0"
         )
     }
     for name, created, password, expires in db.execute(

@@ -42,6 +42,15 @@ CREATE INDEX messages_message_id ON messages (message_id);
 CREATE INDEX messages_created ON messages (created);
 CREATE INDEX messages_words ON messages USING gin (words);
 
+-- How many messages each mailbox has, how many are unread and their size: kept up to date
+-- by each node's writer at the end of every batch, so that a listing never counts rows.
+CREATE TABLE counts (
+    mailbox text PRIMARY KEY,
+    total bigint NOT NULL,
+    unread bigint NOT NULL,
+    size bigint NOT NULL
+);
+
 -- Mailboxes created through the API, with their SMTP login; a mailbox that mail was routed
 -- to exists by its messages alone.
 CREATE TABLE mailboxes (

@@ -221,8 +221,17 @@ class PostgresStore:
             ),
         ).fetchone()
         assert row is not None
-        self._writer.after_commit(Event("new", (p.uid,), mailbox=str(p.message["mailbox"])))
+        mailbox = str(p.message["mailbox"])
+        self._writer.count(mailbox, 1, 1, int(p.message["size"]))  # type: ignore[call-overload]
+        self._writer.after_commit(Event("new", (p.uid,), mailbox=mailbox))
         return p.uid
+
+    def _gone(self, rows: Iterable[Any]) -> None:
+        """Tell of deleted ``(uid, mailbox, read, size)`` rows, and take them off the counts."""
+        rows = list(rows)
+        for _, mailbox, read, size in rows:
+            self._writer.count(mailbox, -1, 0 if read else -1, -size)
+        self._tell("deleted", [(r[0], r[1]) for r in rows])
 
     def _tell(self, kind: str, rows: Iterable[Any], **kw: Any) -> None:
         """One event per mailbox for ``(uid, mailbox)`` rows, once the batch commits."""
@@ -258,10 +267,10 @@ class PostgresStore:
         def run(db: Db) -> int:
             rows = db.execute(
                 f"DELETE FROM messages m WHERE ({where or 'true'}){scope} "
-                "RETURNING m.uid, m.mailbox",
+                "RETURNING m.uid, m.mailbox, m.read, m.size",
                 (*params, *scope_params),
             ).fetchall()
-            self._tell("deleted", rows)
+            self._gone(rows)
             return len(rows)
 
         return self.submit(run)
@@ -273,19 +282,22 @@ class PostgresStore:
         # the other tables); it waits for the reads and writes in flight on other nodes.
         row = db.execute("SELECT count(*) FROM messages").fetchone()
         assert row is not None
-        db.execute("TRUNCATE messages, raw, addresses, headers, tags")
+        db.execute("TRUNCATE messages, raw, addresses, headers, tags, counts")
+        self._writer.counts_emptied()
         self._writer.after_commit(Event("deleted", count=int(row[0]), mailbox=None))
         return int(row[0])
 
     def _delete_in(self, db: Db, mailbox: str) -> int:
         """Delete every message of one mailbox; an empty ``deleted`` event says so."""
         row = db.execute(
-            "WITH gone AS (DELETE FROM messages WHERE mailbox = %s RETURNING 1) "
-            "SELECT count(*) FROM gone",
+            "WITH gone AS (DELETE FROM messages WHERE mailbox = %s RETURNING read, size) "
+            "SELECT count(*), count(*) FILTER (WHERE NOT read), coalesce(sum(size), 0) "
+            "FROM gone",
             (mailbox,),
         ).fetchone()
         assert row is not None
         count = int(row[0])
+        self._writer.count(mailbox, -count, -int(row[1]), -int(row[2]))
         if count:
             self._writer.after_commit(Event("deleted", count=count, mailbox=mailbox))
         return count
@@ -309,6 +321,8 @@ class PostgresStore:
                 f"AND m.read != %s{scope} RETURNING m.uid, m.mailbox",
                 (read, *params, read, *scope_params),
             ).fetchall()
+            for _, mailbox in rows:
+                self._writer.count(mailbox, 0, -1 if read else 1, 0)
             self._tell("read", rows, read=read)
             return len(rows)
 
@@ -424,9 +438,10 @@ class PostgresStore:
                     ]
             if uids:
                 rows = db.execute(
-                    "DELETE FROM messages WHERE uid = ANY(%s) RETURNING uid, mailbox", (uids,)
+                    "DELETE FROM messages WHERE uid = ANY(%s) RETURNING uid, mailbox, read, size",
+                    (uids,),
                 ).fetchall()
-                self._tell("deleted", rows)
+                self._gone(rows)
                 removed += len(rows)
             return removed
 

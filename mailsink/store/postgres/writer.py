@@ -57,6 +57,8 @@ class Writer:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._db: psycopg.Connection[Any] | None = None
         self._pending: list[Event] = []  # the running batch's events; writer thread only
+        # The running batch's changes to each mailbox's counts: total, unread, size.
+        self._counts: dict[str, list[int]] = {}
         self._thread = threading.Thread(target=self._loop, name="mailsink-store", daemon=True)
 
     def start(self, db: psycopg.Connection[Any]) -> None:
@@ -84,6 +86,17 @@ class Writer:
     def after_commit(self, event: Event) -> None:
         """Queue ``event`` to be told once the running batch has committed (jobs only)."""
         self._pending.append(event)
+
+    def count(self, mailbox: str, total: int, unread: int, size: int) -> None:
+        """Add to a mailbox's counts at the end of the running batch (jobs only)."""
+        counts = self._counts.setdefault(mailbox, [0, 0, 0])
+        counts[0] += total
+        counts[1] += unread
+        counts[2] += size
+
+    def counts_emptied(self) -> None:
+        """Forget the running batch's changes to the counts, which a job has emptied."""
+        self._counts.clear()
 
     def _loop(self) -> None:
         while True:
@@ -145,10 +158,12 @@ class Writer:
         ``savepoints``, a job that fails raises ``_JobFailed`` (and nothing is kept); with
         them, it is undone alone and its error is its outcome."""
         self._pending.clear()
+        self._counts.clear()
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         with db.transaction():
             for job in jobs:
                 events_before = len(self._pending)
+                counts_before = {k: list(v) for k, v in self._counts.items()}
                 try:
                     if savepoints:
                         with db.transaction():
@@ -161,12 +176,30 @@ class Writer:
                     if not savepoints:
                         raise _JobFailed from exc
                     del self._pending[events_before:]
+                    self._counts = counts_before
                     outcomes.append((job, None, exc))
                 else:
                     outcomes.append((job, result, None))
+            self._save_counts(db)
             for payload in encode(self.node, self._pending):
                 db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
         return outcomes
+
+    def _save_counts(self, db: psycopg.Connection[Any]) -> None:
+        """Add the batch's changes to the counts, in one statement. Rows are locked in the
+        order of their mailbox's name, the same on every node, so that two nodes' batches
+        wait for each other instead of locking each other out."""
+        changed = sorted((k, v) for k, v in self._counts.items() if any(v))
+        if not changed:
+            return
+        db.execute(
+            "INSERT INTO counts (mailbox, total, unread, size) "
+            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+            "ORDER BY 1 ON CONFLICT (mailbox) DO UPDATE SET total = counts.total + "
+            "excluded.total, unread = counts.unread + excluded.unread, "
+            "size = counts.size + excluded.size",
+            [[k for k, _ in changed], *([v[i] for _, v in changed] for i in range(3))],
+        )
 
 
 class _JobFailed(Exception):
