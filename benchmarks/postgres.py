@@ -8,7 +8,8 @@
 
 Every PostgreSQL server here is a throwaway cluster (the tests' ``PostgresCluster``) with
 ``fsync`` and full-page writes on, as a production server runs: a commit waits for the disk.
-Nodes are real processes (``python -m mailsink --db ...``).
+Nodes are real processes (``python -m mailsink --db ...``). To measure another checkout,
+put it first on ``PYTHONPATH`` (the nodes, the ingest processes and this script use it).
 
 ``ingest``: the same load, in the same run, rounds interleaved, against (a) one node on a
 SQLite file, (b) one node on PostgreSQL, (c) two nodes on one PostgreSQL database with the
@@ -73,7 +74,7 @@ from corpus import Generator, sized_message
 from ingest import cpu_seconds, find_smtp_source
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # for tests.helpers; mailsink itself may come from PYTHONPATH
 
 from mailsink.store import Envelope, Search, SearchError, SQLiteStore  # noqa: E402
 from mailsink.store.models import ADDRESS_FIELDS  # noqa: E402
@@ -142,7 +143,11 @@ class Node:
         argv += ["--http", "127.0.0.1:0" if http else "", "--db", db]
         argv += ["--max-messages", "0", "--quiet", *extra]
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT / "benchmarks",
         )
         assert self.proc.stdout is not None
         self.port, self.url = 0, ""
