@@ -3,7 +3,8 @@
 #   docker build -t mailsink .
 #   docker run --rm -p 1025:1025 -p 8025:8025 -v mailsink-data:/data mailsink
 # Every option is a MAILSINK_* variable (docker run -e MAILSINK_WEBHOOK_URL=...) or a flag
-# after the image name (docker run mailsink serve --max-message-size 1000000).
+# after the image name (docker run mailsink serve --max-message-size 1000000). The PostgreSQL
+# driver is in: --db postgresql://USER@HOST:PORT/DBNAME shares one database between nodes.
 
 # -- build: the wheels of mailsink and of everything it needs --------------------------------
 FROM python:3.12-slim AS build
@@ -11,12 +12,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY mailsink ./mailsink
 COPY web ./web
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fast]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[fast,postgres]"
 
 # -- run: Python and those wheels, nothing else (no compilers, no pip cache, no sources) -------
 FROM python:3.12-slim
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels "mailsink[fast]" \
+    pip install --no-cache-dir --no-index --find-links=/wheels "mailsink[fast,postgres]" \
     && useradd --system --uid 10025 --user-group --home-dir /data --no-create-home mailsink \
     && mkdir /data && chown mailsink:mailsink /data
 ENV MAILSINK_SMTP=0.0.0.0:1025 \

@@ -81,8 +81,9 @@ class Sink:
             self.webhook = WebhookSender.from_settings(self.settings, self.store, self.hub)
 
     def _changed(self, event: Event) -> None:
-        """Told by the store's writer thread after each commit: count, then publish."""
-        if event.kind == "deleted":
+        """Told by the store after each commit (its own or, on a shared database, another
+        node's): count this node's deletions, then publish."""
+        if event.kind == "deleted" and not event.remote:
             self.stats.add("messages_deleted", event.count)
         self.hub.publish_threadsafe(event)
 

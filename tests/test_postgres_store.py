@@ -29,6 +29,8 @@ def test_two_stores_on_one_database_share_messages_and_hear_each_others_changes(
         wait_until(lambda: heard_b, "B hears A's message")
         assert heard_b == [Event("new", (uid,), mailbox="default")]
         assert heard_a == heard_b  # A told its own listeners, once
+        # Marked as the other node's change on B, not on A (a webhook posts it once).
+        assert heard_b[0].remote and not heard_a[0].remote
         b.set_read([uid], True).result()
         wait_until(lambda: len(heard_a) == 2, "A hears B's change")
         assert heard_a[1] == Event("read", (uid,), read=True, mailbox="default")

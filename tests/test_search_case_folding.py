@@ -7,7 +7,6 @@ from __future__ import annotations
 import smtplib
 import sqlite3
 from collections.abc import Iterator
-from email.message import EmailMessage
 
 import httpx
 import pytest
@@ -19,56 +18,7 @@ from mailsink.config import Settings
 from mailsink.store import Envelope, SQLiteStore
 from mailsink.store.search import compile_search, fold, fold_for_index
 
-
-def _mail(
-    subject: str, body: str, *, sender: str = "App <app@example.test>", to: str = ""
-) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to or "user@example.test"
-    msg["Subject"] = subject
-    msg.set_content(body)
-    return msg.as_bytes()
-
-
-MAILS = {
-    "street": _mail("Lieferadresse", "Ihre Lieferung geht an Hauptstraße 5, Berlin."),
-    "city": _mail("Flug nach İstanbul", "Abflug morgen früh."),
-    "wise": _mail("ΣΟΦΟΣ", "ο σοφός άνθρωπος"),  # noqa: RUF001 (Greek, on purpose)
-    "ligature": _mail("ﬁnal notice", "the ﬁrst oﬃce"),
-    "sender": _mail("from a street", "x", sender="Große Straße <gross@example.test>"),
-    "rcpt": _mail("to a street", "x", to="STRASSE@Example.test"),
-}
-
-# query -> the names of the mails it finds
-SEARCHES: dict[str, set[str]] = {
-    "HAUPTSTRASSE": {"street"},
-    "hauptstraße": {"street"},
-    "HAUPTSTRAẞE": {"street"},  # capital sharp s
-    "hauptstr": {"street"},  # a prefix
-    '"HAUPTSTRASSE 5 BERLIN"': {"street"},  # a phrase
-    '"hauptstraße 5"': {"street"},
-    "İSTANBUL": {"city"},
-    "istanbul": {"city"},
-    "ISTANBUL": {"city"},
-    "σοφος": {"wise"},
-    "ΣΟΦΟΣ": {"wise"},
-    "σοφοσ": {"wise"},
-    "FINAL": {"ligature"},
-    "ﬁnal": {"ligature"},
-    "first": {"ligature"},
-    "OFFICE": {"ligature"},
-    "-hauptstrasse -istanbul -σοφος -final -street": set(),
-    "subject:İSTANBUL": {"city"},
-    "subject:ﬁnal": {"ligature"},
-    "subject:FINAL": {"ligature"},
-    "subject:σοφοσ": {"wise"},
-    "from:STRASSE": {"sender"},
-    'from:"grosse strasse"': {"sender"},
-    "to:strasse@example.test": {"rcpt"},
-    "to:STRAßE": {"rcpt"},
-    "addressed:straße": {"sender", "rcpt"},
-}
+from .search_support import FOLDING_MAILS, FOLDING_SEARCHES
 
 
 def _names(store: SQLiteStore, ids: dict[str, str], query: str) -> set[str]:
@@ -82,12 +32,12 @@ def store() -> Iterator[tuple[SQLiteStore, dict[str, str]]]:
     with SQLiteStore() as store:
         ids = {
             name: store.add(raw, Envelope("app@example.test", ["user@example.test"])).result()
-            for name, raw in MAILS.items()
+            for name, raw in FOLDING_MAILS.items()
         }
         yield store, ids
 
 
-@pytest.mark.parametrize(("query", "found"), SEARCHES.items())
+@pytest.mark.parametrize(("query", "found"), FOLDING_SEARCHES.items())
 def test_searches_fold_case_in_every_script(
     store: tuple[SQLiteStore, dict[str, str]], query: str, found: set[str]
 ) -> None:
@@ -98,7 +48,7 @@ def test_the_api_searches_the_same_way() -> None:
     with Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")) as server:
         host, port = server.smtp_address
         with smtplib.SMTP(host, port, timeout=30) as client:
-            client.sendmail("app@example.test", ["user@example.test"], MAILS["street"])
+            client.sendmail("app@example.test", ["user@example.test"], FOLDING_MAILS["street"])
         found = httpx.get(f"{server.url}/api/v1/search", params={"query": "HAUPTSTRASSE"}).json()
         assert [m["Subject"] for m in found["messages"]] == ["Lieferadresse"]
 

@@ -217,3 +217,22 @@ def test_the_webhook_url_stays_out_of_the_settings_repr() -> None:
     settings = Settings(webhook_url="https://hooks.example.test/T0KEN-s3cret")
     assert "T0KEN-s3cret" not in repr(settings)
     assert settings.webhook_url.endswith("T0KEN-s3cret")
+
+
+def test_two_nodes_on_one_database_post_each_message_once(
+    make_server: Callable[..., Server], send: Send, hook: Hook, postgres_url: str
+) -> None:
+    first = make_server(webhook_url=hook.url, db=postgres_url)
+    second = make_server(webhook_url=hook.url, db=postgres_url)
+    send(message("Sent to the first"), target=first)
+    send(message("Sent to the second"), target=second)
+    calls = hook.wait_for(2)
+    # Both nodes hear of both messages; each posts only the one it took.
+    wait_until(lambda: len(httpx.get(f"{second.url}/api/v1/messages").json()["messages"]) == 2)
+    wait_figures(first, (1, 0, 0))
+    wait_figures(second, (1, 0, 0))
+    assert sorted(c["json"]["Subject"] for c in hook.calls) == [
+        "Sent to the first",
+        "Sent to the second",
+    ]
+    assert len(calls) == 2

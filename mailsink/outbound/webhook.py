@@ -120,8 +120,8 @@ class WebhookSender:
 
     def _on_event(self, event: Event) -> None:
         # Runs on the loop, called by the hub: must never block or raise.
-        if event.kind != "new" or self._ids is None:
-            return
+        if event.kind != "new" or event.remote or self._ids is None:
+            return  # another node's message: that node posts it
         for uid in event.ids:
             try:
                 self._ids.put_nowait(uid)

@@ -109,7 +109,9 @@ class Event:
 
     ``ids`` is empty for ``deleted`` when everything was deleted; ``count`` says how many
     messages a ``deleted`` event took away. ``mailbox`` is the mailbox it happened in, or
-    None when it touched every mailbox.
+    None when it touched every mailbox. ``remote`` is set on a change another node made
+    (several nodes sharing one PostgreSQL database): live views show it, but what a node
+    does once per change it made (a webhook, its own counters) leaves it to that node.
     """
 
     kind: str
@@ -117,6 +119,7 @@ class Event:
     read: bool | None = None
     count: int = 0
     mailbox: str | None = DEFAULT_MAILBOX
+    remote: bool = field(default=False, compare=False)
 
 
 @dataclass

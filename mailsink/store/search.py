@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,13 +32,16 @@ from .models import ADDRESS_FIELDS, ENVELOPE_FIELDS
 __all__ = [
     "FILTERS",
     "MAILHOG_KINDS",
+    "SQLITE",
     "CompiledSearch",
+    "Dialect",
     "Search",
     "SearchError",
     "Term",
     "check_search",
     "compile_mailhog",
     "compile_search",
+    "compile_terms",
     "condition",
     "fold",
     "fold_for_index",
@@ -75,17 +79,6 @@ _ADDRESS_FIELDS: dict[str, tuple[str, ...]] = {
     "addressed": ("from", "to", "cc", "bcc", "reply-to"),
     "rcpt": ("rcpt",),
     "mailfrom": ("mailfrom",),
-}
-
-_IS = {
-    "read": "m.read = 1",
-    "unread": "m.read = 0",
-    "tagged": "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)",
-}
-_HAS = {
-    "attachment": "m.attachments > 0",
-    "attachments": "m.attachments > 0",
-    "inline": "m.inline > 0",
 }
 
 # What FTS5's unicode61 tokenizer surely keeps as one word: letters and digits, which is
@@ -206,6 +199,29 @@ def _read_value(query: str, i: int) -> tuple[str, bool, int]:
     return "".join(out), quoted, i
 
 
+def compile_terms(
+    query: str, zone: tzinfo | None, dialect: Dialect
+) -> tuple[list[Term], list[str], list[object]]:
+    """A query's text terms, and the SQL conditions (in ``dialect``) of its filters, with
+    their parameters; raises SearchError for a malformed filter."""
+    # Neither database takes what UTF-8 cannot encode (a lone surrogate, from JSON), nor a
+    # NUL (FTS5 ends its query there); one character for one, so positions stay right.
+    query = query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
+    words: list[Term] = []
+    conditions: list[str] = []
+    params: list[object] = []
+    for term in parse_search(query):
+        if not term.name:
+            words.append(term)
+            continue
+        if not term.value.strip():
+            raise SearchError(f"{term.name}: needs a value", term.position)
+        sql, values = _filter(term, zone, dialect)
+        conditions.append(f"NOT ({sql})" if term.negated else sql)
+        params += values
+    return words, conditions, params
+
+
 def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[object]]:
     """Compile a query to a SQL condition on ``messages m`` and its parameters.
 
@@ -213,24 +229,12 @@ def compile_search(query: str, *, tz: str | None = None) -> tuple[str, list[obje
     ``Europe/Paris``) says in which time zone ``before:`` and ``after:`` dates are
     meant; by default, the server's. Raises SearchError for a malformed query.
     """
-    zone = _zone(tz)
-    # SQLite cannot take what UTF-8 cannot encode (a lone surrogate, from JSON), and FTS5
-    # ends its query at a NUL; one character for one, so positions stay right.
-    query = query.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
-    conditions: list[str] = []
-    params: list[object] = []
+    words, conditions, params = compile_terms(query, _zone(tz), SQLITE)
     texts: list[tuple[str, bool, str]] = []  # (kind, negated, FTS5 phrase); see _fts_phrase
-    for term in parse_search(query):
-        if not term.name:
-            kind, phrase = _fts_phrase(term)
-            if phrase:
-                texts.append((kind, term.negated, phrase))
-            continue
-        if not term.value.strip():
-            raise SearchError(f"{term.name}: needs a value", term.position)
-        sql, values = _filter(term, zone)
-        conditions.append(f"NOT ({sql})" if term.negated else sql)
-        params += values
+    for term in words:
+        kind, phrase = _fts_phrase(term)
+        if phrase:
+            texts.append((kind, term.negated, phrase))
     # Phrases need the table with positions. Single words go there too (longer prefixes are
     # quicker to look up with positions than without), unless one is short: only the table
     # of words keeps a prefix index, and ``the`` or ``a`` begin too many words to merge.
@@ -324,7 +328,8 @@ _RCPT_HAS = "EXISTS (SELECT 1 FROM json_each(m.rcpt_to) t WHERE instr(lower(t.va
 
 def compile_mailhog(kind: str, query: str) -> tuple[str, tuple[str, ...]]:
     """SQL condition and parameters for a MailHog search ``kind`` (from, to or containing)."""
-    needle = query.lower()
+    # SQLite cannot take what UTF-8 cannot encode (a lone surrogate, from JSON).
+    needle = query.lower().encode("utf-8", "replace").decode("utf-8")
     if kind == "from":
         header = _HEADER_HAS.format(names="'from'")
         where = f"(instr(lower(m.mail_from), ?) > 0 OR {header})"
@@ -396,64 +401,100 @@ def _fts_phrase(term: Term) -> tuple[str, str]:
     return kind, phrase if term.quoted else phrase + "*"
 
 
-def _filter(term: Term, zone: tzinfo | None) -> tuple[str, list[object]]:
-    name, value = term.name, term.value.strip()
+@dataclass(frozen=True)
+class Dialect:
+    """How one database spells the SQL of the filters: ``mark`` is its parameter mark,
+    ``contains`` a test that the text ``{}`` contains the next parameter, ``read`` and
+    ``unread`` the read state, ``header_name`` a header's name given as a parameter (as the
+    ``headers`` table keeps it), and ``header_value`` a header's value folded as
+    ``header_fold`` folds the text to look for."""
+
+    mark: str
+    contains: str
+    read: str
+    unread: str
+    header_name: str
+    header_value: str
+    header_fold: Callable[[str], str]
+
+
+SQLITE = Dialect(
+    mark="?",
+    contains="instr({}, ?) > 0",
+    read="m.read = 1",
+    unread="m.read = 0",
+    # Headers keep their (lower-case) name as an ID in ``header_names``.
+    header_name="(SELECT id FROM header_names WHERE name = ?)",
+    header_value="mailsink_fold(value)",
+    header_fold=fold,
+)
+_TAGGED = "EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)"
+_HAS = {
+    "attachment": "m.attachments > 0",
+    "attachments": "m.attachments > 0",
+    "inline": "m.inline > 0",
+}
+
+
+def _filter(term: Term, zone: tzinfo | None, sql: Dialect) -> tuple[str, list[object]]:
+    name, value, p = term.name, term.value.strip(), sql.mark
     if name in _ADDRESS_FIELDS:
-        return _address(_ADDRESS_FIELDS[name], value)
+        return _address(_ADDRESS_FIELDS[name], value, sql)
     if name == "subject":
-        return "instr(m.subject_folded, ?) > 0", [fold(value)]
+        return sql.contains.format("m.subject_folded"), [fold(value)]
     if name == "message-id":
-        return "m.message_id = ?", [value.strip("<>").strip()]
+        return f"m.message_id = {p}", [value.strip("<>").strip()]
     if name == "tag":
-        return "m.id IN (SELECT message FROM tags WHERE folded = ?)", [fold(value)]
+        return f"m.id IN (SELECT message FROM tags WHERE folded = {p})", [fold(value)]
     if name == "header":
-        return _header(term, value)
+        return _header(term, value, sql)
     if name in ("before", "after"):
         moment, whole_day = _moment(term, value, zone)
         if name == "before":
-            return "m.created < ?", [moment]
+            return f"m.created < {p}", [moment]
         # after:2024-06-01 includes the 1st (as Mailpit and Gmail do); after:...T12:00 is after.
-        return ("m.created >= ?" if whole_day else "m.created > ?"), [moment]
+        return (f"m.created >= {p}" if whole_day else f"m.created > {p}"), [moment]
     if name in ("larger", "smaller"):
         size = _size(term, value)
-        return ("m.size > ?" if name == "larger" else "m.size < ?"), [size]
-    choices = _IS if name == "is" else _HAS
-    sql = choices.get(value.lower())
-    if sql is None:
+        return (f"m.size > {p}" if name == "larger" else f"m.size < {p}"), [size]
+    choices = {"read": sql.read, "unread": sql.unread, "tagged": _TAGGED} if name == "is" else _HAS
+    condition = choices.get(value.lower())
+    if condition is None:
         *first, last = dict.fromkeys(k.rstrip("s") for k in choices)
         raise SearchError(
             f"{name}: expects {', '.join(first)} or {last}, not {value!r}", term.position
         )
-    return sql, []
+    return condition, []
 
 
-def _address(fields: tuple[str, ...], value: str) -> tuple[str, list[object]]:
+def _address(fields: tuple[str, ...], value: str, sql: Dialect) -> tuple[str, list[object]]:
     mask = sum(ADDRESS_FIELDS[f] for f in fields)
+    p = sql.mark
     bare = value.strip("<>") if value.startswith("<") else value
     if _WHOLE_ADDRESS.fullmatch(bare):
         # Whole address: exactly that address, through the address index; the fields are
         # checked on the few rows it has.
         return (
-            "m.id IN (SELECT message FROM addresses WHERE address = ? AND fields & ? != 0)",
+            f"m.id IN (SELECT message FROM addresses WHERE address = {p} AND fields & {p} != 0)",
             [fold(bare), mask],
         )
     # A name is matched only for the header fields asked for: an envelope address has none
     # of its own, though its row may carry the name a header gave it.
     named = mask & ~ENVELOPE_FIELDS
+    address, name = sql.contains.format("address"), sql.contains.format("name_folded")
     if not named:
         return (
-            "m.id IN (SELECT message FROM addresses WHERE fields & ? != 0 "
-            "AND instr(address, ?) > 0)",
+            f"m.id IN (SELECT message FROM addresses WHERE fields & {p} != 0 AND {address})",
             [mask, fold(value)],
         )
     return (
-        "m.id IN (SELECT message FROM addresses WHERE fields & ? != 0 AND "
-        "(instr(address, ?) > 0 OR (fields & ? != 0 AND instr(name_folded, ?) > 0)))",
+        f"m.id IN (SELECT message FROM addresses WHERE fields & {p} != 0 AND "
+        f"({address} OR (fields & {p} != 0 AND {name})))",
         [mask, fold(value), named, fold(value)],
     )
 
 
-def _header(term: Term, value: str) -> tuple[str, list[object]]:
+def _header(term: Term, value: str, sql: Dialect) -> tuple[str, list[object]]:
     header, sep, text = value.partition(":")
     header = header.strip().lower()
     if not header:
@@ -461,16 +502,12 @@ def _header(term: Term, value: str) -> tuple[str, list[object]]:
             "header: needs a header name, as in header:X-Campaign:spring", term.position
         )
     if not sep or not text.strip():
-        return f"m.id IN (SELECT message FROM headers WHERE name = {_NAME_ID})", [header]
+        return f"m.id IN (SELECT message FROM headers WHERE name = {sql.header_name})", [header]
     return (
-        f"m.id IN (SELECT message FROM headers WHERE name = {_NAME_ID} "
-        "AND instr(mailsink_fold(value), ?) > 0)",
-        [header, fold(text.strip())],
+        f"m.id IN (SELECT message FROM headers WHERE name = {sql.header_name} "
+        f"AND {sql.contains.format(sql.header_value)})",
+        [header, sql.header_fold(text.strip())],
     )
-
-
-# Headers keep their (lower-case) name as an ID in ``header_names``.
-_NAME_ID = "(SELECT id FROM header_names WHERE name = ?)"
 
 
 def _zone(tz: str | None) -> tzinfo | None:

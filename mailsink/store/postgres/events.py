@@ -47,10 +47,11 @@ def encode(node: str, events: Sequence[Event]) -> Iterator[str]:
 
 
 def decode(payload: str) -> tuple[str, list[Event]]:
-    """The node and the events of a payload that ``encode`` made."""
+    """The node and the events of a payload that ``encode`` made (marked ``remote``: the
+    changes of the node that sent them)."""
     data = json.loads(payload)
     events = [
-        Event(kind, tuple(ids), read=read, count=count, mailbox=mailbox)
+        Event(kind, tuple(ids), read=read, count=count, mailbox=mailbox, remote=True)
         for kind, ids, read, count, mailbox in data["events"]
     ]
     return str(data["node"]), events

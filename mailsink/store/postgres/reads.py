@@ -17,6 +17,7 @@ from ..models import (
     prefixed,
     rows_to_messages,
 )
+from .search import WORDS_MATCH
 
 __all__ = ["counts", "figures", "get", "get_many", "mailboxes", "page", "raw", "tags"]
 
@@ -67,6 +68,14 @@ def page(
     scope, scope_params = _scope(mailbox, "")
     conditions = " AND ".join(f"({c})" for c in (scope, where) if c)
     condition = f"WHERE {conditions}" if conditions else ""
+    words = WORDS_MATCH in where
+    if words:
+        # The planner reckons the cost of matching a tsvector by its size in the row, not
+        # by the TOAST table it must be read from: for a word most messages have, it scans
+        # the table and reads every message's words (480 ms at 100,000 messages) where the
+        # word index gives the matches in 50. Counting goes by the index alone.
+        db.execute("SET LOCAL enable_seqscan = off")
+        db.execute("SET LOCAL enable_indexscan = off")
     if where:
         row = db.execute(
             f"SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM messages m {condition}",
@@ -76,11 +85,19 @@ def page(
         matched, matched_unread = int(row[0]), int(row[1])
     else:
         matched, matched_unread = total, unread
+    if words and matched * _COMMON > total:
+        # Many match: walking the newest messages back finds a page of them soonest. Few
+        # match: their IDs from the index, sorted, rather than a walk past thousands.
+        db.execute("SET LOCAL enable_indexscan = on")
     rows = db.execute(
         f"SELECT {prefixed('m')} FROM messages m {condition} ORDER BY m.id DESC LIMIT %s OFFSET %s",
         (*scope_params, *params, limit, start),
     ).fetchall()
     return Page(_summaries(db, rows), start, total, unread, matched, matched_unread)
+
+
+# A word found in more than one message in this many is common (see ``page``).
+_COMMON = 20
 
 
 def get(db: Db, uid: str, mailbox: str | None) -> StoredMessage | None:

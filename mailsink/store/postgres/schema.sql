@@ -32,7 +32,7 @@ CREATE TABLE messages (
     attachments integer NOT NULL DEFAULT 0,
     inline integer NOT NULL DEFAULT 0,
     subject_folded text NOT NULL DEFAULT '', -- fold(subject), for subject: searches
-    -- Subject, addresses, body text and file names as words (postgres_words.py)
+    -- Subject, addresses, body text and file names as words (words.py)
     words tsvector NOT NULL DEFAULT ''
 );
 CREATE INDEX messages_unread ON messages (id) WHERE NOT read;
