@@ -611,6 +611,9 @@ class Explaining:
         self.plans: list[tuple[str, list[str]]] = []
 
     def execute(self, sql: str, params: Any = ()) -> Any:
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            self.plans.append((sql, []))  # a setting, such as the planner's switches
+            return self.db.execute(sql, params)
         rows = self.db.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params).fetchall()
         self.plans.append((sql, [row[0] for row in rows]))
         return self.db.execute(sql, params)
