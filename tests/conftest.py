@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import smtplib
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from mailsink import Server, Settings
+from mailsink.store import Store, create_store
 
 from .helpers import CHROMIUM_ARGS, PostgresCluster, Send, postgres_bin, wait_until
 
@@ -104,6 +106,14 @@ def send(server: Server) -> Send:
 # -- Web UI: one headless Chromium per session, a fresh context per test --
 
 
+def _missing(tests: str, reason: str) -> None:
+    """Skip tests whose program is not installed; fail them when CI is set, since a CI run
+    that skipped them would pass with that part untested (the UI, the spam check, ...)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{tests} tests cannot run: {reason} (and CI is set, so this is a failure)")
+    pytest.skip(f"{tests} tests need {reason}")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last, in collection order otherwise.
 
@@ -113,23 +123,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
-def _browser_missing(reason: str) -> None:
-    # A CI run that skipped every browser test would pass while testing no UI at all.
-    if os.environ.get("CI"):
-        pytest.fail(f"browser tests cannot run: {reason} (and CI is set, so this is a failure)")
-    pytest.skip(f"browser tests need {reason}")
-
-
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     """A headless Chromium driven by Playwright, shared by the whole session."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _browser_missing("Playwright (pip install playwright)")
+        _missing("browser", "Playwright (pip install playwright)")
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(executable):
-        _browser_missing("Chromium (apt-get install chromium)")
+        _missing("browser", "Chromium (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
@@ -154,20 +157,13 @@ def page(browser_context: Any) -> Iterator[Any]:
     assert not errors, f"the page's script failed: {errors}"
 
 
-def _spamd_missing(reason: str) -> None:
-    # As for the browser: a CI run must not pass with the spam check untested.
-    if os.environ.get("CI"):
-        pytest.fail(f"spam check tests cannot run: {reason} (and CI is set, so this is a failure)")
-    pytest.skip(f"spam check tests need {reason}")
-
-
 @pytest.fixture(scope="session")
 def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real SpamAssassin spamd on a free loopback port (HOST:PORT), shared by the session:
     its installed rules only, no network tests (``--local``), no per-user settings."""
     executable = shutil.which("spamd") or "/usr/sbin/spamd"
     if not os.path.exists(executable):
-        _spamd_missing("SpamAssassin's spamd (apt-get install spamassassin spamd)")
+        _missing("spam check", "SpamAssassin's spamd (apt-get install spamassassin spamd)")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -201,24 +197,17 @@ def _listening(port: int) -> bool:
 # -- PostgreSQL: one throwaway cluster per session (per xdist worker), a database per use --
 
 
-def _postgres_missing(reason: str) -> None:
-    # A CI run must not pass with the PostgreSQL store untested.
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL tests cannot run: {reason} (and CI is set, so this is a failure)")
-    pytest.skip(f"PostgreSQL tests need {reason}")
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """A real PostgreSQL server from Debian's ``postgresql`` package, made for this session
     in a temporary folder, on a free port, and removed after."""
     bin_dir = postgres_bin()
     if bin_dir is None:
-        _postgres_missing("the PostgreSQL server (apt-get install postgresql)")
+        _missing("PostgreSQL", "the PostgreSQL server (apt-get install postgresql)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        _postgres_missing("psycopg (pip install -e '.[test]')")
+        _missing("PostgreSQL", "psycopg (pip install -e '.[test]')")
     assert bin_dir is not None
     cluster = PostgresCluster(Path(tempfile.mkdtemp(prefix="mailsink-pg-")), bin_dir)
     try:
@@ -231,3 +220,46 @@ def postgres() -> Iterator[PostgresCluster]:
 def postgres_url(postgres: PostgresCluster) -> str:
     """The URL of a new, empty PostgreSQL database on the session's cluster."""
     return postgres.new_database()
+
+
+@pytest.fixture(scope="session")
+def postgres_schemas(postgres: PostgresCluster) -> Iterator[Callable[[], str]]:
+    """New, empty schemas of one database: a test's own mailsink tables for a few
+    milliseconds, where a database takes a copy of the template (a tenth of a second)."""
+    url = postgres.new_database()
+    count = itertools.count(1)
+
+    def new_schema() -> str:
+        import psycopg
+
+        name = f"s{next(count)}"
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(f"CREATE SCHEMA {name}")
+        return f"{url}?options=-csearch_path%3D{name}"
+
+    yield new_schema
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ``--db`` of an empty database of each store backend in turn (``postgres``: a
+    schema of its own, which skips, or fails in CI, without PostgreSQL)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_schemas")())
+    return str(tmp_path / "store.db")
+
+
+@pytest.fixture
+def make_store(store_location: str) -> Iterator[Callable[..., Store]]:
+    """Make stores (not yet opened) of the test's backend, each on the same database, with
+    ``create_store``'s keywords; all closed after."""
+    made: list[Store] = []
+
+    def make(**kwargs: Any) -> Store:
+        store = create_store(store_location, **kwargs)
+        made.append(store)
+        return store
+
+    yield make
+    for store in reversed(made):
+        store.close()

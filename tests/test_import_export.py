@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from mailsink import Server
-from mailsink.store import SQLiteStore
+from mailsink.store import Store
 from mailsink.transfer import import_export as importer
 from mailsink.transfer.mbox import from_line, mbox_entry, read_mbox, received_time
 
@@ -85,13 +85,12 @@ def test_a_folder_of_eml_files_goes_to_a_running_server_over_smtp(
 
 
 def test_files_go_straight_into_a_database_that_a_server_then_serves(
-    make_server: Callable[..., Server], tmp_path: Path
+    make_server: Callable[..., Server], store_location: str
 ) -> None:
-    db = tmp_path / "seed.db"
     files = [str(p) for p in CORPUS_FILES if p.parent.name == "mailpit"]
-    result = mailsink("import", "--db", str(db), *files)
+    result = mailsink("import", "--db", store_location, *files)
     assert result.returncode == 0, result.stderr
-    server = make_server(db=str(db))
+    server = make_server(db=store_location)
     assert sorted(stored_raws(server.url)) == sorted(expected_raw(Path(p)) for p in files)
     listing = httpx.get(f"{server.url}/api/v1/messages", params={"extras": 1}).json()
     # The envelope is made from the headers, as no SMTP session gave one.
@@ -401,7 +400,7 @@ def test_a_file_that_is_not_mail_is_refused_with_a_clear_error(tmp_path: Path) -
 
 
 def test_a_zip_archive_of_eml_and_mbox_files_is_imported_message_by_message(
-    tmp_path: Path,
+    tmp_path: Path, make_store: Callable[..., Store], store_location: str
 ) -> None:
     messages = {
         "a.eml": b"Subject: a\n\nfirst\n",
@@ -420,13 +419,12 @@ def test_a_zip_archive_of_eml_and_mbox_files_is_imported_message_by_message(
         zf.writestr("notes.txt", "not mail: left out")
         zf.writestr("__MACOSX/._a.eml", b"\x00\x05\x16\x07 resource fork")
         zf.writestr("broken.eml", b"\x89PNG\r\n\x1a\n")
-    db = tmp_path / "m.db"
-    result = mailsink("import", "--db", str(db), str(archive))
+    result = mailsink("import", "--db", store_location, str(archive))
     assert result.returncode == 1  # broken.eml
     assert "fixtures.zip (broken.eml): not a mail message" in result.stderr
     assert "imported 5 message(s) from 1 file(s)" in result.stderr
     assert not (tmp_path.parent.parent / "escape.eml").exists()
-    with SQLiteStore(str(db)) as store:
+    with make_store() as store:
         stored = sorted((store.raw(m.id) or b"", m.created) for m in store.page(0, 10).messages)
     assert [raw for raw, _ in stored] == sorted(
         [*messages.values(), b"Subject: c\n\nFrom the box\n", b"Subject: d\n\nx\n"]
@@ -506,7 +504,7 @@ def test_export_to_a_folder_that_does_not_exist_is_a_clear_error(tmp_path: Path)
 
 
 def test_bare_lf_mail_round_trips_byte_for_byte_with_its_received_times(
-    server: Server, make_server: Callable[..., Server], tmp_path: Path
+    server: Server, make_server: Callable[..., Server], tmp_path: Path, store_location: str
 ) -> None:
     built = EmailMessage()
     built["From"] = "App <app@example.test>"
@@ -535,10 +533,9 @@ def test_bare_lf_mail_round_trips_byte_for_byte_with_its_received_times(
         b"From app@example.test " + created.strftime("%a %b %d %H:%M:%S %Y").encode()
     )
 
-    fresh = tmp_path / "fresh.db"
-    imported = mailsink("import", "--db", str(fresh), str(out))
+    imported = mailsink("import", "--db", store_location, str(out))
     assert imported.returncode == 0, imported.stderr
-    copy = make_server(db=str(fresh))
+    copy = make_server(db=store_location)
     assert stored_messages(copy.url) == before  # bytes, times and order
 
     over_smtp = make_server()

@@ -11,7 +11,7 @@ import json
 import smtplib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ from mailpit.client.api import API
 from websockets.sync.client import connect
 
 from mailsink import Client, Server, Settings
-from mailsink.store import SQLiteStore
+from mailsink.store import Store
 
 from .helpers import expect, message, open_inbox, wait_until
 
@@ -398,8 +398,10 @@ def test_a_created_mailbox_login_is_accepted_beside_the_credentials_file(
         client.login(box.username, box.password)
 
 
-def test_the_store_deletes_a_mailbox_whose_time_has_run_out() -> None:
-    with SQLiteStore() as store:
+def test_the_store_deletes_a_mailbox_whose_time_has_run_out(
+    make_store: Callable[..., Store],
+) -> None:
+    with make_store() as store:
         assert store.create_mailbox("brief", "pw", expires=time.time() - 1).result()
         assert store.create_mailbox("lasting", "pw", expires=time.time() + 3600).result()
         assert not store.create_mailbox("lasting", "other").result()  # it exists
@@ -410,8 +412,10 @@ def test_the_store_deletes_a_mailbox_whose_time_has_run_out() -> None:
         assert store.mailbox_password("brief") is None
 
 
-def test_a_scoped_store_reads_and_changes_its_own_mailbox_only() -> None:
-    with SQLiteStore() as store:
+def test_a_scoped_store_reads_and_changes_its_own_mailbox_only(
+    make_store: Callable[..., Store],
+) -> None:
+    with make_store() as store:
         a, b = store.scoped("a"), store.scoped("b")
         ids = {
             name: view.add(message("same words", "same body")).result()

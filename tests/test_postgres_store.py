@@ -3,10 +3,12 @@ behaviour is tested on both backends by the store's own tests)."""
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 
-from mailsink.store import DatabaseRefused, Envelope, Event, create_store
+from mailsink.store import DatabaseRefused, Envelope, Event, StoreUnavailable, create_store
 from mailsink.store.postgres import PostgresStore
 from mailsink.store.postgres.events import decode, encode
 
@@ -83,6 +85,119 @@ def test_the_location_never_shows_the_password(postgres_url: str) -> None:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as db:
             db.execute("ALTER USER mailsink PASSWORD NULL")
+
+
+def test_a_job_past_one_of_postgresqls_limits_fails_alone_on_the_same_connection(
+    postgres_url: str,
+) -> None:
+    with PostgresStore(postgres_url) as store:
+        backend = store.submit(lambda db: db.execute("SELECT pg_backend_pid()").fetchone())
+        gate = threading.Event()
+        blocker = store.submit(lambda db: gate.wait(5))
+        # A word longer than a tsvector takes: PostgreSQL's "program limit exceeded", which
+        # psycopg counts among its OperationalErrors though the connection is fine.
+        too_long = store.submit(lambda db: db.execute("SELECT repeat('a', 3000)::tsvector"))
+        good = store.add(message(subject="kept"))
+        gate.set()
+        blocker.result()
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+            too_long.result()
+        assert store.get(good.result()) is not None
+        again = store.submit(lambda db: db.execute("SELECT pg_backend_pid()").fetchone())
+        assert again.result() == backend.result()  # no reconnection
+
+
+def test_a_write_whose_connection_is_ended_fails_as_unavailable_and_the_next_connects_again(
+    postgres_url: str,
+) -> None:
+    with PostgresStore(postgres_url) as store:
+        backend = store.submit(lambda db: db.execute("SELECT pg_backend_pid()").fetchone())
+        (pid,) = backend.result() or (0,)
+        sleeping = store.submit(lambda db: db.execute("SELECT pg_sleep(30)"))
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            wait_until(
+                lambda: admin.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND query LIKE '%%pg_sleep%%'",
+                    (pid,),
+                ).fetchone(),
+                "the write is running",
+            )
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable):
+            sleeping.result(timeout=30)
+        uid = store.add(message(subject="after")).result(timeout=30)
+        assert store.get(uid) is not None
+
+
+def test_a_node_that_closes_tells_the_others_nothing(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    heard: list[Event] = []
+    with PostgresStore(postgres_url, on_event=heard.append) as listening:
+        PostgresStore(postgres_url).open().close()  # its listener is woken to stop
+        with PostgresStore(postgres_url) as sender:
+            uid = sender.add(message(subject="after")).result()
+        # Notices arrive in commit order: the closing node's came before this one.
+        wait_until(lambda: heard, "the listening node hears the new message")
+        assert heard == [Event("new", (uid,), mailbox="default")]
+        assert listening.count() == (1, 1)
+    assert [r.getMessage() for r in caplog.records if r.name == "mailsink.store"] == []
+
+
+def test_mailsinks_in_two_schemas_of_one_database_hear_only_their_own_changes(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE SCHEMA team_a")
+        db.execute("CREATE SCHEMA team_b")
+    in_schema = postgres_url + "?options=-csearch_path%3D{}"
+    heard_a: list[Event] = []
+    heard_b: list[Event] = []
+    with (
+        PostgresStore(in_schema.format("team_a"), on_event=heard_a.append) as a,
+        PostgresStore(in_schema.format("team_b"), on_event=heard_b.append) as b,
+    ):
+        a.add(message(subject="for team a")).result()
+        uid = b.add(message(subject="for team b")).result()
+        wait_until(lambda: heard_b, "B hears its own message")
+        assert a.delete().result() == 1
+        with PostgresStore(in_schema.format("team_b")) as other_b:  # B's other node
+            other_b.set_read([uid], True).result()
+        wait_until(lambda: len(heard_b) == 2, "B hears its other node")
+        assert [m.subject for m in b.page().messages] == ["for team b"]
+    assert [e.kind for e in heard_a] == ["new", "deleted"]
+    assert heard_b == [
+        Event("new", (uid,), mailbox="default"),
+        Event("read", (uid,), read=True, mailbox="default"),
+    ]
+
+
+@pytest.mark.parametrize(("schema_of_b", "pruned_by_b"), [("team_a", 0), ("team_b", 1)])
+def test_one_node_of_a_schema_prunes_at_a_time_and_other_schemas_do_not_wait(
+    postgres_url: str, schema_of_b: str, pruned_by_b: int
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE SCHEMA team_a")
+        db.execute("CREATE SCHEMA team_b")
+    in_schema = postgres_url + "?options=-csearch_path%3D{}"
+    with (
+        PostgresStore(in_schema.format("team_a")) as a,
+        PostgresStore(in_schema.format(schema_of_b)) as b,
+    ):
+        for _ in range(2):
+            b.add(message(subject="for team b")).result()
+        first, pruning, done = threading.Event(), threading.Event(), threading.Event()
+        a.submit(lambda db: first.wait(10))
+        pruned = a.prune(keep=1)  # queued behind the first job: in the next batch ...
+        a.submit(lambda db: (pruning.set(), done.wait(10)))  # ... that this one holds open
+        first.set()
+        try:
+            assert pruning.wait(10)
+            assert b.prune(keep=1).result() == pruned_by_b
+        finally:
+            done.set()
+        assert pruned.result() == 1 - pruned_by_b  # A prunes what B left, in its schema
+        assert b.count() == (1, 1)
 
 
 def test_a_failing_job_is_undone_alone_and_its_batch_neighbours_are_kept(

@@ -10,7 +10,7 @@ import pytest
 
 from mailsink import Server, Settings
 from mailsink.config import ConfigError, parse_age
-from mailsink.store import SQLiteStore
+from mailsink.store import Store
 
 from .helpers import Send, wait_until
 
@@ -19,7 +19,7 @@ def message(subject: str) -> bytes:
     return f"From: a@x.test\r\nTo: b@x.test\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
 
 
-def subjects(store: SQLiteStore) -> list[str]:
+def subjects(store: Store) -> list[str]:
     return [m.subject for m in store.page(0, 10_000).messages]
 
 
@@ -54,8 +54,8 @@ def test_a_negative_count_is_a_config_error() -> None:
     )
 
 
-def test_prune_keeps_the_newest_in_small_batches() -> None:
-    with SQLiteStore() as store:
+def test_prune_keeps_the_newest_in_small_batches(make_store: Callable[..., Store]) -> None:
+    with make_store() as store:
         for i in range(25):
             store.add(message(f"m{i}")).result()
         assert store.prune(keep=10, batch=4).result() == 4
@@ -65,16 +65,11 @@ def test_prune_keeps_the_newest_in_small_batches() -> None:
         assert store.prune(keep=0).result() == 0  # 0: no limit
 
 
-def test_prune_by_age_uses_arrival_time() -> None:
-    with SQLiteStore() as store:
-        for i in range(5):
-            store.add(message(f"m{i}")).result()
+def test_prune_by_age_uses_arrival_time(make_store: Callable[..., Store]) -> None:
+    with make_store() as store:
         old = time.time() - 3600
-        store.submit(
-            lambda db: db.execute(
-                "UPDATE messages SET created = ? WHERE subject IN ('m0', 'm3')", (old,)
-            )
-        ).result()
+        for i in range(5):
+            store.add(message(f"m{i}"), received=old if i in (0, 3) else None).result()
         assert store.prune(before=time.time() - 60).result() == 2
         assert subjects(store) == ["m4", "m2", "m1"]
 
@@ -105,14 +100,13 @@ def test_the_server_drops_messages_older_than_max_age(
     wait_until(lambda: subjects(server.store) == ["new", "m2"])
 
 
-def test_a_file_store_over_the_limit_is_pruned_when_it_opens(
-    make_server: Callable[..., Server], tmp_path: object, send: Send
+def test_a_store_over_the_limit_is_pruned_when_it_opens(
+    make_server: Callable[..., Server], make_store: Callable[..., Store], store_location: str
 ) -> None:
-    path = f"{tmp_path}/m.db"
-    with SQLiteStore(path) as store:
+    with make_store() as store:
         for i in range(30):
             store.add(message(f"m{i}")).result()
-    server = make_server(db=path, max_messages=7)
+    server = make_server(db=store_location, max_messages=7)
     wait_until(lambda: server.store.count()[0] == 7)
     assert subjects(server.store)[0] == "m29"
 

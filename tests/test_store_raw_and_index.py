@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from mailsink.parsing.parser import parse
-from mailsink.store import Envelope, SQLiteStore
+from mailsink.store import Envelope, SQLiteStore, Store
 from mailsink.store.compression import unpack_raw
 from mailsink.store.prepare import prepare, search_body
 from mailsink.store.search import compile_search
@@ -35,6 +36,16 @@ def test_every_corpus_message_comes_back_byte_for_byte(path: Path) -> None:
         assert store.raw(uid) == raw
         stored = store.read(lambda db: db.execute("SELECT data FROM raw").fetchone()[0])
         assert len(stored) <= len(raw)
+
+
+def test_every_backend_gives_back_the_corpus_byte_for_byte(
+    make_store: Callable[..., Store],
+) -> None:
+    with make_store() as store:
+        ids = {store.add(path.read_bytes()).result(): path for path in CORPUS_FILES}
+        assert {uid: store.raw(uid) for uid in ids} == {
+            uid: path.read_bytes() for uid, path in ids.items()
+        }
 
 
 def test_the_raw_table_stays_searchable_in_sql() -> None:

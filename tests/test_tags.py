@@ -10,7 +10,7 @@ import pytest
 
 from mailsink import Server
 from mailsink.parsing.parser import parse
-from mailsink.store import Envelope, Event, SQLiteStore
+from mailsink.store import Envelope, Event, Store
 from mailsink.store.tags import clean_tag, make_tagger, tags_of
 
 from .helpers import Send, refused_in_text
@@ -131,9 +131,9 @@ def test_delete_a_tag_keeps_the_messages(api: httpx.Client, send: Send) -> None:
     assert api.delete("/api/v1/tags/missing").status_code == 200
 
 
-def test_tag_changes_are_told_after_commit() -> None:
+def test_tag_changes_are_told_after_commit(make_store: Callable[..., Store]) -> None:
     events: list[Event] = []
-    with SQLiteStore(on_event=events.append, tagger=make_tagger(plus_addresses=True)) as store:
+    with make_store(on_event=events.append, tagger=make_tagger(plus_addresses=True)) as store:
         uid = store.add(message("m", x_tags="x")).result()
         assert store.set_tags([uid, "nope"], ["y"]).result() == 1
         assert store.rename_tag("y", "z").result() == 1

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 from .. import __version__
 from ..shapes.mailpit import summary_json
 from ..sink import Sink
-from ..store import Event
+from ..store import Event, StoreUnavailable
 from .deps import sink_of
 
 __all__ = ["EventStream", "router"]
@@ -99,6 +99,9 @@ class EventStream(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:  # the client went away mid-write
             pass
+        except StoreUnavailable:  # the database went away: end the stream, to be opened again
+            with contextlib.suppress(OSError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             subscription.close()
             for task in (getter, disconnected, stopping):
@@ -124,6 +127,8 @@ class EventStream(Response):
             elif kind == "deleted":
                 everything = any(not event.ids for event in events)
                 out.append(_frame("deleted", {"IDs": [] if everything else ids}))
+            elif kind == "reset":  # changes may have gone untold: the client reloads
+                out.append(_frame("reset", {}))
         total, unread = await asyncio.to_thread(store.count)
         out.append(_stats(total, unread))
         return "".join(out)
@@ -157,4 +162,8 @@ async def _disconnected(receive: Receive) -> None:
 )
 async def events(request: Request) -> EventStream:
     """Stream the store's changes until the client leaves or the server stops."""
-    return EventStream(sink_of(request))
+    sink = sink_of(request)
+    # A store that cannot be read now is answered 503, which the browser tries again later,
+    # rather than with a stream that breaks as it opens.
+    await asyncio.to_thread(sink.store.count)
+    return EventStream(sink)

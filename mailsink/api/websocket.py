@@ -10,7 +10,8 @@ message per event, ``{"Type": ..., "Data": ...}``, with Mailpit's names and payl
   tag it now has) for a message whose tags changed;
 - ``delete``: ``{"ID"}`` for each message deleted; ``truncate`` (``null``) when all were;
 - ``prune`` (``null``): more than ``PRUNE_ABOVE`` messages changed at once, so the client
-  reloads rather than take them one by one (Mailpit sends it for large deletes too);
+  reloads rather than take them one by one (Mailpit sends it for large deletes too); also
+  when changes may have gone untold (a node of several that lost its database a while);
 - ``stats``: ``{"Total", "Unread", "Version"}``, on connecting and after changes, at most four
   times a second, as Mailpit throttles it.
 
@@ -110,6 +111,9 @@ async def _frames(store: Store, batch: Sequence[Event], extras: bool) -> AsyncIt
         events = list(run)
         if kind == "deleted" and any(not event.ids for event in events):
             yield _frame("truncate", None)
+            continue
+        if kind == "reset":  # changes may have gone untold: Mailpit's clients reload on prune
+            yield _frame("prune", None)
             continue
         ids = list(dict.fromkeys(uid for event in events for uid in event.ids))
         if kind != "new" and len(ids) > PRUNE_ABOVE:

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from ..config import Settings
-from ..store import Envelope, Store
+from ..store import Envelope, Store, StoreUnavailable
 from .auth import Authenticator, cram_md5, username_of
 from .chaos import Chaos, reply
 from .data import DataLimits
@@ -172,6 +172,11 @@ class SinkHandler:
             # 250 only once the message is committed: the future resolves after COMMIT.
             with self.gate.storing():
                 uid = await self.store.keep(raw, env)
+        except StoreUnavailable as exc:
+            # The database is away for now (a restart, say): the client will try again.
+            self.stats.add("smtp_rejected")
+            log.warning("refused a message from %s, to be sent again: %s", peer, exc)
+            return "451 4.3.0 Message not stored; try again later"
         except Exception:
             self.stats.add("smtp_rejected")
             log.exception("refused a message from %s: could not store its %d bytes", peer, len(raw))

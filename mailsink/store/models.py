@@ -105,7 +105,9 @@ class Envelope:
 
 @dataclass(frozen=True)
 class Event:
-    """Something changed in the store: ``new``, ``deleted``, ``read`` or ``tags``.
+    """Something changed in the store: ``new``, ``deleted``, ``read`` or ``tags``; or
+    ``reset``: changes may have gone untold (a node that lost its database for a while
+    missed the other nodes' news), so a live view looks at the store afresh.
 
     ``ids`` is empty for ``deleted`` when everything was deleted; ``count`` says how many
     messages a ``deleted`` event took away. ``mailbox`` is the mailbox it happened in, or

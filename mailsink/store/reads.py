@@ -26,6 +26,19 @@ from .search import CompiledSearch
 __all__ = ["counts", "figures", "get", "get_many", "mailboxes", "page", "raw", "tags"]
 
 
+# Every tag of the store, one spelling per folded form. A tag has one spelling for its folded
+# form, which is indexed: this steps from one folded value to the next through the index,
+# rather than read every row of the table and sort them (``tag`` has no index).
+EVERY_TAG = (
+    "WITH RECURSIVE f(folded) AS ("
+    " SELECT min(folded) FROM tags UNION ALL"
+    " SELECT (SELECT min(folded) FROM tags WHERE folded > f.folded) FROM f"
+    " WHERE f.folded IS NOT NULL) "
+    "SELECT (SELECT tag FROM tags WHERE folded = f.folded LIMIT 1) FROM f"
+    " WHERE f.folded IS NOT NULL"
+)
+
+
 def counts(db: sqlite3.Connection, mailbox: str | None) -> tuple[int, int]:
     """How many messages there are (in ``mailbox``, or in all), and how many are unread."""
     scope, params = _scope(_filter_for(db, mailbox), "")
@@ -141,20 +154,7 @@ def raw(db: sqlite3.Connection, uid: str, mailbox: str | None) -> bytes | None:
 def tags(db: sqlite3.Connection, mailbox: str | None) -> list[str]:
     """Every tag in use (in ``mailbox``), sorted."""
     if _filter_for(db, mailbox) is None:
-        # A tag has one spelling for its folded form, which is indexed: step from one folded
-        # value to the next through the index, rather than read every row of the table and
-        # sort them (``tag`` has no index), which every list and search request paid.
-        return sorted(
-            tag
-            for (tag,) in db.execute(
-                "WITH RECURSIVE f(folded) AS ("
-                " SELECT min(folded) FROM tags UNION ALL"
-                " SELECT (SELECT min(folded) FROM tags WHERE folded > f.folded) FROM f"
-                " WHERE f.folded IS NOT NULL) "
-                "SELECT (SELECT tag FROM tags WHERE folded = f.folded LIMIT 1) FROM f"
-                " WHERE f.folded IS NOT NULL"
-            )
-        )
+        return sorted(tag for (tag,) in db.execute(EVERY_TAG))
     return [
         r[0]
         for r in db.execute(

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
+from .errors import StoreUnavailable
 from .events import Hub
 from .interface import Store
 from .models import Event
@@ -107,8 +109,44 @@ class Pruner:
             self._wake.clear()
             try:
                 removed = await self.prune()
+            except StoreUnavailable as exc:  # a database server away: it says why
+                log.warning("pruning old messages waits for the database: %s", exc)
+                continue
             except Exception:  # a full disk, say: try again on the next wake-up
                 log.exception("pruning old messages failed")
                 continue
             if removed:
                 log.info("retention: deleted %d old message(s)", removed)
+
+
+def past_limits(db: Any, keep: int, before: float | None, batch: int, mark: str = "?") -> list[str]:
+    """The IDs of up to ``batch`` of the oldest messages received before the Unix time
+    ``before``, or else of each mailbox's oldest beyond its newest ``keep`` (0: no limit);
+    on a connection of either backend, whose parameters are written ``mark``."""
+    if before is not None:
+        uids = [
+            r[0]
+            for r in db.execute(
+                f"SELECT uid FROM messages WHERE created < {mark} ORDER BY id LIMIT {mark}",
+                (before, batch),
+            )
+        ]
+        if uids:
+            return uids
+    if not keep:
+        return []
+    # Each mailbox keeps its own newest: one busy mailbox cannot push out another's mail.
+    uids = []
+    over = db.execute(
+        f"SELECT mailbox, count(*) FROM messages GROUP BY mailbox HAVING count(*) > {mark}",
+        (keep,),
+    ).fetchall()
+    for mailbox, total in over:
+        uids += [
+            r[0]
+            for r in db.execute(
+                f"SELECT uid FROM messages WHERE mailbox = {mark} ORDER BY id LIMIT {mark}",
+                (mailbox, min(total - keep, batch)),
+            )
+        ]
+    return uids

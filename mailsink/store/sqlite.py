@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import dataclasses
 import logging
 import os
 import sqlite3
@@ -23,11 +21,13 @@ from typing import Any, TypeVar
 
 from ..parsing.parser import ParsedMessage
 from . import reads
+from .backend import Backend
 from .compression import RawCompressor, newest_dictionary
 from .heap import HeapTrimmer
 from .ingest import IngestProcess, IngestStopped
-from .models import Envelope, Event, Figures, MailboxFigures, Page, StoredMessage, chunks
+from .models import Envelope, Event, Figures, Page, chunks
 from .prepare import Prepared, prepare
+from .retention import past_limits
 from .schema import migrate, schema_version, unreadable
 from .search import Search, condition, fold
 from .tables import (
@@ -48,10 +48,12 @@ T = TypeVar("T")
 log = logging.getLogger("mailsink.store")
 
 
-class SQLiteStore:
+class SQLiteStore(Backend[sqlite3.Connection]):
     """The :class:`~mailsink.store.interface.Store` in SQLite: ``path`` is a file, or empty
     for a temporary one (see :func:`temporary_directory`), deleted when the store closes or
     the interpreter exits."""
+
+    queries = reads
 
     def __init__(
         self,
@@ -138,9 +140,6 @@ class SQLiteStore:
     def __enter__(self) -> SQLiteStore:
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- writing -------------------------------------------------------------------------
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
@@ -179,12 +178,6 @@ class SQLiteStore:
                 # as it would be when a client retries after a 451.
         return await asyncio.wrap_future(self.add(raw, envelope))
 
-    def _into_mailbox(self, envelope: Envelope) -> Envelope:
-        """The envelope of a message added through a mailbox's view: that mailbox's."""
-        if self.mailbox is None or envelope.mailbox == self.mailbox:
-            return envelope
-        return dataclasses.replace(envelope, mailbox=self.mailbox)
-
     @property
     def location(self) -> str:
         """The database file."""
@@ -198,22 +191,7 @@ class SQLiteStore:
     def _stored_elsewhere(self, uid: str, mailbox: str) -> None:
         self._notify(Event("new", (uid,), mailbox=mailbox))
 
-    def _notify(self, event: Event) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
-
     # -- mailboxes -----------------------------------------------------------------------
-
-    def scoped(self, mailbox: str) -> SQLiteStore:
-        """This store as one mailbox sees it: every read, write and event is of its
-        messages alone. The view shares the database, the writer and the connections."""
-        view = copy.copy(self)
-        view.mailbox = mailbox
-        return view
-
-    def mailboxes(self) -> list[MailboxFigures]:
-        """Every mailbox with its counts, by name."""
-        return self.read(reads.mailboxes)
 
     def create_mailbox(
         self, name: str, password: str | None, expires: float | None = None
@@ -443,30 +421,7 @@ class SQLiteStore:
             for name in expired:
                 db.execute("DELETE FROM mailboxes WHERE name = ?", (name,))
                 removed += self._delete_in(db, name)
-            uids: list[str] = []
-            if before is not None:
-                uids = [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT uid FROM messages WHERE created < ? ORDER BY id LIMIT ?",
-                        (before, batch),
-                    )
-                ]
-            if keep and not uids:
-                # Each mailbox keeps its own newest: one busy mailbox cannot push out
-                # another's mail.
-                over = db.execute(
-                    "SELECT mailbox, count(*) FROM messages GROUP BY mailbox HAVING count(*) > ?",
-                    (keep,),
-                ).fetchall()
-                for mailbox, total in over:
-                    uids += [
-                        r[0]
-                        for r in db.execute(
-                            "SELECT uid FROM messages WHERE mailbox = ? ORDER BY id LIMIT ?",
-                            (mailbox, min(total - keep, batch)),
-                        )
-                    ]
+            uids = past_limits(db, keep, before, batch)
             return removed + (self._delete(db, uids) if uids else 0)
 
         return self.submit(run)
@@ -533,10 +488,6 @@ class SQLiteStore:
         finally:
             db.execute("COMMIT")
 
-    def count(self) -> tuple[int, int]:
-        """How many messages there are, and how many of them are unread."""
-        return self.read(lambda db: reads.counts(db, self.mailbox))
-
     def figures(self) -> Figures:
         """Counts and sizes, for ``/api/v1/info`` and ``/metrics``, in one snapshot."""
         return self.read(lambda db: reads.figures(db, self.path, self.mailbox))
@@ -550,22 +501,6 @@ class SQLiteStore:
     ) -> Page:
         """Messages newest first; ``where`` is an optional SQL condition on ``messages m``."""
         return self.read(lambda db: reads.page(db, start, limit, where, params, self.mailbox))
-
-    def get(self, uid: str) -> StoredMessage | None:
-        """One message's summary by ID (``latest`` is the newest message), or None."""
-        return self.read(lambda db: reads.get(db, uid, self.mailbox))
-
-    def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
-        """Summaries of the given IDs that exist, newest first."""
-        return self.read(lambda db: reads.get_many(db, uids, self.mailbox))
-
-    def raw(self, uid: str) -> bytes | None:
-        """The exact bytes received, or None if there is no such message."""
-        return self.read(lambda db: reads.raw(db, uid, self.mailbox))
-
-    def tags(self) -> list[str]:
-        """Every tag in use, sorted."""
-        return self.read(lambda db: reads.tags(db, self.mailbox))
 
     def _connect(self) -> sqlite3.Connection:
         return connect(self._uri)

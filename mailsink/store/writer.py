@@ -14,15 +14,16 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .compression import RawCompressor, save_trained
 from .heap import HeapTrimmer
 from .models import Event, drain
 
-__all__ = ["Writer"]
+__all__ = ["BatchWriter", "Job", "Writer"]
 
 T = TypeVar("T")
+C = TypeVar("C")  # a connection of the backend
 
 # Writes that arrive while a batch commits join the next batch; this caps its size so that
 # one batch never holds the write lock for long.
@@ -32,71 +33,91 @@ _TRIM_EVERY = 250
 
 
 @dataclass
-class _Job:
-    fn: Callable[[sqlite3.Connection], Any]
+class Job(Generic[C]):
+    """A write: ``fn`` runs on the writer's connection; ``future`` gets its outcome."""
+
+    fn: Callable[[C], Any]
     future: Future[Any]
 
 
-class Writer:
-    """Runs ``fn(db)`` jobs on one connection in a thread of its own; ``notify`` is told
-    each committed change (from that thread)."""
+class BatchWriter(Generic[C]):
+    """What both backends' writers share: jobs queued from any thread, taken in batches by
+    the writer's thread (``batches``), and the events each batch queues to be told once it
+    has committed."""
 
-    def __init__(self, compressor: RawCompressor, notify: Callable[[Event], None]) -> None:
-        self.notify = notify
+    def __init__(self) -> None:
         self.closed = False
-        self.heap = HeapTrimmer(_TRIM_EVERY)  # used by the writer thread only
-        self._compressor = compressor  # the raw bytes' zstd; trained dictionaries are saved
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._db: sqlite3.Connection | None = None
+        self._jobs: queue.SimpleQueue[Job[C] | None] = queue.SimpleQueue()
         self._pending: list[Event] = []  # events of the batch being written; writer thread only
-
-    def start(self, db: sqlite3.Connection) -> None:
-        """Start writing on ``db`` (which the writer closes at :meth:`close`)."""
-        self._db = db
         self._thread = threading.Thread(target=self._loop, name="mailsink-store", daemon=True)
-        self._thread.start()
 
-    def close(self, optimize: bool) -> None:
-        """Finish every job already submitted, then close the connection."""
-        self.closed = True
-        if self._thread is not None:
-            self._jobs.put(None)
-            self._thread.join()
-        if self._db is not None:
-            if optimize:
-                self._db.execute("PRAGMA optimize")
-            self._db.close()
-
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+    def submit(self, fn: Callable[[C], T]) -> Future[T]:
         """Run ``fn`` on the writer connection inside a transaction; resolved after commit."""
         if self.closed:
             raise RuntimeError("the store is closed")
         future: Future[T] = Future()
-        self._jobs.put(_Job(fn, future))
+        self._jobs.put(Job(fn, future))
         return future
 
     def after_commit(self, event: Event) -> None:
         """Queue ``event`` to be told once the running batch has committed (jobs only)."""
         self._pending.append(event)
 
+    def _finish(self) -> None:
+        """Stop taking jobs, and wait for the thread to run those already submitted."""
+        self.closed = True
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
     def _loop(self) -> None:
-        db = self._db
-        assert db is not None
         while True:
             job = self._jobs.get()
             if job is None:
                 return
             batch, stop = drain(self._jobs, job, _MAX_BATCH)
-            save_trained(db, self._compressor)  # a dictionary trained since the last batch
-            self._run_batch(db, batch)
-            self.heap.done(len(batch))
+            self._run(batch)
             if stop:
                 return
 
-    def _run_batch(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _run(self, batch: list[Job[C]]) -> None:
+        raise NotImplementedError
+
+
+class Writer(BatchWriter[sqlite3.Connection]):
+    """Runs ``fn(db)`` jobs on one connection in a thread of its own; ``notify`` is told
+    each committed change (from that thread)."""
+
+    def __init__(self, compressor: RawCompressor, notify: Callable[[Event], None]) -> None:
+        super().__init__()
+        self.notify = notify
+        self.heap = HeapTrimmer(_TRIM_EVERY)  # used by the writer thread only
+        self._compressor = compressor  # the raw bytes' zstd; trained dictionaries are saved
+        self._db: sqlite3.Connection | None = None
+
+    def start(self, db: sqlite3.Connection) -> None:
+        """Start writing on ``db`` (which the writer closes at :meth:`close`)."""
+        self._db = db
+        self._thread.start()
+
+    def close(self, optimize: bool) -> None:
+        """Finish every job already submitted, then close the connection."""
+        self._finish()
+        if self._db is not None:
+            if optimize:
+                self._db.execute("PRAGMA optimize")
+            self._db.close()
+
+    def _run(self, batch: list[Job[sqlite3.Connection]]) -> None:
+        db = self._db
+        assert db is not None
+        save_trained(db, self._compressor)  # a dictionary trained since the last batch
+        self._run_batch(db, batch)
+        self.heap.done(len(batch))
+
+    def _run_batch(self, db: sqlite3.Connection, batch: list[Job[sqlite3.Connection]]) -> None:
         self._pending.clear()
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        outcomes: list[tuple[Job[sqlite3.Connection], Any, BaseException | None]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
             for job in batch:

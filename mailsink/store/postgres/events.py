@@ -8,6 +8,7 @@ it when (and only if) that transaction commits. Its payload is JSON: the sending
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -15,18 +16,29 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from ..models import Event
 
-__all__ = ["CHANNEL", "Listener", "decode", "encode"]
+__all__ = ["Listener", "channel_of", "decode", "encode"]
 
 log = logging.getLogger("mailsink.store")
 
-CHANNEL = "mailsink"
 # PostgreSQL refuses a payload of 8,000 bytes or more: an event with more IDs than fit goes
 # out in parts, each with its share of the IDs (and of the count, for a deletion).
 _PAYLOAD_LIMIT = 7_000
 _IDS_PER_PART = 250
+
+
+def channel_of(db: psycopg.Connection[Any]) -> str:
+    """The channel of the mailsink whose tables ``db`` sees: one per schema, as notices
+    go to every listener of a database, and two mailsinks may share one in two schemas."""
+    row = db.execute("SELECT current_schema()").fetchone()
+    schema = str(row[0]) if row else ""
+    channel = f"mailsink.{schema}"
+    if len(channel.encode()) > 63:  # PostgreSQL's longest name
+        channel = f"mailsink.{hashlib.sha256(schema.encode()).hexdigest()[:32]}"
+    return channel
 
 
 def encode(node: str, events: Sequence[Event]) -> Iterator[str]:
@@ -80,18 +92,32 @@ class Listener:
         self._connect = connect
         self._node = node
         self._tell = tell
+        self.channel = ""  # set by start
         self._stop = threading.Event()
         self.listening = threading.Event()  # set while LISTEN is in force
         self._thread = threading.Thread(target=self._run, name="mailsink-listen", daemon=True)
 
-    def start(self, timeout: float = 10) -> None:
-        """Start listening; returns once LISTEN is in force (or after ``timeout``)."""
+    def start(self, channel: str, timeout: float = 10) -> None:
+        """Start listening on ``channel``; returns once LISTEN is in force (or after
+        ``timeout``)."""
+        self.channel = channel
         self._thread.start()
         self.listening.wait(timeout)
 
+    def stopping(self, db: psycopg.Connection[Any]) -> None:
+        """Ask the listener to stop, and (on a writing connection ``db``) send the notice
+        that wakes it, so that it need not wait out its poll: a notice of this node, which
+        every listener passes over."""
+        self._stop.set()
+        db.execute(
+            "SELECT pg_notify(%s, %s)",
+            (self.channel, json.dumps({"node": self._node, "events": []})),
+        )
+
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():  # not started when the store never opened
+            self._thread.join()
 
     def _run(self) -> None:
         failures = 0
@@ -99,11 +125,18 @@ class Listener:
             try:
                 with self._connect() as db:
                     db.autocommit = True
-                    db.execute(f"LISTEN {CHANNEL}")
+                    db.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.listening.set()
+                    if failures:
+                        # What the other nodes told while this one was not listening is
+                        # lost: live views and waits look again.
+                        log.warning("hearing other nodes' changes again")
+                        self._tell(Event("reset", mailbox=None))
                     failures = 0
                     while not self._stop.is_set():
                         for note in db.notifies(timeout=0.25):
+                            if self._stop.is_set():
+                                break
                             self._received(note.payload)
             except psycopg.Error as exc:
                 self.listening.clear()

@@ -3,8 +3,8 @@ figures, each on a pooled connection inside one read-only snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -17,9 +17,23 @@ from ..models import (
     prefixed,
     rows_to_messages,
 )
+from ..reads import EVERY_TAG
 from .search import WORDS_MATCH
 
-__all__ = ["counts", "figures", "get", "get_many", "mailboxes", "page", "raw", "tags"]
+T = TypeVar("T")
+
+__all__ = [
+    "counts",
+    "figures",
+    "get",
+    "get_many",
+    "mailboxes",
+    "page",
+    "raw",
+    "tags",
+    "text",
+    "texts",
+]
 
 Db = psycopg.Connection[Any]
 
@@ -102,6 +116,7 @@ _COMMON = 20
 
 def get(db: Db, uid: str, mailbox: str | None) -> StoredMessage | None:
     """One message's summary by ID (``latest`` is the newest message), or None."""
+    uid = text(uid)
     scope, params = _scope(mailbox, "AND")
     if uid == "latest":
         row = db.execute(
@@ -117,6 +132,7 @@ def get(db: Db, uid: str, mailbox: str | None) -> StoredMessage | None:
 
 def get_many(db: Db, uids: Sequence[str], mailbox: str | None) -> list[StoredMessage]:
     """Summaries of the given IDs that exist (in ``mailbox``), newest first."""
+    uids = texts(uids)
     scope, params = _scope(mailbox, "AND")
     rows = db.execute(
         f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE uid = ANY(%s) {scope} ORDER BY id DESC",
@@ -127,6 +143,7 @@ def get_many(db: Db, uids: Sequence[str], mailbox: str | None) -> list[StoredMes
 
 def raw(db: Db, uid: str, mailbox: str | None) -> bytes | None:
     """The exact bytes received, or None if there is no such message (in ``mailbox``)."""
+    uid = text(uid)
     scope, params = _scope(mailbox, "AND")
     row = db.execute(
         f"SELECT r.data FROM raw r JOIN messages m ON m.id = r.id WHERE m.uid = %s {scope}",
@@ -138,16 +155,7 @@ def raw(db: Db, uid: str, mailbox: str | None) -> bytes | None:
 def tags(db: Db, mailbox: str | None) -> list[str]:
     """Every tag in use (in ``mailbox``), sorted."""
     if mailbox is None:
-        # One spelling per folded form, which is indexed: step from one folded value to the
-        # next through the index rather than read and sort every row of the table.
-        rows = db.execute(
-            "WITH RECURSIVE f(folded) AS ("
-            " SELECT min(folded) FROM tags UNION ALL"
-            " SELECT (SELECT min(folded) FROM tags WHERE folded > f.folded) FROM f"
-            " WHERE f.folded IS NOT NULL) "
-            "SELECT (SELECT tag FROM tags WHERE folded = f.folded LIMIT 1) FROM f"
-            " WHERE f.folded IS NOT NULL"
-        ).fetchall()
+        rows = db.execute(EVERY_TAG).fetchall()
         return sorted(r[0] for r in rows)
     rows = db.execute(
         "SELECT DISTINCT t.tag FROM tags t JOIN messages m ON m.id = t.message "
@@ -191,3 +199,17 @@ def _scope(mailbox: str | None, word: str) -> tuple[str, tuple[str, ...]]:
     if mailbox is None:
         return "", ()
     return f"{word} m.mailbox = %s".strip(), (mailbox,)
+
+
+def text(value: T) -> T:
+    """A value for a text column or a text parameter: PostgreSQL's text cannot hold NUL,
+    which a message's headers, body or envelope may, and an ID or tag asked for may; it is
+    U+FFFD there (the raw bytes keep it)."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")  # type: ignore[return-value]
+    return value
+
+
+def texts(values: Iterable[str]) -> list[str]:
+    """``text`` of each value."""
+    return [text(value) for value in values]

@@ -10,13 +10,12 @@ as soon as the node that took them answered 250.
 from __future__ import annotations
 
 import asyncio
-import copy
-import dataclasses
 import functools
 import logging
 import multiprocessing
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,16 +25,20 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...parsing.parser import ParsedMessage
+from ..backend import Backend
 from ..errors import StoreUnavailable
-from ..models import Envelope, Event, Figures, MailboxFigures, Page, StoredMessage
+from ..models import Envelope, Event, Figures, Page
 from ..prepare import Prepared, prepare
+from ..retention import past_limits
 from ..search import Search, fold
 from ..tags import distinct_tags
 from . import reads
-from .events import Listener
+from .events import Listener, channel_of
+from .pool import ReadPool
+from .reads import text as _text
+from .reads import texts as _texts
 from .words import tsvector_of
 from .writer import Writer
 
@@ -48,19 +51,22 @@ log = logging.getLogger("mailsink.store")
 
 SCHEMA_VERSION = 1
 # Keys of the advisory locks the nodes take: one creates the tables while the others wait;
-# one prunes at a time.
+# one prunes at a time (of the nodes that share a schema: locks are the database's).
 _SCHEMA_LOCK = 0x6D736E6B_0001
 _PRUNE_LOCK = 0x6D736E6B_0002
 # Read connections a node keeps at most (each request holds one for a few milliseconds).
 _POOL_SIZE = 8
+# How long a read waits for one of them at most before the API answers 503.
+_POOL_WAIT = 10.0
 
 
-class PostgresStore:
+class PostgresStore(Backend[Db]):
     """The :class:`~mailsink.store.interface.Store` in PostgreSQL: ``url`` is a libpq URL
     (``postgresql://user@host:port/dbname``); the password may be given apart, and the
     standard ``PG*`` variables and password file fill in what the URL leaves out."""
 
     temporary = False
+    queries = reads
 
     def __init__(
         self,
@@ -80,16 +86,7 @@ class PostgresStore:
             self._options["password"] = password
         self._writer = Writer(self._connect, self.node, self._notify)
         self._listener = Listener(self._connect, self.node, self._notify)
-        self._pool = ConnectionPool(
-            url,
-            kwargs=self._options,
-            min_size=1,
-            max_size=_POOL_SIZE,
-            open=False,
-            configure=_read_only,
-            check=ConnectionPool.check_connection,
-            name="mailsink-read",
-        )
+        self._pool = ReadPool(self._connect, _read_only, _POOL_SIZE)
         self._parsers: ProcessPoolExecutor | None = None
 
     # -- life cycle ----------------------------------------------------------------------
@@ -103,12 +100,13 @@ class PostgresStore:
             raise StoreUnavailable(f"cannot connect to {self.location}: {exc}") from None
         try:
             _create_schema(db)
+            channel = channel_of(db)
+            db.commit()
         except BaseException:
             db.close()
             raise
-        self._writer.start(db)
-        self._pool.open(wait=True, timeout=30)
-        self._listener.start()
+        self._writer.start(db, channel)
+        self._listener.start(channel)
         return self
 
     def close(self) -> None:
@@ -117,6 +115,8 @@ class PostgresStore:
             return
         if self._parsers is not None:
             self._parsers.shutdown(cancel_futures=True)
+        if self._listener.listening.is_set():
+            self._writer.submit(self._listener.stopping)
         self._writer.close()
         self._listener.stop()
         self._pool.close()
@@ -124,13 +124,10 @@ class PostgresStore:
     def __enter__(self) -> PostgresStore:
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def start_ingest_processes(self, loop: asyncio.AbstractEventLoop, count: int = 1) -> None:
         """Parse messages in ``count`` processes of their own; this node's writer inserts."""
         context = multiprocessing.get_context("spawn")
-        self._parsers = ProcessPoolExecutor(count, mp_context=context)
+        self._parsers = ProcessPoolExecutor(count, mp_context=context, initializer=_follow_parent)
 
     async def stop_ingest_processes(self) -> None:
         """Stop the parsing processes, once every message they took is kept."""
@@ -157,10 +154,6 @@ class PostgresStore:
 
     def _connect(self) -> Db:
         return psycopg.connect(self.url, **self._options)
-
-    def _notify(self, event: Event) -> None:
-        if self.on_event is not None:
-            self.on_event(event)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -192,12 +185,6 @@ class PostgresStore:
             self._parsers = None
             return await asyncio.wrap_future(self.add(raw, envelope))
         return await asyncio.wrap_future(self.submit(lambda db: self._write(db, *prepared)))
-
-    def _into_mailbox(self, envelope: Envelope) -> Envelope:
-        """The envelope of a message added through a mailbox's view: that mailbox's."""
-        if self.mailbox is None or envelope.mailbox == self.mailbox:
-            return envelope
-        return dataclasses.replace(envelope, mailbox=self.mailbox)
 
     def _write(self, db: Db, p: Prepared, words: str) -> str:
         # Every row of the message in one statement: one round trip to the server, where
@@ -253,7 +240,7 @@ class PostgresStore:
         """Delete some messages by ID, or all of them when ``ids`` is None; gives the count."""
         if ids is None:
             return self.submit(self._delete_all)
-        return self._delete_where("m.uid = ANY(%s)", [list(ids)])
+        return self._delete_where("m.uid = ANY(%s)", [_texts(ids)])
 
     def delete_matching(self, search: Search) -> Future[int]:
         """Delete the messages a search finds; gives how many went."""
@@ -304,7 +291,7 @@ class PostgresStore:
         """Mark messages read or unread (all of them when ``ids`` is None); gives the count."""
         if ids is None:
             return self._set_read_where("", [], read)
-        return self._set_read_where("m.uid = ANY(%s)", [list(ids)], read)
+        return self._set_read_where("m.uid = ANY(%s)", [_texts(ids)], read)
 
     def set_read_matching(self, search: Search, read: bool) -> Future[int]:
         """Mark the messages a search finds read or unread; gives how many changed."""
@@ -331,13 +318,13 @@ class PostgresStore:
     def set_tags(self, ids: Sequence[str], tags: Iterable[str]) -> Future[int]:
         """Replace the tags of the given messages; gives how many messages there were
         (tags are the same in any case, as in the SQLite store)."""
-        wanted = distinct_tags(tags)
+        wanted = distinct_tags(_texts(tags))
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
             rows = db.execute(
                 f"SELECT m.id, m.uid, m.mailbox FROM messages m WHERE m.uid = ANY(%s){scope}",
-                (list(ids), *scope_params),
+                (_texts(ids), *scope_params),
             ).fetchall()
             rowids = [r[0] for r in rows]
             db.execute("DELETE FROM tags WHERE message = ANY(%s)", (rowids,))
@@ -350,6 +337,7 @@ class PostgresStore:
     def rename_tag(self, old: str, new: str) -> Future[int]:
         """Rename a tag (in any case) on every message that has it; into a tag the store has
         in any case, they merge. Only changing its case respells it."""
+        old, new = _text(old), _text(new)
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
@@ -378,6 +366,7 @@ class PostgresStore:
 
     def delete_tag(self, tag: str) -> Future[int]:
         """Take a tag (in any case) off every message that has it (the messages stay)."""
+        tag = _text(tag)
         scope, scope_params = self._scope()
 
         def run(db: Db) -> int:
@@ -402,7 +391,10 @@ class PostgresStore:
         """
 
         def run(db: Db) -> int:
-            locked = db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)).fetchone()
+            locked = db.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema(), %s))",
+                (_PRUNE_LOCK,),
+            ).fetchone()
             if not locked or not locked[0]:
                 return 0
             removed = 0
@@ -410,30 +402,7 @@ class PostgresStore:
                 "DELETE FROM mailboxes WHERE expires < %s RETURNING name", (time.time(),)
             ).fetchall():
                 removed += self._delete_in(db, name)
-            uids: list[str] = []
-            if before is not None:
-                uids = [
-                    r[0]
-                    for r in db.execute(
-                        "SELECT uid FROM messages WHERE created < %s ORDER BY id LIMIT %s",
-                        (before, batch),
-                    ).fetchall()
-                ]
-            if keep and not uids:
-                # Each mailbox keeps its own newest: one busy mailbox cannot push out
-                # another's mail.
-                over = db.execute(
-                    "SELECT mailbox, count(*) FROM messages GROUP BY mailbox HAVING count(*) > %s",
-                    (keep,),
-                ).fetchall()
-                for mailbox, total in over:
-                    uids += [
-                        r[0]
-                        for r in db.execute(
-                            "SELECT uid FROM messages WHERE mailbox = %s ORDER BY id LIMIT %s",
-                            (mailbox, min(total - keep, batch)),
-                        ).fetchall()
-                    ]
+            uids = past_limits(db, keep, before, batch, mark="%s")
             if uids:
                 rows = db.execute(
                     "DELETE FROM messages WHERE uid = ANY(%s) RETURNING uid, mailbox, read, size",
@@ -446,16 +415,6 @@ class PostgresStore:
         return self.submit(run)
 
     # -- mailboxes -----------------------------------------------------------------------
-
-    def scoped(self, mailbox: str) -> PostgresStore:
-        """This store as one mailbox sees it; the view shares the connections."""
-        view = copy.copy(self)
-        view.mailbox = mailbox
-        return view
-
-    def mailboxes(self) -> list[MailboxFigures]:
-        """Every mailbox with its counts, by name."""
-        return self.read(reads.mailboxes)
 
     def create_mailbox(
         self, name: str, password: str | None, expires: float | None = None
@@ -487,7 +446,7 @@ class PostgresStore:
         """The SMTP password of a mailbox created through the API, or None."""
         row = self.read(
             lambda db: db.execute(
-                "SELECT password FROM mailboxes WHERE name = %s", (name,)
+                "SELECT password FROM mailboxes WHERE name = %s", (_text(name),)
             ).fetchone()
         )
         return row[0] if row else None
@@ -499,14 +458,10 @@ class PostgresStore:
         if self._writer.closed:
             raise RuntimeError("the store is closed")
         try:
-            with self._pool.connection() as db:
+            with self._pool.connection(timeout=_POOL_WAIT) as db:
                 return fn(db)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot read from the database: {exc}") from exc
-
-    def count(self) -> tuple[int, int]:
-        """How many messages there are, and how many of them are unread."""
-        return self.read(lambda db: reads.counts(db, self.mailbox))
 
     def figures(self) -> Figures:
         """Counts and sizes, for ``/api/v1/info`` and ``/metrics``, in one snapshot."""
@@ -516,22 +471,6 @@ class PostgresStore:
         """Messages newest first: all, or those ``search`` finds."""
         where, params = _condition(search)
         return self.read(lambda db: reads.page(db, start, limit, where, params, self.mailbox))
-
-    def get(self, uid: str) -> StoredMessage | None:
-        """One message's summary by ID (``latest`` is the newest message), or None."""
-        return self.read(lambda db: reads.get(db, uid, self.mailbox))
-
-    def get_many(self, uids: Sequence[str]) -> list[StoredMessage]:
-        """Summaries of the given IDs that exist, newest first."""
-        return self.read(lambda db: reads.get_many(db, uids, self.mailbox))
-
-    def raw(self, uid: str) -> bytes | None:
-        """The exact bytes received, or None if there is no such message."""
-        return self.read(lambda db: reads.raw(db, uid, self.mailbox))
-
-    def tags(self) -> list[str]:
-        """Every tag in use, sorted."""
-        return self.read(lambda db: reads.tags(db, self.mailbox))
 
 
 def _prepared(
@@ -544,6 +483,19 @@ def _prepared(
     keeping it, done where the message is parsed (a parsing process, if there are any)."""
     p = prepare(raw, envelope, received, tagger, packed=False)
     return p, tsvector_of(p.fts)
+
+
+def _follow_parent() -> None:
+    """In a parsing process: exit once the node that started it is gone (killed with
+    SIGKILL, say), rather than live on, orphaned, waiting for work that cannot come."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mailsink-follow-parent", daemon=True).start()
 
 
 def _read_only(db: Db) -> None:
@@ -581,11 +533,6 @@ def _insert_sql(columns: tuple[str, ...]) -> str:
         " ON CONFLICT DO NOTHING) "
         "SELECT id FROM m"
     )
-
-
-def _text(value: Any) -> Any:
-    """A value as PostgreSQL takes it: text cannot hold NUL, which becomes U+FFFD."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def _insert_tags(db: Db, rowids: Sequence[int], tags: Sequence[str]) -> None:

@@ -11,81 +11,51 @@ connects again.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 
 from ..errors import StoreUnavailable
-from ..models import Event, drain
-from .events import CHANNEL, encode
+from ..models import Event
+from ..writer import BatchWriter, Job
+from .events import encode
+from .pool import alive
 
 __all__ = ["Writer"]
 
-T = TypeVar("T")
+Db = psycopg.Connection[Any]
 
 log = logging.getLogger("mailsink.store")
 
-# Writes that arrive while a batch commits join the next batch, up to this many.
-_MAX_BATCH = 256
-
-
-@dataclass
-class _Job:
-    fn: Callable[[psycopg.Connection[Any]], Any]
-    future: Future[Any]
-
-
-class Writer:
+class Writer(BatchWriter[Db]):
     """Runs ``fn(db)`` jobs on one connection in a thread of its own; ``notify`` is told
     each committed change (from that thread), and so, through PostgreSQL, is every node."""
 
     def __init__(
-        self,
-        connect: Callable[[], psycopg.Connection[Any]],
-        node: str,
-        notify: Callable[[Event], None],
+        self, connect: Callable[[], Db], node: str, notify: Callable[[Event], None]
     ) -> None:
+        super().__init__()
         self._connect = connect
         self.node = node
         self.notify = notify
-        self.closed = False
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._db: psycopg.Connection[Any] | None = None
-        self._pending: list[Event] = []  # the running batch's events; writer thread only
+        self.channel = ""  # set by start
+        self._db: Db | None = None
         # The running batch's changes to each mailbox's counts: total, unread, size.
         self._counts: dict[str, list[int]] = {}
-        self._thread = threading.Thread(target=self._loop, name="mailsink-store", daemon=True)
 
-    def start(self, db: psycopg.Connection[Any]) -> None:
-        """Start writing on ``db`` (which the writer closes at :meth:`close`)."""
+    def start(self, db: Db, channel: str) -> None:
+        """Start writing on ``db`` (which the writer closes at :meth:`close`), with each
+        batch's events sent on ``channel``."""
         self._db = db
+        self.channel = channel
         self._thread.start()
 
     def close(self) -> None:
         """Finish every job already submitted, then close the connection."""
-        self.closed = True
-        if self._thread.is_alive():
-            self._jobs.put(None)
-            self._thread.join()
+        self._finish()
         if self._db is not None:
             self._db.close()
-
-    def submit(self, fn: Callable[[psycopg.Connection[Any]], T]) -> Future[T]:
-        """Run ``fn`` on the writer connection inside a transaction; resolved after commit."""
-        if self.closed:
-            raise RuntimeError("the store is closed")
-        future: Future[T] = Future()
-        self._jobs.put(_Job(fn, future))
-        return future
-
-    def after_commit(self, event: Event) -> None:
-        """Queue ``event`` to be told once the running batch has committed (jobs only)."""
-        self._pending.append(event)
 
     def count(self, mailbox: str, total: int, unread: int, size: int) -> None:
         """Add to a mailbox's counts at the end of the running batch (jobs only)."""
@@ -98,17 +68,11 @@ class Writer:
         """Forget the running batch's changes to the counts, which a job has emptied."""
         self._counts.clear()
 
-    def _loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch, stop = drain(self._jobs, job, _MAX_BATCH)
-            self._run_batch(batch)
-            if stop:
-                return
-
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _connection(self) -> Db:
+        if self._db is not None and not alive(self._db):
+            # The server ended the connection while it was idle (a restart, say): a batch on
+            # it would fail, and its clients be told 451, with the server back.
+            self._db.close()
         if self._db is None or self._db.closed:
             try:
                 self._db = self._connect()
@@ -117,7 +81,7 @@ class Writer:
             log.warning("connected to the database again")
         return self._db
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _run(self, batch: list[Job[Db]]) -> None:
         jobs = [job for job in batch if job.future.set_running_or_notify_cancel()]
         try:
             db = self._connection()
@@ -137,8 +101,10 @@ class Writer:
                 log.warning("lost the database connection: %s", exc)
                 error = StoreUnavailable(f"the database went away: {exc}")
                 error.__cause__ = exc
+            # Jobs the batch never reached (the connection failed first) fail too: their
+            # SMTP clients are answered 451 rather than left waiting.
             for job in batch:
-                if job.future.running():
+                if job.future.running() or job.future.set_running_or_notify_cancel():
                     job.future.set_exception(error)
             if not isinstance(exc, Exception):
                 raise
@@ -152,14 +118,14 @@ class Writer:
             self.notify(event)
 
     def _transaction(
-        self, db: psycopg.Connection[Any], jobs: list[_Job], *, savepoints: bool
-    ) -> list[tuple[_Job, Any, BaseException | None]]:
+        self, db: Db, jobs: list[Job[Db]], *, savepoints: bool
+    ) -> list[tuple[Job[Db], Any, BaseException | None]]:
         """Run ``jobs`` in one transaction and send their events with it. Without
         ``savepoints``, a job that fails raises ``_JobFailed`` (and nothing is kept); with
         them, it is undone alone and its error is its outcome."""
         self._pending.clear()
         self._counts.clear()
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        outcomes: list[tuple[Job[Db], Any, BaseException | None]] = []
         with db.transaction():
             for job in jobs:
                 events_before = len(self._pending)
@@ -170,9 +136,12 @@ class Writer:
                             result = job.fn(db)
                     else:
                         result = job.fn(db)
-                except psycopg.OperationalError:
-                    raise  # the connection is gone: so is the whole batch
                 except Exception as exc:
+                    # psycopg's OperationalError also covers a job past one of PostgreSQL's
+                    # limits, which fails that job alone; only a connection that is gone
+                    # takes the whole batch with it.
+                    if isinstance(exc, psycopg.OperationalError) and db.broken:
+                        raise
                     if not savepoints:
                         raise _JobFailed from exc
                     del self._pending[events_before:]
@@ -182,10 +151,10 @@ class Writer:
                     outcomes.append((job, result, None))
             self._save_counts(db)
             for payload in encode(self.node, self._pending):
-                db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                db.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
         return outcomes
 
-    def _save_counts(self, db: psycopg.Connection[Any]) -> None:
+    def _save_counts(self, db: Db) -> None:
         """Add the batch's changes to the counts, in one statement. Rows are locked in the
         order of their mailbox's name, the same on every node, so that two nodes' batches
         wait for each other instead of locking each other out."""
