@@ -28,6 +28,7 @@ Db = psycopg.Connection[Any]
 
 log = logging.getLogger("mailsink.store")
 
+
 class Writer(BatchWriter[Db]):
     """Runs ``fn(db)`` jobs on one connection in a thread of its own; ``notify`` is told
     each committed change (from that thread), and so, through PostgreSQL, is every node."""
