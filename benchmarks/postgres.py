@@ -90,21 +90,7 @@ EVERY_THIRD = "SELECT uid FROM messages WHERE id % 3 = 0"
 # -- the pieces ------------------------------------------------------------------------------
 
 
-class DurableCluster(PostgresCluster):
-    """The tests' throwaway cluster, but with ``fsync`` and full-page writes on (their
-    defaults): what a commit costs includes waiting for the disk."""
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        )
-        self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
-            "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start",
-        )  # fmt: skip
-
-
-def cluster_in(folder: Path) -> DurableCluster:
+def cluster_in(folder: Path) -> PostgresCluster:
     """A new cluster in ``folder`` (made readable by the user the server runs as)."""
     found = postgres_bin()
     if found is None:
@@ -114,7 +100,7 @@ def cluster_in(folder: Path) -> DurableCluster:
         if parent == Path("/tmp") or parent == Path("/"):
             break
         parent.chmod(parent.stat().st_mode | 0o055)
-    cluster = DurableCluster(folder, found)
+    cluster = PostgresCluster(folder, found, durable=True)
     cluster.create()
     return cluster
 
@@ -125,11 +111,11 @@ def server_cpu(cluster: PostgresCluster) -> float:
     return sum(cpu_seconds(postmaster))
 
 
-def reopen_cluster(folder: Path) -> DurableCluster:
+def reopen_cluster(folder: Path) -> PostgresCluster:
     """The cluster ``fill`` made in ``folder``, started again on the port it had."""
     found = postgres_bin()
     assert found is not None
-    cluster = DurableCluster(folder, found)
+    cluster = PostgresCluster(folder, found, durable=True)
     cluster.port = int((folder / "port").read_text())
     cluster.start()
     return cluster

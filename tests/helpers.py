@@ -215,8 +215,11 @@ class PostgresCluster:
     """A throwaway PostgreSQL cluster: ``initdb`` in ``folder``, served on a free loopback
     port, as a user other than root (PostgreSQL refuses to run as root)."""
 
-    def __init__(self, folder: Path, bin_dir: Path) -> None:
+    def __init__(self, folder: Path, bin_dir: Path, *, durable: bool = False) -> None:
         self.folder = folder
+        # A durable cluster waits for the disk at each commit, as a production server does
+        # (benchmarks); the tests' need not survive a power cut.
+        self.durable = durable
         self.bin = bin_dir
         self.data = folder / "data"
         self.port = 0
@@ -245,11 +248,10 @@ class PostgresCluster:
 
     def start(self) -> None:
         """Start the server (again) on its port; returns once it takes connections."""
-        options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
-            # A test database need not survive a power cut: no waiting on the disk.
-            "-c fsync=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        options += " -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start",

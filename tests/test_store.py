@@ -18,6 +18,8 @@ from mailsink.store.schema import APPLICATION_ID, SCHEMA_VERSION, DatabaseRefuse
 from mailsink.store.sqlite import temporary_directory
 from mailsink.store.tags import make_tagger
 
+from .helpers import message
+
 
 def test_file_store_uses_wal_and_records_its_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
@@ -190,3 +192,29 @@ def test_ids_and_tag_names_with_nul_characters_find_nothing(
         assert store.delete([nul]).result() == 0
         assert store.tags() == ["kept"] and store.count() == (1, 1)
         assert store.mailbox_password("bo\x00x") is None  # an SMTP login's user name
+
+
+def test_pages_of_a_list_and_of_one_mailbox_step_through_every_message_once(
+    make_store: Callable[..., Store],
+) -> None:
+    with make_store() as store:
+        team = store.scoped("team")
+        for i in range(7):
+            store.add(message(subject=f"all {i}")).result()
+            team.add(message(subject=f"team {i}")).result()
+        default = store.scoped("default")
+        for view, prefix in ((default, "all"), (team, "team")):
+            pages = [view.page(start, 3) for start in (0, 3, 6)]
+            assert [[m.subject for m in p.messages] for p in pages] == [
+                [f"{prefix} 6", f"{prefix} 5", f"{prefix} 4"],
+                [f"{prefix} 3", f"{prefix} 2", f"{prefix} 1"],
+                [f"{prefix} 0"],
+            ]
+            assert [(p.start, p.total, p.matched) for p in pages] == [
+                (0, 7, 7),
+                (3, 7, 7),
+                (6, 7, 7),
+            ]
+        whole = store.page(12, 5)
+        assert (whole.start, whole.total) == (12, 14)
+        assert [m.subject for m in whole.messages] == ["team 0", "all 0"]

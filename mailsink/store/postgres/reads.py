@@ -79,7 +79,8 @@ def page(
     """Messages newest first (of ``mailbox``, or all); ``where`` is an optional SQL condition
     on ``messages m``."""
     total, unread = counts(db, mailbox)
-    scope, scope_params = _scope(mailbox, "")
+    scope, scope_values = _scope(mailbox, "")
+    scope_params: tuple[object, ...] = scope_values
     conditions = " AND ".join(f"({c})" for c in (scope, where) if c)
     condition = f"WHERE {conditions}" if conditions else ""
     words = WORDS_MATCH in where
@@ -103,9 +104,18 @@ def page(
         # Many match: walking the newest messages back finds a page of them soonest. Few
         # match: their IDs from the index, sorted, rather than a walk past thousands.
         db.execute("SET LOCAL enable_indexscan = on")
+    offset = start
+    if start and not where:
+        # Past the first page of a list, its IDs first: the offset is stepped in the primary
+        # key alone, and only the page's rows are read (page 1,000 of 50: 24.3 -> 2.8 ms).
+        condition = (
+            "WHERE m.id IN (SELECT id FROM messages m "
+            f"{'WHERE ' + scope if scope else ''} ORDER BY id DESC LIMIT %s OFFSET %s)"
+        )
+        scope_params, offset = (*scope_params, limit, start), 0
     rows = db.execute(
         f"SELECT {prefixed('m')} FROM messages m {condition} ORDER BY m.id DESC LIMIT %s OFFSET %s",
-        (*scope_params, *params, limit, start),
+        (*scope_params, *params, limit, offset),
     ).fetchall()
     return Page(_summaries(db, rows), start, total, unread, matched, matched_unread)
 
