@@ -12,6 +12,7 @@ from mailsink.store import Envelope, SQLiteStore
 from mailsink.store.postgres import PostgresStore
 from mailsink.store.search import Search, SearchError, compile_search, fold, parse_search
 
+from .helpers import message
 from .search_support import mail
 
 EitherStore = SQLiteStore | PostgresStore
@@ -447,3 +448,17 @@ def test_no_query_makes_sqlite_fail(sqlite_store: SQLiteStore) -> None:
             continue
         store.page_where(0, 5, where, params)
         store.page_where(0, 5, str(where), params)
+
+
+@pytest.mark.parametrize("query", ['"kind regards"', "kind", "regards -never"])
+def test_pages_of_a_search_step_through_its_matches_newest_first(
+    store: EitherStore, query: str
+) -> None:
+    for i in range(7):
+        body = "Kind regards, the team" if i % 3 else "Never mind, regards"
+        store.add(message(subject=f"m{i}", body=body)).result()
+    store.set_read([m.id for m in store.page(0, 2).messages], True).result()  # m6 and m5
+    expected = [f"m{i}" for i in range(6, -1, -1) if i % 3]  # m5 m4 m2 m1
+    pages = [store.page(start, 3, Search(query)) for start in (0, 3)]
+    assert [m.subject for p in pages for m in p.messages] == expected
+    assert [(p.matched, p.matched_unread, p.total) for p in pages] == [(4, 3, 7)] * 2

@@ -91,6 +91,21 @@ def page(
         # word index gives the matches in 50. Counting goes by the index alone.
         db.execute("SET LOCAL enable_seqscan = off")
         db.execute("SET LOCAL enable_indexscan = off")
+    if words and any("<->" in p for p in params if isinstance(p, str)):
+        # A phrase: each match's word positions are read from TOAST and checked. Counted
+        # and paged in one pass, they are checked once (100,000 messages: 67 -> 37 ms);
+        # for words alone, sorting every match's ID costs more than it saves.
+        row = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT m.read), "
+            f"(array_agg(m.id ORDER BY m.id DESC))[%s:%s] FROM messages m {condition}",
+            (start + 1, start + limit, *scope_params, *params),
+        ).fetchone()
+        assert row is not None
+        rows = db.execute(
+            f"SELECT {prefixed('m')} FROM messages m WHERE m.id = ANY(%s) ORDER BY m.id DESC",
+            (row[2] or [],),
+        ).fetchall()
+        return Page(_summaries(db, rows), start, total, unread, int(row[0]), int(row[1]))
     if where:
         row = db.execute(
             f"SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM messages m {condition}",
