@@ -26,7 +26,7 @@ from websockets.sync.client import connect
 
 from mailsink.testing.client import Client
 
-from .helpers import PostgresCluster, message, postgres_bin, wait_until
+from .helpers import PostgresCluster, expect, message, postgres_bin, wait_until
 from .processes import LISTEN
 
 
@@ -524,3 +524,18 @@ def test_nodes_with_the_same_limit_prune_to_it_together_and_delete_each_message_
         if "retention: deleted" in line
     ]
     assert sum(pruned) == sent - keep
+
+
+@pytest.mark.browser
+def test_the_web_ui_on_one_node_shows_the_other_nodes_mail_live(
+    nodes: list[Node], page: Any
+) -> None:
+    a, b = nodes
+    a.send("before the page opened")
+    page.goto(b.url)
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(page.get_by_text("before the page opened")).to_be_visible()
+    a.send("while it is open")  # taken by A, shown by B's page without a reload
+    expect(page.get_by_text("while it is open")).to_be_visible()
+    page.get_by_text("before the page opened").click()
+    expect(page.locator("h1, h2").filter(has_text="before the page opened").first).to_be_visible()
