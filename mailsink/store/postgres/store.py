@@ -182,7 +182,9 @@ class PostgresStore(Backend[Db]):
         except BrokenProcessPool:
             # A parsing process died (killed, out of memory): parse here from now on.
             log.error("a parsing process ended; messages are parsed in the server from now on")
-            self._parsers = None
+            if self._parsers is not None:
+                self._parsers.shutdown(wait=False)
+                self._parsers = None
             return await asyncio.wrap_future(self.add(raw, envelope))
         return await asyncio.wrap_future(self.submit(lambda db: self._write(db, *prepared)))
 
