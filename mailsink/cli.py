@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load messages from .eml files, folders (every .eml and .mbox file in them, "
         "recursively; links only to files inside), mbox files and zip archives of .eml and "
         ".mbox files: into a running server over SMTP (the default), or straight into a "
-        "SQLite file with --db, which also keeps the times an mbox says they were received. "
+        "store with --db (a SQLite file or a PostgreSQL URL), which also keeps the times an mbox "
+        "says they were received. "
         "Messages are kept byte for byte. Exits 1 if any failed or none was imported.",
     )
     importer.add_argument(
@@ -131,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the running server's SMTP address [env MAILSINK_SMTP; default: '127.0.0.1:1025']",
     )
     target.add_argument(
-        "--db", metavar="PATH", help="write into this SQLite file instead (the server may be off)"
+        "--db",
+        metavar="FILE_OR_URL",
+        help="write into this SQLite file or PostgreSQL database instead (the server may be off)",
     )
     importer.add_argument(
         "--progress",
@@ -144,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write the messages a search finds as an mbox file",
         description="Write the messages a search finds (all of them without --query), oldest "
-        "first, as one mbox file: from a running server's API (the default) or from a SQLite "
-        "file with --db.",
+        "first, as one mbox file: from a running server's API (the default) or from a store with "
+        "--db (a SQLite file or a PostgreSQL URL).",
     )
     source = exporter.add_mutually_exclusive_group()
     source.add_argument(
@@ -154,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the running server's base URL, with user:password@ if it asks for a login "
         "[default: from MAILSINK_HTTP and MAILSINK_BASE_PATH, else http://127.0.0.1:8025]",
     )
-    source.add_argument("--db", metavar="PATH", help="read this SQLite file instead")
+    source.add_argument(
+        "--db", metavar="FILE_OR_URL", help="read this SQLite file or PostgreSQL database instead"
+    )
     exporter.add_argument("--query", default="", help="search query, as in the UI (default: all)")
     exporter.add_argument("--tz", default=None, help="time zone for before: and after: dates")
     exporter.add_argument(
@@ -246,6 +251,7 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         find_sources,
         import_messages,
     )
+    from .transfer.urls import redact
 
     try:
         sources = find_sources(args.paths)
@@ -258,7 +264,7 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.db:
             target = StoreTarget(args.db)
-            where = args.db
+            where = redact(args.db)
         else:
             address = args.smtp or os.environ.get(Settings.env_name("smtp")) or Settings().smtp
             host, port = parse_hostport(address, name="smtp")
@@ -268,7 +274,8 @@ def _import(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(str(exc))
     except STORE_ERRORS as exc:
         print(
-            f"mailsink: cannot open {args.db}: {_database_problem(args.db) or exc}", file=sys.stderr
+            f"mailsink: cannot open {redact(args.db)}: {_database_problem(args.db) or exc}",
+            file=sys.stderr,
         )
         return 1
     show = sys.stderr.isatty() if args.progress is None else args.progress
@@ -327,7 +334,7 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     to_stdout = args.output in (None, "-")
     if to_stdout and sys.stdout.isatty():
         parser.error("an mbox file is no sight for a terminal: use -o FILE or redirect stdout")
-    if args.db and not Path(args.db).is_file():
+    if args.db and not is_database_url(args.db) and not Path(args.db).is_file():
         parser.error(f"{args.db}: no such file")
     try:
         wanted = args.query.strip() and args.db
@@ -365,7 +372,7 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             if done:
                 partial.replace(args.output)
     except STORE_ERRORS as exc:
-        print(f"mailsink: cannot read {args.db}: {exc}", file=sys.stderr)
+        print(f"mailsink: cannot read {redact(args.db)}: {exc}", file=sys.stderr)
     except OSError as exc:  # the disk filled up, or the output went away
         print(f"mailsink: cannot write {args.output or 'stdout'}: {exc}", file=sys.stderr)
         done = False

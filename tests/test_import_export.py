@@ -576,3 +576,21 @@ def test_the_from_line_written_reads_back_exactly() -> None:
         line = from_line("a@x.test", moment)
         assert received_time(line) == moment
         assert line.startswith(b"From a@x.test ") and line.endswith(b"\n")
+
+
+def test_export_reads_a_store_of_either_kind_as_import_wrote_it(
+    tmp_path: Path, store_location: str
+) -> None:
+    source = tmp_path / "in.mbox"
+    source.write_bytes(
+        b"From a@example.test Mon Jan  1 10:00:00 2024\nSubject: one\n\nfirst\n\n"
+        b"From b@example.test Mon Jan  1 11:00:00 2024\nSubject: two\n\nsecond\n"
+    )
+    assert mailsink("import", "--db", store_location, str(source)).returncode == 0
+    out = tmp_path / "out.mbox"
+    result = mailsink("export", "--db", store_location, "--query", "subject:two", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    exported = out.read_bytes()
+    assert exported.startswith(b"From ") and exported.count(b"\nFrom ") == 0
+    assert b"Subject: two\n\nsecond\n" in exported and b"first" not in exported
+    assert b"Mon Jan 01 11:00:00 2024" in exported.split(b"\n", 1)[0]  # received as it said
