@@ -14,27 +14,13 @@ from __future__ import annotations
 
 import argparse
 import smtplib
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    sys.exit(f"no {field} in /proc/{pid}/status: Linux only")
+from procstat import free_port, status
 
 
 def message(i: int, size: int) -> bytes:
@@ -74,7 +60,7 @@ def main() -> None:
                 for i in range(args.messages):
                     client.sendmail("app@example.test", ["user@example.test"], message(i, size))
             api.get("/api/v2/messages", params={"limit": 1})  # one-off costs of a first request
-            before = status(server.pid, "VmRSS")
+            before = status("VmRSS", server.pid)
             Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
             started = time.perf_counter()
             received = 0
@@ -82,7 +68,7 @@ def main() -> None:
                 for chunk in response.iter_bytes():
                     received += len(chunk)
             seconds = time.perf_counter() - started
-            peak = status(server.pid, "VmHWM")
+            peak = status("VmHWM", server.pid)
         mail = args.messages * size
         print(f"mail stored:        {mail / 1e6:8.1f} MB in {args.messages} messages")
         print(f"JSON received:      {received / 1e6:8.1f} MB in {seconds:.1f} s")

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import gc
 import sqlite3
-import sys
 import tempfile
 from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 
 from corpus import Generator
+from procstat import status
 
 from mailsink.store import Envelope, SQLiteStore
 from mailsink.store.tags import make_tagger
@@ -30,17 +30,10 @@ from mailsink.store.tags import make_tagger
 Batch = list[tuple[bytes, str, list[str]]]
 
 
-def rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    sys.exit("no VmRSS in /proc/self/status: Linux only")
-
-
 def held(store: SQLiteStore) -> int:
     """The resident set plus the store's files (in /dev/shm, pages of memory)."""
     files = (store.location, store.location + "-wal", store.location + "-shm")
-    return rss() + sum(Path(f).stat().st_size for f in files if Path(f).exists())
+    return status("VmRSS") + sum(Path(f).stat().st_size for f in files if Path(f).exists())
 
 
 def messages(count: int, html: bool, seed: int = 3) -> Batch:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import poplib
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,19 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def status(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    sys.exit(f"no {field} in /proc/{pid}/status: Linux only")
+from procstat import free_port, status
 
 
 def message(size: int) -> bytes:
@@ -91,7 +78,7 @@ def main() -> None:
         if not args.lf:
             with smtplib.SMTP("127.0.0.1", smtp_port, timeout=600) as client:
                 client.sendmail("app@example.test", ["user@example.test"], data)
-        before = status(server.pid, "VmRSS")
+        before = status("VmRSS", server.pid)
         Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
         seconds = []
         for _ in range(args.runs):
@@ -102,7 +89,7 @@ def main() -> None:
             _, lines, octets = pop.retr(1)
             seconds.append(time.perf_counter() - started)
             pop.quit()
-        peak = status(server.pid, "VmHWM")
+        peak = status("VmHWM", server.pid)
         shape = "bare LF" if args.lf else "CRLF"
         print(f"message:            {len(data) / 1e6:8.1f} MB, {shape}, {len(lines)} lines")
         print(f"RETR received:      {octets / 1e6:8.1f} MB")

@@ -18,6 +18,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from procstat import status
+
 CASES = {
     "PNG 7000x7000 (49 MP)": ("PNG", (7000, 7000)),
     "PNG 4400x4400 (19 MP)": ("PNG", (4400, 4400)),
@@ -36,13 +38,6 @@ def image(kind: str, size: tuple[int, int]) -> bytes:
     out = io.BytesIO()
     picture.save(out, kind)
     return out.getvalue()
-
-
-def status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    sys.exit(f"no {field} in /proc/self/status: Linux only")
 
 
 def run(name: str, parallel: int) -> None:

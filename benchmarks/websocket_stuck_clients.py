@@ -22,18 +22,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
+from procstat import status
 from websockets.sync.client import connect
 
 from mailsink import Server, Settings
-
-
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _stuck(address: tuple[str, int]) -> socket.socket:
@@ -68,7 +61,7 @@ def run(messages: int, stuck_count: int) -> None:
     with Server(Settings(smtp="127.0.0.1:0", http="127.0.0.1:0")) as server:
         address = server.http_address
         assert address is not None
-        rss, peak = _status("VmRSS"), _status("VmHWM")
+        rss, peak = status("VmRSS"), status("VmHWM")
         stuck = [_stuck(address) for _ in range(stuck_count)]
         got = 0
 
@@ -93,7 +86,7 @@ def run(messages: int, stuck_count: int) -> None:
                 client.sendmail("bench@example.test", ["you@example.test"], data)
         reader.join(120)
         elapsed = time.monotonic() - started
-        grew, peak_grew = _status("VmRSS") - rss, _status("VmHWM") - peak
+        grew, peak_grew = status("VmRSS") - rss, status("VmHWM") - peak
         dropped = sum(_let_go(sock) for sock in stuck)
         print(
             f"{stuck_count:4d} stuck: rss +{grew / 2**20:6.1f} MB, "
