@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -328,15 +329,23 @@ def certs(tmp_path: Path) -> TLSFiles:
     return tls_files(tmp_path)
 
 
-def test_stls_upgrades_the_connection_with_the_smtp_certificate(
-    make_server: MakeServer, certs: TLSFiles, auth_file: Path
-) -> None:
-    server = make_server(
+def tls_server(
+    make_server: MakeServer, certs: TLSFiles, auth_file: Path, **settings: Any
+) -> Server:
+    """A server of its own with POP3 and a certificate (STARTTLS, or ``settings``)."""
+    return make_server(
         smtp_tls_cert=str(certs.cert),
         smtp_tls_key=str(certs.key),
         pop3="127.0.0.1:0",
         pop3_auth_file=str(auth_file),
+        **settings,
     )
+
+
+def test_stls_upgrades_the_connection_with_the_smtp_certificate(
+    make_server: MakeServer, certs: TLSFiles, auth_file: Path
+) -> None:
+    server = tls_server(make_server, certs, auth_file)
     send(server, message("secret"))
     client = poplib.POP3("localhost", server.pop3_address[1], timeout=30)
     try:
@@ -355,12 +364,7 @@ def test_stls_upgrades_the_connection_with_the_smtp_certificate(
 def test_commands_sent_ahead_of_the_tls_handshake_are_dropped(
     make_server: MakeServer, certs: TLSFiles, auth_file: Path
 ) -> None:
-    server = make_server(
-        smtp_tls_cert=str(certs.cert),
-        smtp_tls_key=str(certs.key),
-        pop3="127.0.0.1:0",
-        pop3_auth_file=str(auth_file),
-    )
+    server = tls_server(make_server, certs, auth_file)
     raw = Raw(server.pop3_address)
     try:
         # An attacker on the path appends a command to the client's STLS, in the clear.
@@ -376,12 +380,7 @@ def test_commands_sent_ahead_of_the_tls_handshake_are_dropped(
 def test_a_failed_tls_handshake_ends_only_that_session(
     make_server: MakeServer, certs: TLSFiles, auth_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = make_server(
-        smtp_tls_cert=str(certs.cert),
-        smtp_tls_key=str(certs.key),
-        pop3="127.0.0.1:0",
-        pop3_auth_file=str(auth_file),
-    )
+    server = tls_server(make_server, certs, auth_file)
     raw = Raw(server.pop3_address)
     try:
         assert raw.send(b"STLS\r\n").startswith(b"+OK")
@@ -394,13 +393,7 @@ def test_a_failed_tls_handshake_ends_only_that_session(
 
 
 def test_implicit_tls(make_server: MakeServer, certs: TLSFiles, auth_file: Path) -> None:
-    server = make_server(
-        smtp_tls_cert=str(certs.cert),
-        smtp_tls_key=str(certs.key),
-        pop3="127.0.0.1:0",
-        pop3_auth_file=str(auth_file),
-        pop3_tls_implicit=True,
-    )
+    server = tls_server(make_server, certs, auth_file, pop3_tls_implicit=True)
     send(server, message("pop3s"))
     port = server.pop3_address[1]
     client = poplib.POP3_SSL("localhost", port, context=certs.client_context(), timeout=30)
