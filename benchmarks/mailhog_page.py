@@ -17,10 +17,9 @@ import smtplib
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
-from procstat import free_port, status
+from procstat import free_port, reset_peak, status
 
 
 def message(i: int, size: int) -> bytes:
@@ -61,7 +60,7 @@ def main() -> None:
                     client.sendmail("app@example.test", ["user@example.test"], message(i, size))
             api.get("/api/v2/messages", params={"limit": 1})  # one-off costs of a first request
             before = status("VmRSS", server.pid)
-            Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
+            reset_peak(server.pid)
             started = time.perf_counter()
             received = 0
             with api.stream("GET", "/api/v2/messages") as response:

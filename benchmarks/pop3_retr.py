@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from procstat import free_port, status
+from procstat import free_port, reset_peak, status
 
 
 def message(size: int) -> bytes:
@@ -79,7 +79,7 @@ def main() -> None:
             with smtplib.SMTP("127.0.0.1", smtp_port, timeout=600) as client:
                 client.sendmail("app@example.test", ["user@example.test"], data)
         before = status("VmRSS", server.pid)
-        Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset the peak (VmHWM)
+        reset_peak(server.pid)
         seconds = []
         for _ in range(args.runs):
             pop = poplib.POP3("127.0.0.1", pop3_port, timeout=600)

@@ -22,3 +22,8 @@ def status(field: str, pid: int | str = "self") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     sys.exit(f"no {field} in /proc/{pid}/status: Linux only")
+
+
+def reset_peak(pid: int | str = "self") -> None:
+    """Start ``VmHWM`` (the peak resident memory) again from the resident set now."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
