@@ -6,13 +6,13 @@ import { Inbox } from "./inbox.js";
 import { installShortcuts } from "./keys.js";
 import { Live } from "./live.js";
 import { MessagePane } from "./message.js";
+import { notify } from "./toast.js";
 import "./density.js";
 import "./tools.js";
 
 const body = document.body;
 const app = document.getElementById("app");
 const search = document.getElementById("search");
-const toast = document.getElementById("toast");
 
 const inbox = new Inbox({
   pageSize: Number(body.dataset.pageSize) || 50,
@@ -350,14 +350,6 @@ themeButton.addEventListener("click", () => {
 showTheme();
 
 // -- small things -----------------------------------------------------------------------
-
-let toastTimer = null;
-function notify(text) {
-  toast.textContent = text;
-  toast.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (toast.hidden = true), 2600);
-}
 
 document.addEventListener("click", (event) => {
   const copy = event.target.closest("[data-copy]");

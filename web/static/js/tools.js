@@ -2,19 +2,12 @@
 // check its links, release it through the relay, and set the SMTP server's chaos rules.
 
 import { call, getJSON } from "./api.js";
+import { notify } from "./toast.js";
 
 const pane = document.getElementById("message-pane");
-const toast = document.getElementById("toast");
 const chaosButton = document.getElementById("chaos-button");
 const STAGES = ["Connect", "Sender", "Recipient", "Authentication", "Data"];
 
-let toastTimer = null;
-function notify(text) {
-  toast.textContent = text;
-  toast.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (toast.hidden = true), 2600);
-}
 
 function openID() {
   return pane.querySelector("article.message")?.dataset.id ?? null;
